@@ -1,0 +1,42 @@
+# The two commands of the README: `make run` (platform with demo data) and `make test` (the suite).
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || echo python3)
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint bench worker beat clean
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "需要 Python 3.11（Spyne 2.14 不支持 3.12）"'
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+run: $(VENV)/.installed
+	DJANGO_DEBUG=1 $(BIN)/python manage.py migrate --noinput
+	DJANGO_DEBUG=1 PUBLIC_BASE_URL=http://$(HOST):$(PORT) $(BIN)/python manage.py seed_demo --serve-port $(PORT)
+	@echo ""
+	@echo "平台地址:       http://$(HOST):$(PORT)/"
+	@echo "管理后台:       http://$(HOST):$(PORT)/admin/   (demo / demo-admin-2026)"
+	@echo "中心端SOAP:     http://$(HOST):$(PORT)/ws/center?wsdl"
+	@echo "渠道REST接口:   http://$(HOST):$(PORT)/api/docs/"
+	@echo "接口目录:       http://$(HOST):$(PORT)/interfaces/"
+	@echo "健康检查:       http://$(HOST):$(PORT)/healthz"
+	@echo ""
+	DJANGO_DEBUG=1 PUBLIC_BASE_URL=http://$(HOST):$(PORT) $(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+test: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class RegionalConfig(AppConfig):
+    name = "regional"
+    verbose_name = "区域主数据与接口"
+
+    def ready(self) -> None:
+        from regional import operations  # noqa: F401  (registers the 5.x handlers)

@@ -1,0 +1,402 @@
+"""Declarative message descriptions, and the parsing, validation and rendering they drive.
+
+A `Message` lists its elements once: name, Chinese label, kind, required, maximum length (in
+characters), enumeration codes, and whether the value is personal data. Everything else (the
+validator, the Chinese error messages, the response builder, masking for the message log, the
+docs page and the test fixtures) is derived from that description.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from lxml import etree
+
+from regional.messages.reader import local_name
+
+STRING = "string"
+INT = "int"
+DATE = "date"
+DATETIME = "datetime"
+TIME = "time"
+AMOUNT = "amount"
+ENUM = "enum"
+BOOL = "bool"
+BLOB = "blob"
+
+KIND_LABELS = {
+    STRING: "字符串",
+    INT: "整数",
+    DATE: "日期 yyyy-mm-dd",
+    DATETIME: "时间 yyyy-MM-dd HH:mm:ss",
+    TIME: "时刻 HH:mm",
+    AMOUNT: "金额（元，两位小数）",
+    ENUM: "枚举",
+    BOOL: "布尔 true/false",
+    BLOB: "二进制（Base64）",
+}
+
+_INT_RE = re.compile(r"^[+-]?\d+$")
+_DATE_RE = re.compile(r"^(\d{4})-?(\d{1,2})-?(\d{1,2})$")
+_DATETIME_RE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})[ T](\d{1,2}):(\d{2})(?::(\d{2}))?$")
+_TIME_RE = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
+_AMOUNT_RE = re.compile(r"^\d{1,12}(\.\d{1,2})?$")
+CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken rule: where (`WorkInfo/Record[3]/WorkDate`) and what, in Chinese."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path} {self.message}" if self.path else self.message
+
+
+class MessageInvalid(ValueError):
+    """A message broke one or more rules of its description; every violation is listed."""
+
+    def __init__(self, violations: Iterable[Violation]):
+        self.violations = list(violations)
+        super().__init__(self.summary())
+
+    def summary(self, limit: int = 256) -> str:
+        text = "；".join(str(v) for v in self.violations)
+        return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass(frozen=True)
+class Field:
+    """One leaf element."""
+
+    name: str
+    label: str
+    kind: str = STRING
+    required: bool = False
+    max_length: int | None = None
+    choices: tuple[tuple[str, str], ...] = ()
+    # Masking kind for personal data (regional.pii.mask): id, phone, card, address, clinical, name.
+    sensitive: str | None = None
+    # The interface version that introduced the element (CONTRACT.md section 2); None: always sent.
+    since: str | None = None
+    note: str = ""
+
+    def clean(self, raw: str | None, path: str, out: list[Violation]) -> Any:
+        value = raw.strip() if raw is not None else ""
+        if value == "":
+            if self.required:
+                out.append(Violation(path, f"为必填项（{self.label}）"))
+            return None
+        if self.max_length is not None and len(value) > self.max_length:
+            out.append(Violation(path, f"长度不能超过{self.max_length}个字符（实际{len(value)}个）"))
+            return None
+        try:
+            return _CLEANERS[self.kind](self, value)
+        except ValueError as exc:
+            out.append(Violation(path, str(exc)))
+            return None
+
+    def format(self, value: Any) -> str:
+        if value is None:
+            return ""
+        if self.kind == AMOUNT:
+            return str(Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP))
+        if self.kind == DATETIME and isinstance(value, dt.datetime):
+            return value.strftime("%Y-%m-%d %H:%M:%S")
+        if self.kind == DATE and isinstance(value, dt.date):
+            return value.isoformat()
+        if self.kind == TIME and isinstance(value, dt.time):
+            return value.strftime("%H:%M")
+        if self.kind == BOOL:
+            return "true" if value else "false"
+        if self.kind == BLOB and isinstance(value, (bytes, bytearray, memoryview)):
+            return base64.b64encode(bytes(value)).decode("ascii")
+        return str(value)
+
+    def choice_text(self) -> str:
+        return "、".join(f"{code}（{label}）" for code, label in self.choices)
+
+
+def _clean_string(f: Field, v: str) -> str:
+    return v
+
+
+def _clean_int(f: Field, v: str) -> int:
+    if not _INT_RE.match(v):
+        raise ValueError("应为整数")
+    return int(v)
+
+
+def _clean_date(f: Field, v: str) -> dt.date:
+    m = _DATE_RE.match(v)
+    try:
+        if not m:
+            raise ValueError
+        return dt.date(int(m[1]), int(m[2]), int(m[3]))
+    except ValueError:
+        raise ValueError("格式应为yyyy-mm-dd") from None
+
+
+def _clean_datetime(f: Field, v: str) -> dt.datetime:
+    m = _DATETIME_RE.match(v.replace("：", ":"))
+    try:
+        if not m:
+            raise ValueError
+        return dt.datetime(int(m[1]), int(m[2]), int(m[3]), int(m[4]), int(m[5]), int(m[6] or 0))
+    except ValueError:
+        raise ValueError("格式应为yyyy-MM-dd HH:mm:ss") from None
+
+
+def _clean_time(f: Field, v: str) -> dt.time:
+    m = _TIME_RE.match(v.replace("：", ":"))
+    try:
+        if not m:
+            raise ValueError
+        return dt.time(int(m[1]), int(m[2]), int(m[3] or 0))
+    except ValueError:
+        raise ValueError("格式应为HH:mm") from None
+
+
+def _clean_amount(f: Field, v: str) -> Decimal:
+    if not _AMOUNT_RE.match(v):
+        raise ValueError("应为金额（元，不为负，最多两位小数）")
+    try:
+        return Decimal(v).quantize(CENT)
+    except InvalidOperation:
+        raise ValueError("应为金额（元，不为负，最多两位小数）") from None
+
+
+def _clean_enum(f: Field, v: str) -> str:
+    for code, _label in f.choices:
+        if code.lower() == v.lower():
+            return code
+    shown = v if len(v) <= 20 else v[:20] + "…"
+    raise ValueError(f"取值应为{f.choice_text()}之一，实际为“{shown}”")
+
+
+def _clean_bool(f: Field, v: str) -> bool:
+    low = v.lower()
+    if low in {"true", "1", "y", "yes", "是"}:
+        return True
+    if low in {"false", "0", "n", "no", "否"}:
+        return False
+    raise ValueError("应为true或false")
+
+
+def _clean_blob(f: Field, v: str) -> bytes:
+    try:
+        return base64.b64decode("".join(v.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("应为Base64编码的二进制内容") from None
+
+
+_CLEANERS: dict[str, Callable[[Field, str], Any]] = {
+    STRING: _clean_string,
+    INT: _clean_int,
+    DATE: _clean_date,
+    DATETIME: _clean_datetime,
+    TIME: _clean_time,
+    AMOUNT: _clean_amount,
+    ENUM: _clean_enum,
+    BOOL: _clean_bool,
+    BLOB: _clean_blob,
+}
+
+
+@dataclass(frozen=True)
+class Group:
+    """A non-repeating element holding fields (`OrderInfo`, `NewWorkInfo`, `bespeak`)."""
+
+    name: str
+    label: str
+    fields: tuple[Field | Group | RecordList, ...]
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class RecordList:
+    """A container of repeating items (`WorkInfo` holding `Record`s)."""
+
+    name: str
+    label: str
+    fields: tuple[Field | Group | RecordList, ...]
+    item: str = "Record"
+    required: bool = False
+    max_items: int = 20000
+
+
+Node = Field | Group | RecordList
+
+
+def _children_by_name(element: etree._Element) -> dict[str, list[etree._Element]]:
+    found: dict[str, list[etree._Element]] = {}
+    for child in element:
+        if isinstance(child.tag, str):
+            found.setdefault(local_name(child).lower(), []).append(child)
+    return found
+
+
+def _text(element: etree._Element) -> str:
+    # A leaf's text; markup inside a leaf (rare, wrong) is flattened rather than lost.
+    if len(element):
+        return "".join(element.itertext())
+    return element.text or ""
+
+
+def _parse_nodes(nodes: tuple[Node, ...], element: etree._Element, prefix: str, out: list[Violation]) -> dict:
+    children = _children_by_name(element)
+    data: dict[str, Any] = {}
+    for node in nodes:
+        path = f"{prefix}{node.name}"
+        found = children.get(node.name.lower(), [])
+        if isinstance(node, Field):
+            if len(found) > 1:
+                out.append(Violation(path, "出现了多次"))
+            data[node.name] = node.clean(_text(found[0]) if found else None, path, out)
+        elif isinstance(node, Group):
+            if not found or (len(found[0]) == 0 and not (found[0].text or "").strip()):
+                if node.required:
+                    out.append(Violation(path, f"为必填项（{node.label}）"))
+                data[node.name] = None
+            else:
+                data[node.name] = _parse_nodes(node.fields, found[0], path + "/", out)
+        else:
+            items: list[dict] = []
+            if found:
+                records = [c for c in found[0] if isinstance(c.tag, str) and local_name(c).lower() == node.item.lower()]
+                if len(records) > node.max_items:
+                    out.append(Violation(path, f"记录数不能超过{node.max_items}条（实际{len(records)}条）"))
+                    records = []
+                for index, record in enumerate(records, start=1):
+                    item = _parse_nodes(node.fields, record, f"{path}/{node.item}[{index}]/", out)
+                    item["_index"] = index
+                    items.append(item)
+            if node.required and not items:
+                out.append(Violation(path, f"至少应有一条{node.item}（{node.label}）"))
+            data[node.name] = items
+    return data
+
+
+def _render_nodes(nodes: tuple[Node, ...], parent: etree._Element, data: dict, version: str | None) -> None:
+    for node in nodes:
+        value = data.get(node.name) if data else None
+        if isinstance(node, Field):
+            if node.since and version and _version_key(version) < _version_key(node.since):
+                continue
+            child = etree.SubElement(parent, node.name)
+            child.text = node.format(value)
+        elif isinstance(node, Group):
+            if value is None and not node.required:
+                continue
+            child = etree.SubElement(parent, node.name)
+            _render_nodes(node.fields, child, value or {}, version)
+        else:
+            child = etree.SubElement(parent, node.name)
+            for item in value or []:
+                record = etree.SubElement(child, node.item)
+                _render_nodes(node.fields, record, item, version)
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", version)) or (0,)
+
+
+def _iter_fields(nodes: tuple[Node, ...]) -> Iterable[Field]:
+    for node in nodes:
+        if isinstance(node, Field):
+            yield node
+        else:
+            yield from _iter_fields(node.fields)
+
+
+@dataclass(frozen=True)
+class Message:
+    """One request or response of the specification."""
+
+    root: str
+    fields: tuple[Node, ...]
+    # Cross-field rules: functions of the cleaned data returning violations.
+    checks: tuple[Callable[[dict], list[Violation]], ...] = field(default=())
+
+    def parse(self, source: etree._Element) -> dict:
+        """Validate an element against this description; return cleaned data or raise MessageInvalid."""
+        out: list[Violation] = []
+        name = local_name(source)
+        if name.lower() != self.root.lower():
+            raise MessageInvalid([Violation("", f"根元素应为<{self.root}>，实际为<{name}>")])
+        data = _parse_nodes(self.fields, source, "", out)
+        if not out:
+            for check in self.checks:
+                out.extend(check(data))
+        if out:
+            raise MessageInvalid(out)
+        return data
+
+    def render(self, data: dict, *, version: str | None = None) -> str:
+        """Build the XML text of this message from `data` (keys are element names)."""
+        root = etree.Element(self.root)
+        _render_nodes(self.fields, root, data, version)
+        return etree.tostring(root, encoding="unicode")
+
+    def all_fields(self) -> list[Field]:
+        return list(_iter_fields(self.fields))
+
+    def sensitive_names(self) -> dict[str, str]:
+        """Lower-cased element name → masking kind, for the message log."""
+        return {f.name.lower(): f.sensitive for f in self.all_fields() if f.sensitive}
+
+    def example(self, overrides: dict | None = None, *, records: int = 2) -> dict:
+        """Valid sample data built from the description (test fixtures, docs)."""
+        data = _example_nodes(self.fields, records)
+        lists = [node.name for node in self.fields if isinstance(node, RecordList)]
+        if "Count" in data and lists:
+            data["Count"] = len(data[lists[0]])
+        if overrides:
+            data.update(overrides)
+        return data
+
+
+def _example_value(f: Field, n: int) -> Any:
+    if f.choices:
+        return f.choices[0][0]
+    if f.kind == INT:
+        return n
+    if f.kind == DATE:
+        return dt.date.today() + dt.timedelta(days=1)
+    if f.kind == DATETIME:
+        return dt.datetime.now().replace(microsecond=0)
+    if f.kind == TIME:
+        return dt.time(8 + n % 8, 0)
+    if f.kind == AMOUNT:
+        return Decimal("12.50")
+    if f.kind == BOOL:
+        return True
+    if f.kind == BLOB:
+        return b"\x89PNG example"
+    if f.sensitive == "id":
+        return "3306XXXXXXXXXX" + f"{n:04d}"[-4:]
+    if f.sensitive == "phone":
+        return f"1340000{n:04d}"
+    text = f"{f.name}{n}" if f.max_length is None or f.max_length >= len(f.name) + 3 else f"X{n}"
+    return text[: f.max_length] if f.max_length else text
+
+
+def _example_nodes(nodes: tuple[Node, ...], records: int, n: int = 1) -> dict:
+    data: dict[str, Any] = {}
+    for node in nodes:
+        if isinstance(node, Field):
+            data[node.name] = _example_value(node, n)
+        elif isinstance(node, Group):
+            data[node.name] = _example_nodes(node.fields, records, n)
+        else:
+            data[node.name] = [_example_nodes(node.fields, records, i) for i in range(1, records + 1)]
+    return data

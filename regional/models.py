@@ -1,0 +1,276 @@
+"""Master data of the region (hospitals, departments, doctors), hospital credentials, and the
+interface message log. The ground floor: nothing here imports booking, referral or reconciliation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Hospital(models.Model):
+    """A medical institution of the region (机构), identified by its HospitalNo.
+
+    Master data is owned by the hospital and arrives over `HospitalInfo`; the integration
+    settings (its SOAP address, version) are set by regional staff when onboarding it.
+    """
+
+    SOAP_11, SOAP_12 = "1.1", "1.2"
+
+    hospital_no = models.CharField("医院编号", max_length=36, unique=True)
+    name = models.CharField("机构名称", max_length=100)
+    short_name = models.CharField("机构简称", max_length=100, blank=True)
+    degree_code = models.CharField("级别编码", max_length=20, blank=True)
+    degree_name = models.CharField("级别名称", max_length=20, blank=True)
+    phone = models.CharField("电话", max_length=20, blank=True)
+    address = models.CharField("地址", max_length=100, blank=True)
+    description = models.TextField("机构简介", blank=True)
+    image = models.BinaryField("图片", null=True, blank=True, editable=False)
+    website = models.CharField("医院网址", max_length=30, blank=True)
+    bus_route = models.CharField("公交路线", max_length=300, blank=True)
+    seq_no = models.IntegerField("排序", null=True, blank=True)
+    is_deleted = models.BooleanField("已删除", default=False, db_index=True)
+    # Integration settings (CONTRACT.md section 2): where and how the platform calls this hospital.
+    endpoint_url = models.URLField("医院端接口地址", max_length=300, blank=True)
+    wsdl_url = models.URLField("医院端WSDL地址", max_length=300, blank=True)
+    soap_namespace = models.CharField("SOAP命名空间", max_length=200, blank=True)
+    soap_part_name = models.CharField("参数名", max_length=50, default="xml")
+    soap_version = models.CharField(
+        "SOAP版本", max_length=3, default=SOAP_11, choices=[(SOAP_11, "SOAP 1.1"), (SOAP_12, "SOAP 1.2")]
+    )
+    interface_version = models.CharField(
+        "接口版本", max_length=10, default="2.4", help_text="V2.0–V2.4，决定发送哪些可选元素"
+    )
+    created_at = models.DateTimeField("创建时间", auto_now_add=True)
+    updated_at = models.DateTimeField("更新时间", auto_now=True)
+
+    class Meta:
+        verbose_name = "医院"
+        verbose_name_plural = "医院"
+        ordering = ["seq_no", "hospital_no"]
+
+    def __str__(self) -> str:
+        return f"{self.name}（{self.hospital_no}）"
+
+    @property
+    def level(self) -> int:
+        """1–3 from the degree (一级/二级/三级), for telling up- from down-referrals; 0 unknown."""
+        text = f"{self.degree_code}{self.degree_name}"
+        for level, marks in ((3, ("三级", "3")), (2, ("二级", "2")), (1, ("一级", "1"))):
+            if any(mark in text for mark in marks):
+                return level
+        return 0
+
+
+def hash_secret(secret: str) -> str:
+    # Secrets are 32 random bytes, so a fast keyed hash is as safe as a slow KDF and keeps SOAP fast.
+    return hmac.new(settings.SECRET_KEY.encode(), secret.encode(), hashlib.sha256).hexdigest()
+
+
+class HospitalCredential(models.Model):
+    """How a hospital proves who it is (CONTRACT.md section 4): a secret, and an IP allow-list."""
+
+    hospital = models.OneToOneField(Hospital, on_delete=models.CASCADE, related_name="credential", verbose_name="医院")
+    secret_hash = models.CharField("密钥摘要", max_length=64, editable=False)
+    allowed_networks = models.TextField("IP白名单", blank=True, help_text="每行一个IP或网段（CIDR），可为空")
+    is_active = models.BooleanField("启用", default=True)
+    rotated_at = models.DateTimeField("密钥更新时间", default=timezone.now)
+
+    class Meta:
+        verbose_name = "医院接入凭证"
+        verbose_name_plural = "医院接入凭证"
+
+    def __str__(self) -> str:
+        return f"{self.hospital.hospital_no} 的接入凭证"
+
+    @staticmethod
+    def generate_secret() -> str:
+        return secrets.token_urlsafe(32)
+
+    def set_secret(self, secret: str) -> None:
+        self.secret_hash = hash_secret(secret)
+        self.rotated_at = timezone.now()
+
+    def check_secret(self, secret: str) -> bool:
+        return bool(self.secret_hash) and hmac.compare_digest(self.secret_hash, hash_secret(secret))
+
+    def networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        nets = []
+        for line in self.allowed_networks.replace(",", "\n").splitlines():
+            if line.strip():
+                nets.append(ipaddress.ip_network(line.strip(), strict=False))
+        return nets
+
+    def allows_address(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in self.networks())
+
+
+class Department(models.Model):
+    """A department (科室) of a hospital; a tree through ParentDepartmentId."""
+
+    hospital = models.ForeignKey(Hospital, on_delete=models.CASCADE, related_name="departments", verbose_name="医院")
+    department_id = models.CharField("科室编号", max_length=36)
+    name = models.CharField("科室名称", max_length=200)
+    name_abbr = models.CharField("拼音简写", max_length=100, blank=True, db_index=True)
+    gb_id = models.CharField("标准科室编码（一级）", max_length=20, blank=True)
+    gb_name = models.CharField("标准科室名称", max_length=200, blank=True)
+    professional_gb_id = models.CharField("标准科室编码（二级）", max_length=20, blank=True)
+    professional_gb_name = models.CharField("专科名称", max_length=20, blank=True)
+    professional_abbr = models.CharField("专科拼音简写", max_length=100, blank=True)
+    description = models.TextField("科室描述", blank=True)
+    parent_department_id = models.CharField("上级科室编码", max_length=36, blank=True)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children", verbose_name="上级科室"
+    )
+    is_hospitalization = models.BooleanField("住院科室", default=False)
+    is_outpatient = models.BooleanField("门诊科室", default=False)
+    outpatient_type = models.CharField("门诊类型", max_length=1, blank=True, choices=[("1", "普通门诊"), ("2", "急诊")])
+    location = models.CharField("科室位置", max_length=200, blank=True)
+    seq_no = models.IntegerField("排序", null=True, blank=True)
+    is_deleted = models.BooleanField("已删除", default=False)
+    updated_at = models.DateTimeField("更新时间", auto_now=True)
+
+    class Meta:
+        verbose_name = "科室"
+        verbose_name_plural = "科室"
+        constraints = [
+            models.UniqueConstraint(fields=["hospital", "department_id"], name="uniq_department_per_hospital")
+        ]
+        ordering = ["hospital", "seq_no", "department_id"]
+
+    def __str__(self) -> str:
+        return f"{self.name}（{self.department_id}）"
+
+
+class Doctor(models.Model):
+    """A doctor (医生) of a hospital, identified by the hospital's own DoctorId (工号)."""
+
+    hospital = models.ForeignKey(Hospital, on_delete=models.CASCADE, related_name="doctors", verbose_name="医院")
+    doctor_id = models.CharField("医生编号", max_length=36)
+    name = models.CharField("姓名", max_length=20)
+    name_abbr = models.CharField("拼音简写", max_length=200, blank=True, db_index=True)
+    sex_code = models.CharField("性别编码", max_length=20, blank=True)
+    sex_name = models.CharField("性别", max_length=20, blank=True)
+    education_code = models.CharField("学历编码", max_length=20, blank=True)
+    education_name = models.CharField("学历", max_length=20, blank=True)
+    position_code = models.CharField("职务编码", max_length=20, blank=True)
+    position_name = models.CharField("职务", max_length=20, blank=True)
+    practice_year = models.CharField("从医年份", max_length=20, blank=True)
+    skill = models.CharField("特长", max_length=300, blank=True)
+    description = models.TextField("详细介绍", blank=True)
+    title_code = models.CharField("职称编码", max_length=20, blank=True)
+    title = models.CharField("职称", max_length=100, blank=True)
+    department_code = models.CharField("科室编号", max_length=36)
+    department = models.ForeignKey(
+        Department, null=True, blank=True, on_delete=models.SET_NULL, related_name="doctors", verbose_name="科室"
+    )
+    is_expert = models.BooleanField("专家", default=False)
+    icon = models.BinaryField("头像", null=True, blank=True, editable=False)
+    seq_no = models.IntegerField("排序", null=True, blank=True)
+    is_deleted = models.BooleanField("已删除", default=False)
+    updated_at = models.DateTimeField("更新时间", auto_now=True)
+
+    class Meta:
+        verbose_name = "医生"
+        verbose_name_plural = "医生"
+        constraints = [models.UniqueConstraint(fields=["hospital", "doctor_id"], name="uniq_doctor_per_hospital")]
+        ordering = ["hospital", "seq_no", "doctor_id"]
+
+    def __str__(self) -> str:
+        return f"{self.name}（{self.doctor_id}）"
+
+
+class MessageLog(models.Model):
+    """One interface call, inbound or outbound, as an integration engine's message browser shows it.
+
+    Request and response are stored with personal data masked.
+    """
+
+    INBOUND, OUTBOUND = "in", "out"
+
+    direction = models.CharField("方向", max_length=3, choices=[(INBOUND, "接收"), (OUTBOUND, "发送")])
+    side = models.CharField("接口类别", max_length=10)
+    interface = models.CharField("接口", max_length=50)
+    hospital = models.ForeignKey(
+        Hospital,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name="医院",
+        db_index=False,
+    )
+    hospital_no = models.CharField("医院编号", max_length=36, blank=True)
+    transaction_id = models.CharField("访问流水号", max_length=64, blank=True)
+    ok = models.BooleanField("成功", default=False)
+    result_code = models.CharField("结果代码", max_length=10, blank=True)
+    error = models.TextField("错误信息", blank=True)
+    duration_ms = models.PositiveIntegerField("耗时(毫秒)", default=0)
+    remote_addr = models.CharField("对方地址", max_length=300, blank=True)
+    request_text = models.TextField("请求报文（已脱敏）", blank=True)
+    response_text = models.TextField("应答报文（已脱敏）", blank=True)
+    created_at = models.DateTimeField("时间", default=timezone.now)
+
+    class Meta:
+        verbose_name = "接口报文日志"
+        verbose_name_plural = "接口报文日志"
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["hospital", "-created_at"], name="msglog_hospital_time"),
+            models.Index(fields=["interface", "-created_at"], name="msglog_interface_time"),
+            models.Index(fields=["-created_at"], name="msglog_time"),
+            models.Index(fields=["transaction_id"], name="msglog_transaction"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_direction_display()} {self.interface} {self.hospital_no} {self.transaction_id}"
+
+
+class InboundTransaction(models.Model):
+    """The answer to a TransactionId already applied (CONTRACT.md section 5: idempotent repeats)."""
+
+    hospital = models.ForeignKey(Hospital, on_delete=models.CASCADE, related_name="+")
+    transaction_id = models.CharField(max_length=64)
+    interface = models.CharField(max_length=50)
+    body_hash = models.CharField(max_length=64)
+    response_text = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "已处理的访问流水号"
+        verbose_name_plural = "已处理的访问流水号"
+        constraints = [
+            models.UniqueConstraint(fields=["hospital", "transaction_id"], name="uniq_transaction_per_hospital")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.interface} {self.transaction_id}"
+
+
+class PersonalDataReveal(models.Model):
+    """An audit record: a staff user revealed a full personal-data value (CONTRACT.md section 6)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, verbose_name="用户")
+    model = models.CharField("数据类型", max_length=100)
+    object_id = models.CharField("记录", max_length=64)
+    field = models.CharField("字段", max_length=64)
+    revealed_at = models.DateTimeField("时间", default=timezone.now)
+
+    class Meta:
+        verbose_name = "个人信息查看记录"
+        verbose_name_plural = "个人信息查看记录"
+        ordering = ["-revealed_at"]
+        permissions = [("reveal_personal_data", "可查看完整个人信息")]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.model}#{self.object_id}.{self.field}"

@@ -1,0 +1,231 @@
+"""Writes to the region's master data, as the public interfaces 5.1–5.3 deliver it.
+
+Each batch is applied in one transaction with a constant number of statements (bulk upserts),
+however many records it carries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.db import transaction
+from pypinyin import Style, lazy_pinyin
+
+from regional.errors import DomainError, NotFound
+from regional.models import Department, Doctor, Hospital, HospitalCredential
+
+BATCH = 2000
+
+
+def pinyin_abbr(text: str) -> str:
+    """`心血管内科` → `XXGNK`: the initials channels and staff search by."""
+    if not text:
+        return ""
+    return "".join(p[0] for p in lazy_pinyin(text, style=Style.FIRST_LETTER, errors="default") if p).upper()[:100]
+
+
+def hospital_get(*, hospital_no: str) -> Hospital:
+    try:
+        return Hospital.objects.get(hospital_no=hospital_no)
+    except Hospital.DoesNotExist:
+        raise NotFound(f"医院{hospital_no}未在平台登记") from None
+
+
+@transaction.atomic
+def hospital_onboard(
+    *,
+    hospital_no: str,
+    name: str | None = None,
+    secret: str | None = None,
+    allowed_networks: Sequence[str] = (),
+    endpoint_url: str | None = None,
+) -> tuple[Hospital, str | None]:
+    """Create or update a hospital's credentials; returns the new secret when one was generated."""
+    hospital, created = Hospital.objects.get_or_create(hospital_no=hospital_no, defaults={"name": name or hospital_no})
+    if name and hospital.name != name:
+        hospital.name = name
+    if endpoint_url is not None:
+        hospital.endpoint_url = endpoint_url
+    hospital.save()
+    credential = HospitalCredential.objects.filter(hospital=hospital).first() or HospitalCredential(hospital=hospital)
+    generated = None
+    if secret is None and not credential.secret_hash:
+        secret = generated = HospitalCredential.generate_secret()
+    if secret is not None:
+        if len(secret) < 16:
+            raise DomainError("密钥长度至少16个字符")
+        credential.set_secret(secret)
+    if allowed_networks:
+        credential.allowed_networks = "\n".join(allowed_networks)
+        credential.networks()  # raises ValueError on a bad CIDR before anything is saved
+    credential.save()
+    return hospital, generated
+
+
+@transaction.atomic
+def hospital_info_apply(*, hospital: Hospital, info: dict) -> Hospital:
+    """5.1: the hospital's own description of itself; `IsDelete` is a soft delete."""
+    hospital.name = info["HospitalName"]
+    for attr, key in (
+        ("short_name", "HospitalShortName"),
+        ("degree_code", "DegreeCode"),
+        ("degree_name", "DegreeName"),
+        ("phone", "Phone"),
+        ("address", "Addr"),
+        ("description", "Desc"),
+        ("website", "Website"),
+        ("bus_route", "BusRoute"),
+    ):
+        setattr(hospital, attr, info.get(key) or "")
+    if info.get("Image") is not None:
+        hospital.image = info["Image"]
+    hospital.seq_no = info.get("SeqNo")
+    hospital.is_deleted = bool(info.get("IsDelete"))
+    hospital.save()
+    return hospital
+
+
+def _flag(value: str | None) -> bool:
+    return value == "1"
+
+
+@transaction.atomic
+def departments_apply(*, hospital: Hospital, records: Sequence[dict]) -> int:
+    """5.2: upsert departments by (hospital, DepartmentId) and link the tree by ParentDepartmentId."""
+    rows = {}
+    for r in records:
+        rows[r["DepartmentId"]] = Department(
+            hospital=hospital,
+            department_id=r["DepartmentId"],
+            name=r["DepartmentName"],
+            name_abbr=r.get("DepartmentNameAbbr") or pinyin_abbr(r["DepartmentName"]),
+            gb_id=r.get("DepartmentIdGB") or "",
+            gb_name=r.get("DepartmentNameGB") or "",
+            professional_gb_id=r.get("ProfessionalIdGB") or "",
+            professional_gb_name=r.get("ProfessionalNameGB") or "",
+            professional_abbr=r.get("ProfessionalNameAbbr") or pinyin_abbr(r.get("ProfessionalNameGB") or ""),
+            description=r.get("Desc") or "",
+            parent_department_id=r.get("ParentDepartmentId") or "",
+            is_hospitalization=_flag(r.get("IsHospitalization")),
+            is_outpatient=_flag(r.get("IsOutpatient")),
+            outpatient_type=r.get("OutpatientType") or ("1" if _flag(r.get("IsOutpatient")) else ""),
+            location=r.get("DepartAddr") or "",
+            seq_no=r.get("SeqNo"),
+            is_deleted=bool(r.get("IsDelete")),
+        )
+    update_fields = [
+        "name", "name_abbr", "gb_id", "gb_name", "professional_gb_id", "professional_gb_name", "professional_abbr",
+        "description", "parent_department_id", "is_hospitalization", "is_outpatient", "outpatient_type", "location",
+        "seq_no", "is_deleted", "updated_at",
+    ]  # fmt: skip
+    Department.objects.bulk_create(
+        rows.values(),
+        batch_size=BATCH,
+        update_conflicts=True,
+        unique_fields=["hospital", "department_id"],
+        update_fields=update_fields,
+    )
+    _departments_link_parents(hospital=hospital, department_ids=list(rows))
+    return len(records)
+
+
+def _departments_link_parents(*, hospital: Hospital, department_ids: list[str]) -> None:
+    sent = list(
+        Department.objects.filter(hospital=hospital, department_id__in=department_ids).only(
+            "pk", "department_id", "parent_department_id", "parent_id"
+        )
+    )
+    wanted = {d.parent_department_id for d in sent if d.parent_department_id}
+    pks = dict(
+        Department.objects.filter(hospital=hospital, department_id__in=wanted).values_list("department_id", "pk")
+    )
+    changed = []
+    for dept in sent:
+        parent_pk = pks.get(dept.parent_department_id) if dept.parent_department_id else None
+        if parent_pk == dept.pk:
+            parent_pk = None
+        if dept.parent_id != parent_pk:
+            dept.parent_id = parent_pk
+            changed.append(dept)
+    Department.objects.bulk_update(changed, ["parent"], batch_size=BATCH)
+    # Children sent earlier whose parent arrived only now.
+    orphans = Department.objects.filter(hospital=hospital, parent__isnull=True, parent_department_id__in=department_ids)
+    late = []
+    all_pks = dict(
+        Department.objects.filter(hospital=hospital, department_id__in=department_ids).values_list(
+            "department_id", "pk"
+        )
+    )
+    for dept in orphans.only("pk", "parent_department_id"):
+        dept.parent_id = all_pks.get(dept.parent_department_id)
+        if dept.parent_id and dept.parent_id != dept.pk:
+            late.append(dept)
+    Department.objects.bulk_update(late, ["parent"], batch_size=BATCH)
+
+
+def departments_ensure(*, hospital: Hospital, named: dict[str, str]) -> dict[str, int]:
+    """DepartmentId → pk, creating departments that a doctor or schedule record names but nobody sent."""
+    existing = dict(
+        Department.objects.filter(hospital=hospital, department_id__in=list(named)).values_list("department_id", "pk")
+    )
+    missing = [
+        Department(hospital=hospital, department_id=dept_id, name=name, name_abbr=pinyin_abbr(name), is_outpatient=True)
+        for dept_id, name in named.items()
+        if dept_id not in existing
+    ]
+    if missing:
+        Department.objects.bulk_create(missing, batch_size=BATCH, ignore_conflicts=True)
+        existing.update(
+            Department.objects.filter(
+                hospital=hospital, department_id__in=[d.department_id for d in missing]
+            ).values_list("department_id", "pk")
+        )
+    return existing
+
+
+@transaction.atomic
+def doctors_apply(*, hospital: Hospital, records: Sequence[dict]) -> int:
+    """5.3: upsert doctors by (hospital, DoctorId); a department named only here is created."""
+    departments = departments_ensure(hospital=hospital, named={r["DepartmentId"]: r["DepartmentName"] for r in records})
+    rows = {}
+    for r in records:
+        rows[r["DoctorId"]] = Doctor(
+            hospital=hospital,
+            doctor_id=r["DoctorId"],
+            name=r["DoctorName"],
+            name_abbr=r.get("DoctorNameAbbr") or pinyin_abbr(r["DoctorName"]),
+            sex_code=r.get("DoctorSexCode") or "",
+            sex_name=r.get("DoctorSexName") or "",
+            education_code=r.get("DoctorEducationCode") or "",
+            education_name=r.get("DoctorEducationName") or "",
+            position_code=r.get("DoctorPositionCode") or "",
+            position_name=r.get("DoctorPositionName") or "",
+            practice_year=r.get("DoctorYear") or "",
+            skill=r.get("DoctorSkill") or "",
+            description=r.get("DoctorDesc") or "",
+            title_code=r.get("DoctorDegreeCode") or "",
+            title=r.get("DoctorDegreeName") or "",
+            department_code=r["DepartmentId"],
+            department_id=departments.get(r["DepartmentId"]),
+            is_expert=_flag(r.get("IsZJ")),
+            icon=r.get("Icon"),
+            seq_no=r.get("SeqNo"),
+            is_deleted=bool(r.get("IsDelete")),
+        )
+    return _doctors_upsert(list(rows.values()), len(records))
+
+
+def _doctors_upsert(doctors: list[Doctor], count: int) -> int:
+    update_fields = [
+        "name", "name_abbr", "sex_code", "sex_name", "education_code", "education_name", "position_code",
+        "position_name", "practice_year", "skill", "description", "title_code", "title", "department_code",
+        "department", "is_expert", "icon", "seq_no", "is_deleted", "updated_at",
+    ]  # fmt: skip
+    Doctor.objects.bulk_create(
+        doctors,
+        batch_size=BATCH,
+        update_conflicts=True,
+        unique_fields=["hospital", "doctor_id"],
+        update_fields=update_fields,
+    )
+    return count

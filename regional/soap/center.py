@@ -1,0 +1,62 @@
+"""The center-side SOAP service `/ws/center`: eight operations of `String op(String xml)`.
+
+Each operation only hands its string to `regional.inbound.process`; the rules live in the
+services registered for it.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from spyne import Application, ServiceBase, Unicode, rpc
+from spyne.protocol.soap import Soap11
+
+from regional import auth, inbound
+from regional.messages.catalog import CENTER_INTERFACES, Interface
+from regional.soap.mount import PublicWsdlServer, message_part, prepare_body, username_token
+
+CENTER_NAMESPACE = "http://regional.health/ws/center"
+
+
+def _operation(interface: Interface):
+    def operation(ctx, xml):
+        request = ctx.transport.req
+        outcome = inbound.process(interface, message_part(ctx, xml), caller=request.regional_caller)
+        return outcome.response_text
+
+    # Spyne keys methods by function name, so name it before decorating.
+    operation.__name__ = operation.__qualname__ = interface.name
+    return rpc(Unicode, _returns=Unicode, _body_style="wrapped")(operation)
+
+
+CenterService = type(
+    "CenterService", (ServiceBase,), {interface.name: _operation(interface) for interface in CENTER_INTERFACES}
+)
+
+application = Application(
+    [CenterService],
+    tns=CENTER_NAMESPACE,
+    name="RegionalCenterService",
+    in_protocol=Soap11(validator=None),
+    out_protocol=Soap11(),
+)
+server = PublicWsdlServer(application)
+
+
+@csrf_exempt
+def center_endpoint(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        return server.handle_wsdl(request)
+    if request.method != "POST":
+        return HttpResponse(status=405, headers={"Allow": "GET, POST"})
+    problem = prepare_body(request)
+    if problem is not None:
+        return problem
+    caller = auth.authenticate(request, username_token=username_token(request.body))
+    if caller is None:
+        response = HttpResponse("未授权：请使用HTTP Basic或WS-Security UsernameToken认证", status=401)
+        response["WWW-Authenticate"] = 'Basic realm="regional-center", charset="UTF-8"'
+        response["Content-Type"] = "text/plain; charset=utf-8"
+        return response
+    request.regional_caller = caller
+    return server.handle_rpc(request)

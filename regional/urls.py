@@ -1,0 +1,23 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from regional.soap.center import center_endpoint
+from regional.views import healthz, interface_docs
+
+admin.site.site_header = "区域医疗健康资源平台"
+admin.site.site_title = "区域医疗健康资源平台"
+admin.site.index_title = "平台管理"
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("ws/center", center_endpoint, name="center-ws"),
+    path("healthz", healthz, name="healthz"),
+    path("interfaces/", interface_docs, name="interface-docs"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("sandbox/", include("regional.sandbox.urls")),
+    path("", include("booking.urls")),
+    path("referral/", include("referral.urls")),
+    path("", include("reconciliation.urls")),
+]

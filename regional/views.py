@@ -1,0 +1,104 @@
+"""Small platform pages: health, the interface catalogue generated from the message descriptions."""
+
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+
+from regional.messages.catalog import ALL_INTERFACES, CENTER, HOSPITAL, REFERRAL
+from regional.messages.schema import KIND_LABELS, Field, RecordList
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Database, broker and worker status; 503 when the platform cannot take bookings."""
+    report: dict[str, dict] = {}
+    started = time.monotonic()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        report["database"] = {"ok": True, "vendor": connection.vendor}
+    except Exception as exc:  # noqa: BLE001
+        report["database"] = {"ok": False, "error": type(exc).__name__}
+    if settings.REDIS_URL:
+        try:
+            import redis
+
+            redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1).ping()
+            report["broker"] = {"ok": True, "kind": "redis"}
+        except Exception as exc:  # noqa: BLE001
+            report["broker"] = {"ok": False, "kind": "redis", "error": type(exc).__name__}
+        workers = []
+        if report["broker"]["ok"]:
+            from regional.celery import app
+
+            try:
+                workers = sorted(name for reply in app.control.ping(timeout=0.5) for name in reply)
+            except Exception:  # noqa: BLE001
+                workers = []
+        report["workers"] = {"ok": bool(workers), "count": len(workers), "names": workers}
+    else:
+        report["broker"] = {"ok": True, "kind": "in-process"}
+        report["workers"] = {"ok": True, "kind": "in-process", "count": 0}
+    healthy = report["database"]["ok"] and report["broker"]["ok"]
+    report["status"] = "ok" if healthy and report["workers"]["ok"] else ("degraded" if healthy else "down")
+    report["elapsed_ms"] = int((time.monotonic() - started) * 1000)
+    return JsonResponse(report, status=200 if healthy else 503, json_dumps_params={"ensure_ascii": False})
+
+
+def _rows(nodes, depth=0):
+    for node in nodes:
+        if isinstance(node, Field):
+            kind = KIND_LABELS[node.kind]
+            if node.choices:
+                kind = f"{kind}：{node.choice_text()}"
+            yield {
+                "depth": depth,
+                "name": node.name,
+                "label": node.label,
+                "kind": kind,
+                "required": node.required,
+                "max_length": node.max_length or "",
+                "sensitive": bool(node.sensitive),
+                "since": node.since or "",
+            }
+        else:
+            suffix = f"/{node.item}（可重复）" if isinstance(node, RecordList) else ""
+            yield {
+                "depth": depth,
+                "name": node.name + suffix,
+                "label": node.label,
+                "kind": "列表" if isinstance(node, RecordList) else "节点",
+                "required": node.required,
+                "max_length": "",
+                "group": True,
+            }
+            yield from _rows(node.fields, depth + 1)
+
+
+def interface_docs(request: HttpRequest) -> HttpResponse:
+    """Every interface of the specification, generated from the same descriptions the code uses."""
+    sides = {
+        CENTER: "中心端接口（/ws/center）",
+        HOSPITAL: "医院端接口（各医院提供，沙箱医院实现）",
+        REFERRAL: "双向转诊接口（/referral/api/SxzzAppServlet）",
+    }
+    groups = []
+    for side, title in sides.items():
+        items = []
+        for iface in ALL_INTERFACES:
+            if iface.side != side:
+                continue
+            items.append(
+                {
+                    "interface": iface,
+                    "request_rows": list(_rows(iface.request.fields)),
+                    "response_rows": list(_rows(iface.response.fields)),
+                    "request_example": iface.request.render(iface.request.example(records=1)),
+                }
+            )
+        groups.append({"title": title, "items": items})
+    return render(request, "regional/interfaces.html", {"groups": groups})

@@ -1,0 +1,167 @@
+"""Real services for the test suite, started once per run (loaded early with `-p tests.services`).
+
+- PostgreSQL: a throwaway cluster (initdb/pg_ctl on a free port in a temp dir); the whole suite
+  runs on it whenever the binaries exist, because DATABASE_URL is set before Django loads.
+- Redis: a `redis-server` on a free port, handed to the tests that need it (`redis_url`).
+
+When a binary is missing, the tests that need it are skipped with a reason that starts with
+SERVICE-MISSING; with REQUIRE_SERVICES=1 (as in .ci/run) a missing service fails the run instead.
+"""
+
+from __future__ import annotations
+
+import atexit
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+MISSING = "SERVICE-MISSING"
+STATE: dict[str, str | None] = {"postgres": None, "redis": None, "postgres_error": "", "redis_error": ""}
+_cleanups: list = []
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def find_binary(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    for candidate in sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True):
+        return candidate
+    return None
+
+
+def _as_service_user(cmd: list[str]) -> list[str]:
+    # initdb and postgres refuse to run as root; CI runs as root.
+    if os.geteuid() != 0:
+        return cmd
+    for user in ("postgres", "nobody"):
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            continue
+        return ["runuser", "-u", user, "--", *cmd]
+    return cmd
+
+
+def _service_owner() -> tuple[int, int] | None:
+    if os.geteuid() != 0:
+        return None
+    for user in ("postgres", "nobody"):
+        try:
+            entry = pwd.getpwnam(user)
+            return entry.pw_uid, entry.pw_gid
+        except KeyError:
+            continue
+    return None
+
+
+def start_postgres() -> str | None:
+    initdb, pg_ctl = find_binary("initdb"), find_binary("pg_ctl")
+    if not initdb or not pg_ctl:
+        STATE["postgres_error"] = "initdb/pg_ctl 不在 PATH 中（请安装 postgresql）"
+        return None
+    base = tempfile.mkdtemp(prefix="regional-pg-")
+    owner = _service_owner()
+    if owner:
+        os.chown(base, *owner)
+    data = os.path.join(base, "data")
+    port = free_port()
+    env = {**os.environ, "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
+    subprocess.run(
+        _as_service_user([initdb, "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"]),
+        check=True, capture_output=True, env=env,
+    )  # fmt: skip
+    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+    subprocess.run(
+        _as_service_user([pg_ctl, "-D", data, "-o", options, "-l", os.path.join(base, "log"), "-w", "start"]),
+        check=True, capture_output=True, env=env,
+    )  # fmt: skip
+
+    def stop() -> None:
+        subprocess.run(_as_service_user([pg_ctl, "-D", data, "-m", "immediate", "stop"]), capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+    _cleanups.append(stop)
+    return f"postgres://postgres@127.0.0.1:{port}/regional"
+
+
+def start_redis() -> str | None:
+    binary = shutil.which("redis-server")
+    if not binary:
+        STATE["redis_error"] = "redis-server 不在 PATH 中（请安装 redis-server）"
+        return None
+    base = tempfile.mkdtemp(prefix="regional-redis-")
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", base],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    for _ in range(100):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            time.sleep(0.05)
+
+    def stop() -> None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(base, ignore_errors=True)
+
+    _cleanups.append(stop)
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def _cleanup() -> None:
+    while _cleanups:
+        _cleanups.pop()()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config, parser, args):
+    os.environ.setdefault("REGIONAL_VAR_DIR", tempfile.mkdtemp(prefix="regional-var-"))
+    os.environ.pop("REDIS_URL", None)  # tests opt into Redis through the fixture
+    atexit.register(_cleanup)
+    if os.environ.get("DATABASE_URL"):
+        STATE["postgres"] = os.environ["DATABASE_URL"] if os.environ["DATABASE_URL"].startswith("postgres") else None
+    else:
+        try:
+            STATE["postgres"] = start_postgres()
+        except subprocess.CalledProcessError as exc:
+            STATE["postgres_error"] = f"PostgreSQL 启动失败：{exc.stderr.decode(errors='replace')[-300:]}"
+        if STATE["postgres"]:
+            os.environ["DATABASE_URL"] = STATE["postgres"]
+    try:
+        STATE["redis"] = start_redis()
+    except OSError as exc:
+        STATE["redis_error"] = f"redis-server 启动失败：{exc}"
+
+
+def require(service: str) -> str:
+    """The URL of a running service, or skip (fail with REQUIRE_SERVICES=1) with a clear reason."""
+    url = STATE.get(service)
+    if url:
+        return url
+    reason = f"{MISSING}: {service}: {STATE.get(service + '_error') or '未启动'}"
+    if os.environ.get("REQUIRE_SERVICES") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _cleanup()
