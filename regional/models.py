@@ -44,6 +44,7 @@ class Hospital(models.Model):
     soap_version = models.CharField(
         "SOAP版本", max_length=3, default=SOAP_11, choices=[(SOAP_11, "SOAP 1.1"), (SOAP_12, "SOAP 1.2")]
     )
+    soap_encoding = models.CharField("报文编码", max_length=20, default="UTF-8")
     interface_version = models.CharField(
         "接口版本", max_length=10, default="2.4", help_text="V2.0–V2.4，决定发送哪些可选元素"
     )
