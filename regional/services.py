@@ -7,16 +7,19 @@ however many records it carries.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 from django.db import transaction
 from pypinyin import Style, lazy_pinyin
 
+from regional.bulk import upsert
 from regional.errors import DomainError, NotFound
 from regional.models import Department, Doctor, Hospital, HospitalCredential
 
 BATCH = 2000
 
 
+@lru_cache(maxsize=20000)
 def pinyin_abbr(text: str) -> str:
     """`心血管内科` → `XXGNK`: the initials channels and staff search by."""
     if not text:
@@ -118,13 +121,7 @@ def departments_apply(*, hospital: Hospital, records: Sequence[dict]) -> int:
         "description", "parent_department_id", "is_hospitalization", "is_outpatient", "outpatient_type", "location",
         "seq_no", "is_deleted", "updated_at",
     ]  # fmt: skip
-    Department.objects.bulk_create(
-        rows.values(),
-        batch_size=BATCH,
-        update_conflicts=True,
-        unique_fields=["hospital", "department_id"],
-        update_fields=update_fields,
-    )
+    upsert(Department, rows.values(), unique_fields=["hospital", "department_id"], update_fields=update_fields)
     _departments_link_parents(hospital=hospital, department_ids=list(rows))
     return len(records)
 
@@ -221,11 +218,85 @@ def _doctors_upsert(doctors: list[Doctor], count: int) -> int:
         "position_name", "practice_year", "skill", "description", "title_code", "title", "department_code",
         "department", "is_expert", "icon", "seq_no", "is_deleted", "updated_at",
     ]  # fmt: skip
-    Doctor.objects.bulk_create(
-        doctors,
-        batch_size=BATCH,
-        update_conflicts=True,
-        unique_fields=["hospital", "doctor_id"],
-        update_fields=update_fields,
-    )
+    upsert(Doctor, doctors, unique_fields=["hospital", "doctor_id"], update_fields=update_fields)
     return count
+
+
+def doctors_ensure(*, hospital: Hospital, named: dict[str, tuple[str, str]]) -> dict[str, int]:
+    """DoctorId → pk, creating doctors that a schedule record names but DoctorInfo never sent.
+
+    `named` maps DoctorId → (DoctorName, DepartmentId); call `departments_ensure` first so the
+    department of a new doctor exists. Doctors already known are left as they are.
+    """
+    existing = dict(Doctor.objects.filter(hospital=hospital, doctor_id__in=list(named)).values_list("doctor_id", "pk"))
+    wanted = {doc_id: named[doc_id] for doc_id in named if doc_id not in existing}
+    if wanted:
+        department_pks = dict(
+            Department.objects.filter(
+                hospital=hospital, department_id__in={dept for _, dept in wanted.values()}
+            ).values_list("department_id", "pk")
+        )
+        Doctor.objects.bulk_create(
+            [
+                Doctor(
+                    hospital=hospital,
+                    doctor_id=doc_id,
+                    name=name,
+                    name_abbr=pinyin_abbr(name),
+                    department_code=dept_id,
+                    department_id=department_pks.get(dept_id),
+                )
+                for doc_id, (name, dept_id) in wanted.items()
+            ],
+            batch_size=BATCH,
+            ignore_conflicts=True,
+        )
+        existing.update(
+            Doctor.objects.filter(hospital=hospital, doctor_id__in=list(wanted)).values_list("doctor_id", "pk")
+        )
+    return existing
+
+
+@transaction.atomic
+def doctor_profile_apply(*, hospital: Hospital, record: dict) -> tuple[Doctor, Department]:
+    """Create or update the doctor and department a schedule record describes (changeWorkNotice's
+    NewWorkInfo carries DoctorNameAbbr, DoctorDesc, DoctorDegreeCode/Name, DoctorSkill and
+    DepartmentNameAbbr). Elements left empty keep the stored value; a known doctor keeps the
+    department DoctorInfo gave them, since a doctor may hold sessions in several departments.
+    """
+    department, created = Department.objects.select_for_update().get_or_create(
+        hospital=hospital,
+        department_id=record["DepartmentId"],
+        defaults={"name": record["DepartmentName"], "is_outpatient": True},
+    )
+    name = record.get("DepartmentName") or department.name
+    abbr = record.get("DepartmentNameAbbr") or (
+        pinyin_abbr(name) if created or name != department.name or not department.name_abbr else department.name_abbr
+    )
+    if (name, abbr) != (department.name, department.name_abbr):
+        department.name, department.name_abbr = name, abbr
+        department.save(update_fields=["name", "name_abbr", "updated_at"])
+
+    doctor, created = Doctor.objects.select_for_update().get_or_create(
+        hospital=hospital,
+        doctor_id=record["DoctorId"],
+        defaults={"name": record["DoctorName"], "department_code": department.department_id, "department": department},
+    )
+    name = record.get("DoctorName") or doctor.name
+    values = {
+        "name": name,
+        "name_abbr": record.get("DoctorNameAbbr")
+        or (pinyin_abbr(name) if created or name != doctor.name or not doctor.name_abbr else doctor.name_abbr),
+        "description": record.get("DoctorDesc") or doctor.description,
+        "title_code": record.get("DoctorDegreeCode") or doctor.title_code,
+        "title": record.get("DoctorDegreeName") or doctor.title,
+        "skill": record.get("DoctorSkill") or doctor.skill,
+    }
+    if doctor.department_id is None:
+        values.update(department=department, department_code=department.department_id)
+    changed = [attr for attr, value in values.items() if getattr(doctor, attr) != value]
+    if changed:
+        for attr in changed:
+            setattr(doctor, attr, values[attr])
+        doctor.save(update_fields=[*changed, "updated_at"])
+    return doctor, department

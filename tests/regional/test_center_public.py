@@ -112,3 +112,160 @@ class DepartmentAndDoctorInfoTests:
         assert result["ResultCode"] == "0"
         doctor = Doctor.objects.select_related("department").get(doctor_id="D01")
         assert doctor.is_expert and doctor.name_abbr == "ZSF" and doctor.department.name == "骨科"
+
+
+def envelope(operation: str, message: str, part: str = "xml", header: str = "", cdata: bool = False) -> bytes:
+    from xml.sax.saxutils import escape
+
+    body = f"<![CDATA[{message}]]>" if cdata else escape(message)
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:c="http://regional.health/ws/center">'
+        f"<soapenv:Header>{header}</soapenv:Header><soapenv:Body><c:{operation}><c:{part}>{body}</c:{part}></c:{operation}>"
+        "</soapenv:Body></soapenv:Envelope>"
+    ).encode("utf-8")
+
+
+def post(url: str, body: bytes, *, auth=("H0001", None), content_type="text/xml; charset=utf-8"):
+    import requests
+
+    from tests.conftest import SECRET
+
+    if auth and auth[1] is None:
+        auth = (auth[0], SECRET)
+    return requests.post(f"{url}/ws/center", data=body, auth=auth, headers={"Content-Type": content_type}, timeout=10)
+
+
+def inner_response(http_response) -> dict:
+    root = etree.fromstring(http_response.content)
+    result = next(e for e in root.iter() if isinstance(e.tag, str) and e.tag.endswith("Result"))
+    return answer(result.text)
+
+
+HOSPITAL_XML = "<Request><TransactionId>{tx}</TransactionId><HospitalNo>H0001</HospitalNo><HospitalName>{name}</HospitalName></Request>"
+
+
+@pytest.mark.django_db(transaction=True)
+class CenterTransportTests:
+    def test_the_message_is_accepted_under_any_part_name_and_in_cdata(self, hospital, public_url):
+        for part, cdata in (("xmlString", False), ("arg0", True), ("Message", False)):
+            response = post(public_url, envelope("HospitalInfo", HOSPITAL_XML.format(tx=part, name="甲"), part, cdata=cdata))
+            assert response.status_code == 200
+            assert inner_response(response)["ResultCode"] == "0", part
+
+    def test_ws_security_username_token_authenticates(self, hospital, public_url):
+        from tests.conftest import SECRET
+
+        header = (
+            '<wsse:Security xmlns:wsse="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd">'
+            f"<wsse:UsernameToken><wsse:Username>H0001</wsse:Username><wsse:Password>{SECRET}</wsse:Password>"
+            "</wsse:UsernameToken></wsse:Security>"
+        )
+        response = post(public_url, envelope("HospitalInfo", HOSPITAL_XML.format(tx="w1", name="甲"), header=header), auth=None)
+        assert response.status_code == 200 and inner_response(response)["ResultCode"] == "0"
+        bad = header.replace(SECRET, "wrong-secret")
+        assert post(public_url, envelope("HospitalInfo", HOSPITAL_XML.format(tx="w2", name="甲"), header=bad), auth=None).status_code == 401
+
+    def test_wrong_basic_credentials_get_401(self, hospital, public_url):
+        response = post(public_url, envelope("HospitalInfo", HOSPITAL_XML.format(tx="b1", name="甲")), auth=("H0001", "nope"))
+        assert response.status_code == 401
+
+    def test_an_address_on_the_allow_list_authenticates_for_that_hospital_only(self, make_hospital, public_url):
+        make_hospital("H0001", allowed_networks=["127.0.0.0/8"])
+        make_hospital("H0002", name="第二医院")
+        ok = post(public_url, envelope("HospitalInfo", HOSPITAL_XML.format(tx="ip1", name="甲")), auth=None)
+        assert inner_response(ok)["ResultCode"] == "0"
+        other = HOSPITAL_XML.format(tx="ip2", name="乙").replace("H0001", "H0002")
+        refused = inner_response(post(public_url, envelope("HospitalInfo", other), auth=None))
+        assert refused["ResultCode"] == "1" and "白名单" in refused["ErrorMsg"]
+
+    def test_a_gbk_envelope_and_a_gbk_declared_inner_message_are_read(self, hospital, public_url):
+        inner = '<?xml version="1.0" encoding="GBK"?>' + HOSPITAL_XML.format(tx="g1", name="嵊州测试医院")
+        body = envelope("HospitalInfo", inner).decode("utf-8").replace('encoding="UTF-8"', 'encoding="GBK"').encode("gbk")
+        response = post(public_url, body, content_type="text/xml; charset=GBK")
+        assert inner_response(response)["ResultCode"] == "0"
+        assert Hospital.objects.get(hospital_no="H0001").name == "嵊州测试医院"
+
+    def test_the_specifications_malformed_end_tags_are_accepted(self, hospital, center_client):
+        xml = "<Request><TransactionId>m1</TransactionId><HospitalNo>H0001</ HospitalNo ><HospitalName>甲</ HospitalName></Request>"
+        assert answer(center_client().service.HospitalInfo(xml))["ResultCode"] == "0"
+
+    def test_other_malformed_xml_is_refused_with_line_and_column(self, hospital, center_client):
+        result = answer(center_client().service.HospitalInfo("<Request>\n<HospitalNo>H0001</Hospital></Request>"))
+        assert result["ResultCode"] == "1" and "第2行" in result["ErrorMsg"]
+
+    @pytest.mark.parametrize(
+        "payload",
+        [
+            '<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>',
+            '<!DOCTYPE r [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;">]><r>&c;</r>',
+        ],
+        ids=["xxe", "entity-bomb"],
+    )
+    def test_xxe_and_entity_bombs_are_refused_in_the_envelope_and_in_the_message(self, hospital, public_url, payload):
+        in_envelope = post(public_url, payload.encode())
+        assert in_envelope.status_code == 400 and "DTD" in in_envelope.text
+        in_message = inner_response(post(public_url, envelope("HospitalInfo", payload)))
+        assert in_message["ResultCode"] == "1" and "DTD" in in_message["ErrorMsg"]
+        assert MessageLog.objects.filter(ok=False).exists()
+
+    def test_each_kind_of_validation_error_is_named_with_its_path(self, hospital, center_client):
+        xml = (
+            "<Request><TransactionId>v1</TransactionId><HospitalNo>H0001</HospitalNo><Count>3</Count><DoctorInfo>"
+            "<Record><DoctorId>D1</DoctorId><DoctorName>甲</DoctorName><DepartmentId>K1</DepartmentId>"
+            "<DepartmentName>内科</DepartmentName><IsZJ>2</IsZJ><SeqNo>一</SeqNo><Icon>@@</Icon></Record>"
+            f"<Record><DoctorId>D2</DoctorId><DoctorName>{'乙' * 21}</DoctorName><DepartmentId>K1</DepartmentId>"
+            "<IsZJ>0</IsZJ></Record></DoctorInfo></Request>"
+        )
+        error = answer(center_client().service.DoctorInfo(xml))["ErrorMsg"]
+        for expected in (
+            "DoctorInfo/Record[1]/IsZJ 取值应为0（否）、1（是）之一",
+            "DoctorInfo/Record[1]/SeqNo 应为整数",
+            "DoctorInfo/Record[1]/Icon 应为Base64",
+            "DoctorInfo/Record[2]/DoctorName 长度不能超过20个字符",
+            "DoctorInfo/Record[2]/DepartmentName 为必填项",
+        ):
+            assert expected in error
+        assert not Doctor.objects.exists()
+
+    def test_count_must_match_the_records_sent(self, hospital, center_client):
+        xml = (
+            "<Request><TransactionId>c1</TransactionId><HospitalNo>H0001</HospitalNo><Count>2</Count><DepartmentInfo>"
+            "<Record><DepartmentId>K1</DepartmentId><DepartmentName>内科</DepartmentName></Record></DepartmentInfo></Request>"
+        )
+        result = answer(center_client().service.DepartmentInfo(xml))
+        assert result["ResultCode"] == "1" and "Count 为2，与实际发送的1条Record不一致" in result["ErrorMsg"]
+
+    def test_an_interface_not_switched_on_answers_not_open(self, hospital, center_client, monkeypatch):
+        from regional import inbound
+        from regional.messages.catalog import RECONCILIATION_INFO
+
+        monkeypatch.delitem(inbound.HANDLERS, RECONCILIATION_INFO.key, raising=False)
+        xml = "<Request><TransactionId>r1</TransactionId><HosOrgCode>H0001</HosOrgCode><OrderInfo><Batch>1</Batch></OrderInfo></Request>"
+        result = answer(center_client().service.ReconciliationInfo(xml))
+        assert result["ResultCode"] == "1" and "未开通" in result["ErrorMsg"]
+
+    def test_a_failure_inside_a_service_answers_an_error_and_writes_nothing(self, hospital, center_client, monkeypatch):
+        from regional import services
+
+        def broken(**kwargs):
+            Doctor.objects.create(hospital=hospital, doctor_id="half", name="半", department_code="K")
+            raise RuntimeError("boom")
+
+        monkeypatch.setattr(services, "doctors_apply", broken)
+        xml = (
+            "<Request><TransactionId>f1</TransactionId><HospitalNo>H0001</HospitalNo><DoctorInfo><Record><DoctorId>D1</DoctorId>"
+            "<DoctorName>甲</DoctorName><DepartmentId>K1</DepartmentId><DepartmentName>内科</DepartmentName><IsZJ>0</IsZJ>"
+            "</Record></DoctorInfo></Request>"
+        )
+        result = answer(center_client().service.DoctorInfo(xml))
+        assert result["ResultCode"] == "1" and "参考号" in result["ErrorMsg"]
+        assert not Doctor.objects.exists() and not InboundTransaction.objects.exists()
+
+    def test_the_wsdl_names_the_public_address(self, public_url):
+        import requests
+
+        wsdl = requests.get(f"{public_url}/ws/center?wsdl", timeout=10).text
+        assert f'location="{public_url}/ws/center"' in wsdl
+        for name in ("synchronizedWorkInfo", "stopWorkNotice", "changeWorkNotice", "getPromiseNotice", "ReconciliationInfo"):
+            assert f'name="{name}"' in wsdl

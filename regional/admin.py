@@ -1,0 +1,320 @@
+"""The regional staff's admin for master data, credentials and the interface message log."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.contrib import admin, messages
+from django.db.models import Count, Max, Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from regional import services
+from regional.models import (
+    Department,
+    Doctor,
+    Hospital,
+    HospitalCredential,
+    InboundTransaction,
+    MessageLog,
+    PersonalDataReveal,
+)
+from regional.pii import mask
+
+
+class PersonalDataAdminMixin:
+    """Masked display of personal data, with a recorded reveal for users holding the permission.
+
+    Declare `personal_fields = {"id_card": "id", "phone": "phone"}`; use `masked_<field>` in
+    list_display/readonly_fields, and the change page gets a 查看完整信息 link per field.
+    """
+
+    personal_fields: dict[str, str] = {}
+
+    def get_urls(self):
+        info = self.model._meta.app_label, self.model._meta.model_name
+        return [
+            path(
+                "<path:object_id>/reveal/<str:field>/",
+                self.admin_site.admin_view(self.reveal_view),
+                name="{}_{}_reveal".format(*info),
+            ),
+            *super().get_urls(),
+        ]
+
+    def reveal_view(self, request: HttpRequest, object_id: str, field: str) -> HttpResponse:
+        if field not in self.personal_fields or not request.user.has_perm("regional.reveal_personal_data"):
+            return HttpResponse("无权查看完整个人信息", status=403, content_type="text/plain; charset=utf-8")
+        obj = get_object_or_404(self.model, pk=object_id)
+        PersonalDataReveal.objects.create(
+            user=request.user, model=self.model._meta.label, object_id=str(obj.pk), field=field
+        )
+        label = self.model._meta.get_field(field).verbose_name
+        return render(
+            request,
+            "admin/regional/reveal.html",
+            {**self.admin_site.each_context(request), "obj": obj, "label": label, "value": getattr(obj, field)},
+        )
+
+    def masked(self, obj, field: str) -> str:
+        value = getattr(obj, field, "")
+        shown = mask(value, self.personal_fields[field])
+        if obj.pk and value:
+            info = self.model._meta.app_label, self.model._meta.model_name
+            url = reverse("admin:{}_{}_reveal".format(*info), args=[obj.pk, field])
+            return format_html('{} <a href="{}" class="reveal">查看完整信息</a>', shown, url)
+        return shown
+
+
+class CredentialInline(admin.StackedInline):
+    model = HospitalCredential
+    can_delete = False
+    fields = ("is_active", "allowed_networks", "rotated_at")
+    readonly_fields = ("rotated_at",)
+    extra = 0
+
+
+@admin.register(Hospital)
+class HospitalAdmin(admin.ModelAdmin):
+    list_display = ("hospital_no", "name", "degree_name", "level_display", "endpoint_url", "is_deleted", "health_link")
+    list_filter = ("is_deleted", "degree_name", "interface_version")
+    search_fields = ("hospital_no", "name", "short_name")
+    inlines = [CredentialInline]
+    actions = ["rotate_secret"]
+    # Master data is the hospital's own (5.1); staff edit only the integration settings.
+    readonly_fields = (
+        "hospital_no", "name", "short_name", "degree_code", "degree_name", "phone", "address", "description",
+        "website", "bus_route", "seq_no", "is_deleted", "created_at", "updated_at",
+    )  # fmt: skip
+    fieldsets = (
+        ("机构信息（由医院通过HospitalInfo上传）", {"fields": readonly_fields}),
+        (
+            "接口设置",
+            {
+                "fields": (
+                    "endpoint_url",
+                    "wsdl_url",
+                    "soap_namespace",
+                    "soap_part_name",
+                    "soap_version",
+                    "soap_encoding",
+                    "interface_version",
+                )  # fmt: skip
+            },
+        ),
+    )
+
+    def has_add_permission(self, request):
+        return False  # onboarding goes through `manage.py hospital_credentials`
+
+    @admin.display(description="级别")
+    def level_display(self, obj: Hospital) -> str:
+        return {3: "三级", 2: "二级", 1: "一级"}.get(obj.level, "未知")
+
+    @admin.display(description="接口健康")
+    def health_link(self, obj: Hospital) -> str:
+        url = reverse("admin:regional_messagelog_health")
+        return format_html('<a href="{}?hospital={}">查看</a>', url, obj.pk)
+
+    @admin.action(description="重新生成接入密钥（新密钥只显示一次）")
+    def rotate_secret(self, request, queryset):
+        for hospital in queryset:
+            secret = HospitalCredential.generate_secret()
+            services.hospital_onboard(hospital_no=hospital.hospital_no, secret=secret)
+            self.message_user(request, f"{hospital.hospital_no} 的新密钥：{secret}", messages.WARNING)
+
+
+class ReadOnlyMasterData(admin.ModelAdmin):
+    """Departments and doctors are the hospital's data (5.2, 5.3): browse, never edit here."""
+
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ParentFilter(admin.SimpleListFilter):
+    title = "层级"
+    parameter_name = "tree"
+
+    def lookups(self, request, model_admin):
+        return [("root", "一级科室"), ("child", "下级科室")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "root":
+            return queryset.filter(parent__isnull=True)
+        if self.value() == "child":
+            return queryset.filter(parent__isnull=False)
+        return queryset
+
+
+@admin.register(Department)
+class DepartmentAdmin(ReadOnlyMasterData):
+    list_display = (
+        "tree_name",
+        "department_id",
+        "hospital",
+        "name_abbr",
+        "is_outpatient",
+        "is_hospitalization",
+        "is_deleted",
+    )
+    list_filter = (ParentFilter, "is_outpatient", "is_hospitalization", "is_deleted", "hospital")
+    search_fields = ("department_id", "name", "name_abbr", "hospital__hospital_no", "hospital__name")
+    list_select_related = ("hospital", "parent")
+    ordering = ("hospital", "parent_department_id", "seq_no", "department_id")
+
+    @admin.display(description="科室（层级）", ordering="name")
+    def tree_name(self, obj: Department) -> str:
+        depth, node, seen = 0, obj, set()
+        while node.parent_id and node.parent_id not in seen and depth < 6:
+            seen.add(node.parent_id)
+            depth += 1
+            node = node.parent if depth == 1 else Department.objects.only("parent_id").get(pk=node.parent_id)
+        return format_html('<span style="padding-left:{}em">{}{}</span>', depth * 1.5, "└ " if depth else "", obj.name)
+
+
+@admin.register(Doctor)
+class DoctorAdmin(ReadOnlyMasterData):
+    list_display = ("name", "doctor_id", "hospital", "department", "title", "is_expert", "is_deleted")
+    list_filter = ("is_expert", "is_deleted", "hospital")
+    search_fields = ("doctor_id", "name", "name_abbr", "hospital__hospital_no", "department__name")
+    list_select_related = ("hospital", "department")
+
+
+@admin.register(MessageLog)
+class MessageLogAdmin(admin.ModelAdmin):
+    """The message browser: every inbound and outbound call, masked."""
+
+    list_display = (
+        "created_at",
+        "direction",
+        "interface",
+        "hospital_no",
+        "transaction_id",
+        "ok",
+        "duration_ms",
+        "short_error",
+    )
+    list_filter = ("direction", "ok", "side", "interface", "created_at")
+    search_fields = ("hospital_no", "transaction_id", "interface")
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    list_per_page = 50
+    readonly_fields = [f.name for f in MessageLog._meta.fields]
+    fields = (
+        ("created_at", "direction", "side", "interface"),
+        ("hospital_no", "transaction_id", "remote_addr"),
+        ("ok", "result_code", "duration_ms"),
+        "error",
+        "request_pretty",
+        "response_pretty",
+    )
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "request_pretty", "response_pretty"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_urls(self):
+        return [
+            path("health/", self.admin_site.admin_view(self.health_view), name="regional_messagelog_health"),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description="错误")
+    def short_error(self, obj: MessageLog) -> str:
+        return obj.error[:60]
+
+    @admin.display(description="请求报文（已脱敏）")
+    def request_pretty(self, obj: MessageLog) -> str:
+        return format_html("<pre style='white-space:pre-wrap;max-width:100%'>{}</pre>", _pretty(obj.request_text))
+
+    @admin.display(description="应答报文（已脱敏）")
+    def response_pretty(self, obj: MessageLog) -> str:
+        return format_html("<pre style='white-space:pre-wrap;max-width:100%'>{}</pre>", _pretty(obj.response_text))
+
+    def health_view(self, request: HttpRequest) -> HttpResponse:
+        """Per hospital: calls, error rate and last success, over a chosen window."""
+        hours = int(request.GET.get("hours") or 24)
+        since = timezone.now() - dt.timedelta(hours=hours)
+        logs = MessageLog.objects.filter(created_at__gte=since)
+        if request.GET.get("hospital"):
+            logs = logs.filter(hospital_id=request.GET["hospital"])
+        rows = (
+            logs.values("hospital_no", "direction")
+            .annotate(
+                calls=Count("id"),
+                errors=Count("id", filter=Q(ok=False)),
+                last_call=Max("created_at"),
+                last_success=Max("created_at", filter=Q(ok=True)),
+            )
+            .order_by("hospital_no", "direction")
+        )
+        table = []
+        for row in rows:
+            row["error_rate"] = round(100 * row["errors"] / row["calls"], 1) if row["calls"] else 0
+            row["direction_label"] = dict(MessageLog._meta.get_field("direction").choices)[row["direction"]]
+            table.append(row)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "接口健康",
+            "rows": table,
+            "hours": hours,
+            "opts": self.model._meta,
+        }
+        return render(request, "admin/regional/health.html", context)
+
+
+def _pretty(text: str) -> str:
+    from lxml import etree
+
+    try:
+        root = etree.fromstring(text.encode("utf-8"), etree.XMLParser(resolve_entities=False, no_network=True))
+        return etree.tostring(root, encoding="unicode", pretty_print=True)
+    except etree.XMLSyntaxError:
+        return text
+
+
+@admin.register(PersonalDataReveal)
+class PersonalDataRevealAdmin(admin.ModelAdmin):
+    list_display = ("revealed_at", "user", "model", "object_id", "field")
+    list_filter = ("model", "field", "revealed_at")
+    search_fields = ("user__username", "object_id")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(InboundTransaction)
+class InboundTransactionAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "hospital", "transaction_id", "interface")
+    search_fields = ("transaction_id", "hospital__hospital_no")
+    list_filter = ("interface",)
+    list_select_related = ("hospital",)
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

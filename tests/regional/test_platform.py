@@ -1,0 +1,176 @@
+"""Personal data handling, health, commands, admin pages and production settings."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import subprocess
+import sys
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+
+from regional import pii
+from regional.inbound import masked_xml
+from regional.messages.catalog import CONFIRM_REGISTRATION
+from regional.models import HospitalCredential, MessageLog
+
+FAKE_ID = "3306XXXXXXXXXX1234"
+FAKE_PHONE = "13400001234"
+
+
+class PersonalDataTests:
+    def test_values_are_masked_as_the_contract_shows(self):
+        assert pii.mask("330600000000001234", "id") == "3306**********1234"
+        assert pii.mask(FAKE_PHONE, "phone") == "134****1234"
+        assert pii.mask("张三", "name") == "张*"
+
+    def test_encryption_round_trips_and_rotates(self, settings):
+        token = pii.encrypt(FAKE_ID)
+        assert FAKE_ID not in token and pii.decrypt(token) == FAKE_ID
+        from cryptography.fernet import Fernet
+
+        settings.PII_ENCRYPTION_KEYS = [Fernet.generate_key().decode(), *settings.PII_ENCRYPTION_KEYS]
+        assert pii.decrypt(token) == FAKE_ID
+        rotated = pii.rotate(token)
+        settings.PII_ENCRYPTION_KEYS = settings.PII_ENCRYPTION_KEYS[:1]
+        assert pii.decrypt(rotated) == FAKE_ID
+
+    def test_lookup_hashes_ignore_case_and_spaces(self):
+        assert pii.lookup_hash("3306xxxxxxxxxx1234 ") == pii.lookup_hash(FAKE_ID)
+        assert pii.lookup_hash(FAKE_ID) != pii.lookup_hash("3306XXXXXXXXXX1235")
+
+    def test_the_message_log_form_of_a_message_masks_every_personal_field(self):
+        data = CONFIRM_REGISTRATION.request.example({"IDCode": "330600000000001234", "TelephoneNo": FAKE_PHONE, "Name": "测试患者"})
+        text = masked_xml(CONFIRM_REGISTRATION.request.render(data), CONFIRM_REGISTRATION.request)
+        assert "330600000000001234" not in text and FAKE_PHONE not in text and "测试患者" not in text
+        assert "<IDCode>3306**********1234</IDCode>" in text and "<TelephoneNo>134****1234</TelephoneNo>" in text
+
+    def test_log_records_are_masked_whatever_logged_them(self):
+        stream = io.StringIO()
+        handler = logging.StreamHandler(stream)
+        from regional.logging import MaskPersonalDataFilter
+
+        handler.addFilter(MaskPersonalDataFilter())
+        logger = logging.getLogger("test.pii")
+        logger.addHandler(handler)
+        try:
+            logger.warning("patient %s phone %s", "330600000000001234", FAKE_PHONE)
+        finally:
+            logger.removeHandler(handler)
+        assert "330600000000001234" not in stream.getvalue() and FAKE_PHONE not in stream.getvalue()
+
+
+@pytest.mark.django_db
+class HealthTests:
+    def test_healthz_reports_database_broker_and_workers(self, client):
+        response = client.get("/healthz")
+        body = response.json()
+        assert response.status_code == 200
+        assert body["database"]["ok"] and body["broker"]["kind"] == "in-process" and body["status"] == "ok"
+
+    def test_healthz_reports_redis_and_no_workers_when_none_run(self, client, settings, redis_url):
+        settings.REDIS_URL = redis_url
+        body = client.get("/healthz").json()
+        assert body["broker"] == {"ok": True, "kind": "redis"}
+        assert body["workers"]["ok"] is False and body["status"] == "degraded"
+
+    def test_healthz_says_down_when_the_broker_is_unreachable(self, client, settings):
+        settings.REDIS_URL = "redis://127.0.0.1:1/0"
+        response = client.get("/healthz")
+        assert response.status_code == 503 and response.json()["broker"]["ok"] is False
+
+
+@pytest.mark.django_db
+class OnboardingCommandTests:
+    def test_hospital_credentials_creates_the_hospital_and_prints_a_secret_once(self):
+        out = io.StringIO()
+        call_command("hospital_credentials", "H0100", "--name", "测试医院", "--allow-ip", "10.0.0.0/24", stdout=out)
+        secret = out.getvalue().strip().splitlines()[-1]
+        credential = HospitalCredential.objects.get(hospital__hospital_no="H0100")
+        assert credential.check_secret(secret) and credential.allows_address("10.0.0.7")
+        assert not credential.allows_address("10.0.1.7")
+        again = io.StringIO()
+        call_command("hospital_credentials", "H0100", "--endpoint", "http://127.0.0.1:9/ws", stdout=again)
+        assert secret not in again.getvalue() and HospitalCredential.objects.get(pk=credential.pk).check_secret(secret)
+
+    def test_a_bad_network_is_refused_and_nothing_is_saved(self):
+        from django.core.management.base import CommandError
+
+        with pytest.raises(CommandError):
+            call_command("hospital_credentials", "H0101", "--allow-ip", "not-a-network", stdout=io.StringIO())
+        assert not HospitalCredential.objects.filter(hospital__hospital_no="H0101").exists()
+
+    def test_channel_token_issues_a_token_that_replaces_the_old_one(self):
+        from booking.models import Channel, hash_token
+
+        first, second = io.StringIO(), io.StringIO()
+        call_command("channel_token", "JKMZWX", "--name", "微信", stdout=first)
+        call_command("channel_token", "JKMZWX", stdout=second)
+        token = second.getvalue().strip().splitlines()[-1]
+        channel = Channel.objects.get(code="JKMZWX")
+        assert channel.name == "微信" and channel.token_hash == hash_token(token)
+        assert first.getvalue().strip().splitlines()[-1] != token
+
+
+@pytest.mark.django_db
+class AdminTests:
+    @pytest.fixture
+    def staff(self, django_user_model):
+        user = django_user_model.objects.create_superuser("staff", password="x-staff-pass-2026")
+        c = Client()
+        c.force_login(user)
+        return c
+
+    def test_the_admin_pages_of_master_data_and_the_message_log_open(self, staff, hospital, center_client_unused=None):
+        from regional import services
+
+        services.doctors_apply(
+            hospital=hospital,
+            records=[{"DoctorId": "D1", "DoctorName": "甲医生", "DepartmentId": "K1", "DepartmentName": "内科", "IsZJ": "1"}],
+        )
+        MessageLog.objects.create(
+            direction="in", side="center", interface="DoctorInfo", hospital=hospital, hospital_no="H0001", ok=True,
+            request_text="<Request><IDCode>3306**********1234</IDCode></Request>",
+        )  # fmt: skip
+        for url in (
+            "/admin/",
+            "/admin/regional/hospital/",
+            f"/admin/regional/hospital/{hospital.pk}/change/",
+            "/admin/regional/department/",
+            "/admin/regional/department/?tree=root",
+            "/admin/regional/doctor/?q=JYS",
+            "/admin/regional/messagelog/",
+            f"/admin/regional/messagelog/{MessageLog.objects.get().pk}/change/",
+            "/admin/regional/messagelog/health/",
+        ):
+            response = staff.get(url)
+            assert response.status_code == 200, url
+        assert "甲医生" in staff.get("/admin/regional/doctor/?q=JYS").content.decode()
+        health = staff.get("/admin/regional/messagelog/health/").content.decode()
+        assert "H0001" in health and "接口健康" in health
+
+    def test_the_interface_catalogue_lists_every_interface(self, client):
+        page = client.get("/interfaces/").content.decode()
+        for name in ("synchronizedWorkInfo", "confirmRegistration", "queryCardListInfo", "referral-apply", "HospitalInfo"):
+            assert name in page
+
+
+class ProductionSettingsTests:
+    def test_check_deploy_is_clean_with_production_settings(self, tmp_path):
+        env = {
+            **os.environ,
+            "DJANGO_DEBUG": "0",
+            "DJANGO_SECRET_KEY": "p" * 20 + "-production-secret-key-for-the-check-0123456789",
+            "DJANGO_ALLOWED_HOSTS": "platform.example.org",
+            "DJANGO_SECURE_SSL_REDIRECT": "1",
+            "REGIONAL_VAR_DIR": str(tmp_path),
+            "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
+        }
+        result = subprocess.run(
+            [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
