@@ -17,10 +17,22 @@ def answer(text: str) -> dict:
     return {child.tag: (child.text or "") for child in root}
 
 
-def fill(example: str, values: dict[str, str]) -> str:
-    """The specification's example with its empty elements filled in, layout kept."""
+def fill(example: str, values: dict[str, str], second: dict[str, str] | None = None) -> str:
+    """The specification's example with its empty elements filled in, layout kept.
+
+    With `second`, the example's `<Record>.........</Record>` placeholder becomes a copy of the
+    first record filled with those values.
+    """
+    import re
+
+    first_record = re.search(r"<Record>.*?</Record>", example, re.S)
     for name, value in values.items():
         example = example.replace(f"<{name}></{name}>", f"<{name}>{value}</{name}>", 1)
+    if second is not None and first_record:
+        record = first_record.group(0)
+        for name, value in second.items():
+            record = record.replace(f"<{name}></{name}>", f"<{name}>{value}</{name}>", 1)
+        example = re.sub(r"<Record>\s*[.…]+\s*</Record>", lambda m: record, example)
     return example
 
 
@@ -86,6 +98,35 @@ class HospitalInfoTests:
 
 @pytest.mark.django_db(transaction=True)
 class DepartmentAndDoctorInfoTests:
+    def test_the_specifications_department_example_applies(self, hospital, center_client):
+        common = {"IsHospitalization": "0", "IsOutpatient": "1", "OutpatientType": "1", "IsDelete": "0"}
+        xml = fill(
+            spec_example("center.DepartmentInfo.request.xml"),
+            {"TransactionId": "H0001_d", "HospitalNo": "H0001", "Count": "2", "DepartmentId": "K01",
+             "DepartmentName": "内科", "DepartmentIdGB": "03", "DepartmentNameGB": "内科", "SeqNo": "1", **common},
+            second={"DepartmentId": "K0101", "DepartmentName": "心血管内科", "ParentDepartmentId": "K01",
+                    "ProfessionalIdGB": "03.01", "ProfessionalNameGB": "心血管内科", "SeqNo": "2", **common},
+        )  # fmt: skip
+        result = answer(center_client().service.DepartmentInfo(xml))
+        assert result == {"ResultCode": "0", "ErrorMsg": "", "Count": "2", "HospitalNo": "H0001"}
+        child = Department.objects.get(department_id="K0101")
+        assert child.parent.department_id == "K01" and child.professional_abbr == "XXGNK"
+
+    def test_the_specifications_doctor_example_applies(self, hospital, center_client):
+        icon = base64.b64encode(b"icon-bytes").decode()
+        common = {"DepartmentId": "K01", "DepartmentName": "内科", "DoctorSexCode": "2", "DoctorDegreeName": "主任医师"}
+        xml = fill(
+            spec_example("center.DoctorInfo.request.xml"),
+            {"TransactionId": "H0001_doc", "HospitalNo": "H0001", "Count": "2", "DoctorId": "D01",
+             "DoctorName": "测试医生甲", "IsZJ": "1", "Icon": icon, "IsDelete": "0", **common},
+            second={"DoctorId": "D02", "DoctorName": "测试医生乙", "IsZJ": "0", "IsDelete": "1", **common},
+        )  # fmt: skip
+        result = answer(center_client().service.DoctorInfo(xml))
+        assert result == {"ResultCode": "0", "ErrorMsg": "", "Count": "2", "HospitalNo": "H0001"}
+        first, second = Doctor.objects.order_by("doctor_id")
+        assert first.is_expert and bytes(first.icon) == b"icon-bytes" and first.title == "主任医师"
+        assert second.is_deleted and not second.is_expert
+
     def test_departments_form_a_tree_and_get_pinyin(self, hospital, center_client):
         xml = (
             "<Request><TransactionId>d-1</TransactionId><HospitalNo>H0001</HospitalNo><Count>2</Count><DepartmentInfo>"
@@ -149,7 +190,9 @@ HOSPITAL_XML = "<Request><TransactionId>{tx}</TransactionId><HospitalNo>H0001</H
 class CenterTransportTests:
     def test_the_message_is_accepted_under_any_part_name_and_in_cdata(self, hospital, public_url):
         for part, cdata in (("xmlString", False), ("arg0", True), ("Message", False)):
-            response = post(public_url, envelope("HospitalInfo", HOSPITAL_XML.format(tx=part, name="甲"), part, cdata=cdata))
+            response = post(
+                public_url, envelope("HospitalInfo", HOSPITAL_XML.format(tx=part, name="甲"), part, cdata=cdata)
+            )
             assert response.status_code == 200
             assert inner_response(response)["ResultCode"] == "0", part
 
@@ -161,13 +204,22 @@ class CenterTransportTests:
             f"<wsse:UsernameToken><wsse:Username>H0001</wsse:Username><wsse:Password>{SECRET}</wsse:Password>"
             "</wsse:UsernameToken></wsse:Security>"
         )
-        response = post(public_url, envelope("HospitalInfo", HOSPITAL_XML.format(tx="w1", name="甲"), header=header), auth=None)
+        response = post(
+            public_url, envelope("HospitalInfo", HOSPITAL_XML.format(tx="w1", name="甲"), header=header), auth=None
+        )
         assert response.status_code == 200 and inner_response(response)["ResultCode"] == "0"
         bad = header.replace(SECRET, "wrong-secret")
-        assert post(public_url, envelope("HospitalInfo", HOSPITAL_XML.format(tx="w2", name="甲"), header=bad), auth=None).status_code == 401
+        assert (
+            post(
+                public_url, envelope("HospitalInfo", HOSPITAL_XML.format(tx="w2", name="甲"), header=bad), auth=None
+            ).status_code
+            == 401
+        )
 
     def test_wrong_basic_credentials_get_401(self, hospital, public_url):
-        response = post(public_url, envelope("HospitalInfo", HOSPITAL_XML.format(tx="b1", name="甲")), auth=("H0001", "nope"))
+        response = post(
+            public_url, envelope("HospitalInfo", HOSPITAL_XML.format(tx="b1", name="甲")), auth=("H0001", "nope")
+        )
         assert response.status_code == 401
 
     def test_an_address_on_the_allow_list_authenticates_for_that_hospital_only(self, make_hospital, public_url):
@@ -181,7 +233,9 @@ class CenterTransportTests:
 
     def test_a_gbk_envelope_and_a_gbk_declared_inner_message_are_read(self, hospital, public_url):
         inner = '<?xml version="1.0" encoding="GBK"?>' + HOSPITAL_XML.format(tx="g1", name="嵊州测试医院")
-        body = envelope("HospitalInfo", inner).decode("utf-8").replace('encoding="UTF-8"', 'encoding="GBK"').encode("gbk")
+        body = (
+            envelope("HospitalInfo", inner).decode("utf-8").replace('encoding="UTF-8"', 'encoding="GBK"').encode("gbk")
+        )
         response = post(public_url, body, content_type="text/xml; charset=GBK")
         assert inner_response(response)["ResultCode"] == "0"
         assert Hospital.objects.get(hospital_no="H0001").name == "嵊州测试医院"
@@ -267,5 +321,11 @@ class CenterTransportTests:
 
         wsdl = requests.get(f"{public_url}/ws/center?wsdl", timeout=10).text
         assert f'location="{public_url}/ws/center"' in wsdl
-        for name in ("synchronizedWorkInfo", "stopWorkNotice", "changeWorkNotice", "getPromiseNotice", "ReconciliationInfo"):
+        for name in (
+            "synchronizedWorkInfo",
+            "stopWorkNotice",
+            "changeWorkNotice",
+            "getPromiseNotice",
+            "ReconciliationInfo",
+        ):
             assert f'name="{name}"' in wsdl
