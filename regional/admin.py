@@ -318,3 +318,33 @@ class InboundTransactionAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+def _throttled_login(view):
+    """Admin login with a lock-out after repeated failures from one address for one user name."""
+    from functools import wraps
+
+    from django.conf import settings
+
+    from regional import ratelimit
+    from regional.auth import client_address
+
+    @wraps(view)
+    def login(request, extra_context=None):
+        window = settings.LOGIN_LOCKOUT_MINUTES * 60
+        key = f"login:{client_address(request)}:{request.POST.get('username', '')[:150].lower()}"
+        if request.method == "POST" and ratelimit.hits(key, window=window) >= settings.LOGIN_MAX_FAILURES:
+            return HttpResponse(
+                f"登录失败次数过多，请{settings.LOGIN_LOCKOUT_MINUTES}分钟后再试",
+                status=429,
+                content_type="text/plain; charset=utf-8",
+            )
+        response = view(request, extra_context)
+        if request.method == "POST" and response.status_code == 200:  # the form came back: wrong credentials
+            ratelimit.hits(key, window=window, add=1)
+        return response
+
+    return login
+
+
+admin.site.login = _throttled_login(admin.site.login)

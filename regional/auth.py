@@ -8,6 +8,7 @@ import base64
 import binascii
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.http import HttpRequest
 
 from regional.errors import Forbidden
@@ -42,8 +43,13 @@ class Caller:
 
 
 def client_address(request: HttpRequest) -> str:
-    # Behind nginx (deploy/) REMOTE_ADDR is set from the real peer by the proxy configuration.
-    return request.META.get("REMOTE_ADDR", "")
+    """The caller's address; X-Real-IP is believed only from a proxy listed in TRUSTED_PROXIES,
+    so nobody can claim an allow-listed address by sending the header themselves."""
+    peer = request.META.get("REMOTE_ADDR", "")
+    forwarded = request.META.get("HTTP_X_REAL_IP", "").strip()
+    if forwarded and peer in settings.TRUSTED_PROXIES:
+        return forwarded
+    return peer
 
 
 def check_secret(hospital_no: str, secret: str) -> Hospital | None:

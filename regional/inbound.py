@@ -23,6 +23,7 @@ from regional.messages import MessageInvalid, XmlReadError, read_xml
 from regional.messages.catalog import Interface
 from regional.messages.schema import Message
 from regional.models import Hospital, InboundTransaction, MessageLog
+from regional.observability import record_interface_call, transaction_id_var
 from regional.pii import mask, mask_text
 
 logger = logging.getLogger("regional.inbound")
@@ -81,6 +82,7 @@ def process(
             raise NotOpen(f"接口{interface.name}（{interface.section} {interface.title}）未开通")
         data = interface.request.parse(root)
         tx_id = data.get("TransactionId") or ""
+        transaction_id_var.set(tx_id)
         hospital = caller.hospital_for(data.get(interface.hospital_field) if interface.hospital_field else None)
         text = _apply(interface, handler, hospital, data, raw, success)
         outcome = Outcome(text, True, hospital)
@@ -191,8 +193,16 @@ def log_message(
     result_code: str | None = None,
 ) -> None:
     """Store one call in the message log; a failure here never fails the call itself."""
+    seconds = time.monotonic() - started
+    record_interface_call(
+        side=interface.side,
+        interface=interface.name,
+        hospital=hospital.hospital_no if hospital else hospital_no,
+        direction=direction,
+        ok=ok,
+        seconds=seconds,
+    )
     try:
-        request_message = interface.request if direction == MessageLog.INBOUND else interface.request
         MessageLog.objects.create(
             direction=direction,
             side=interface.side,
@@ -203,9 +213,9 @@ def log_message(
             ok=ok,
             result_code=result_code if result_code is not None else ("0" if ok else "1"),
             error=mask_text(error)[:2000],
-            duration_ms=int((time.monotonic() - started) * 1000),
+            duration_ms=int(seconds * 1000),
             remote_addr=remote_addr[:300],
-            request_text=masked_xml(request, request_message) if request is not None else "",
+            request_text=masked_xml(request, interface.request) if request is not None else "",
             response_text=masked_xml(response, interface.response) if response is not None else "",
         )
     except Exception:

@@ -55,6 +55,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "regional.observability.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -178,13 +179,20 @@ SPECTACULAR_SETTINGS = {
 }
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+LOG_FORMAT = env_str("LOG_FORMAT", "plain" if DEBUG else "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"mask_pii": {"()": "regional.logging.MaskPersonalDataFilter"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {
+        "mask_pii": {"()": "regional.logging.MaskPersonalDataFilter"},
+        "context": {"()": "regional.observability.ContextFilter"},
+    },
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s %(transaction_id)s] %(message)s"},
+        "json": {"()": "regional.observability.JsonFormatter"},
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["mask_pii"]},
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["mask_pii", "context"]},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
@@ -194,6 +202,16 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
     },
 }
+# Calls per minute per hospital (SOAP, referral) and per channel (REST); 0 switches a limit off.
+RATE_LIMIT_HOSPITAL_PER_MINUTE = env_int("RATE_LIMIT_HOSPITAL_PER_MINUTE", 1200)
+RATE_LIMIT_CHANNEL_PER_MINUTE = env_int("RATE_LIMIT_CHANNEL_PER_MINUTE", 6000)
+# Admin logins: failures per address and user name before a lock-out of LOGIN_LOCKOUT_MINUTES.
+LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 5)
+LOGIN_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 15)
+# Reverse proxies (nginx) whose X-Real-IP header is believed; comma-separated addresses.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")
+# Who may scrape /metrics (Prometheus); comma-separated CIDRs.
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.1/32", "::1/128"])
 SPECTACULAR_SETTINGS.update(
     {"SWAGGER_UI_DIST": "SIDECAR", "SWAGGER_UI_FAVICON_HREF": "SIDECAR", "REDOC_DIST": "SIDECAR"}
 )

@@ -6,14 +6,15 @@ services registered for it.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from spyne import Application, ServiceBase, Unicode, rpc
 from spyne.protocol.soap import Soap11
 
-from regional import auth, inbound
+from regional import auth, inbound, ratelimit
 from regional.messages.catalog import CENTER_INTERFACES, Interface
-from regional.soap.mount import PublicWsdlServer, message_part, prepare_body, username_token
+from regional.soap.mount import PublicWsdlServer, message_part, prepare_body, soap_fault, username_token
 
 CENTER_NAMESPACE = "http://regional.health/ws/center"
 
@@ -57,6 +58,11 @@ def center_endpoint(request: HttpRequest) -> HttpResponse:
         response = HttpResponse("未授权：请使用HTTP Basic或WS-Security UsernameToken认证", status=401)
         response["WWW-Authenticate"] = 'Basic realm="regional-center", charset="UTF-8"'
         response["Content-Type"] = "text/plain; charset=utf-8"
+        return response
+    who = caller.hospital.hospital_no if caller.hospital else caller.address
+    if not ratelimit.allow(f"hospital:{who}", limit=settings.RATE_LIMIT_HOSPITAL_PER_MINUTE):
+        response = soap_fault("请求过于频繁：超过每分钟调用上限，请稍后重试", 429)
+        response["Retry-After"] = str(ratelimit.retry_after())
         return response
     request.regional_caller = caller
     return server.handle_rpc(request)

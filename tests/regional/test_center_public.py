@@ -164,7 +164,7 @@ def envelope(operation: str, message: str, part: str = "xml", header: str = "", 
         '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:c="http://regional.health/ws/center">'
         f"<soapenv:Header>{header}</soapenv:Header><soapenv:Body><c:{operation}><c:{part}>{body}</c:{part}></c:{operation}>"
         "</soapenv:Body></soapenv:Envelope>"
-    ).encode("utf-8")
+    ).encode()
 
 
 def post(url: str, body: bytes, *, auth=("H0001", None), content_type="text/xml; charset=utf-8"):

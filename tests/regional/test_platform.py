@@ -43,7 +43,9 @@ class PersonalDataTests:
         assert pii.lookup_hash(FAKE_ID) != pii.lookup_hash("3306XXXXXXXXXX1235")
 
     def test_the_message_log_form_of_a_message_masks_every_personal_field(self):
-        data = CONFIRM_REGISTRATION.request.example({"IDCode": "330600000000001234", "TelephoneNo": FAKE_PHONE, "Name": "测试患者"})
+        data = CONFIRM_REGISTRATION.request.example(
+            {"IDCode": "330600000000001234", "TelephoneNo": FAKE_PHONE, "Name": "测试患者"}
+        )
         text = masked_xml(CONFIRM_REGISTRATION.request.render(data), CONFIRM_REGISTRATION.request)
         assert "330600000000001234" not in text and FAKE_PHONE not in text and "测试患者" not in text
         assert "<IDCode>3306**********1234</IDCode>" in text and "<TelephoneNo>134****1234</TelephoneNo>" in text
@@ -129,7 +131,9 @@ class AdminTests:
 
         services.doctors_apply(
             hospital=hospital,
-            records=[{"DoctorId": "D1", "DoctorName": "甲医生", "DepartmentId": "K1", "DepartmentName": "内科", "IsZJ": "1"}],
+            records=[
+                {"DoctorId": "D1", "DoctorName": "甲医生", "DepartmentId": "K1", "DepartmentName": "内科", "IsZJ": "1"}
+            ],
         )
         MessageLog.objects.create(
             direction="in", side="center", interface="DoctorInfo", hospital=hospital, hospital_no="H0001", ok=True,
@@ -154,7 +158,13 @@ class AdminTests:
 
     def test_the_interface_catalogue_lists_every_interface(self, client):
         page = client.get("/interfaces/").content.decode()
-        for name in ("synchronizedWorkInfo", "confirmRegistration", "queryCardListInfo", "referral-apply", "HospitalInfo"):
+        for name in (
+            "synchronizedWorkInfo",
+            "confirmRegistration",
+            "queryCardListInfo",
+            "referral-apply",
+            "HospitalInfo",
+        ):
             assert name in page
 
 

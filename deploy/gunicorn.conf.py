@@ -1,0 +1,33 @@
+"""gunicorn for the web tier: `gunicorn -c deploy/gunicorn.conf.py regional.wsgi`."""
+
+import multiprocessing
+import os
+import pathlib
+import shutil
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
+threads = int(os.environ.get("GUNICORN_THREADS", 4))
+worker_class = "gthread"
+# Hospital calls have their own timeout (HOSPITAL_CALL_TIMEOUT); this only stops a stuck worker.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", 60))
+graceful_timeout = 30
+keepalive = 5
+max_requests = 5000
+max_requests_jitter = 500
+accesslog = "-"
+access_log_format = '{"time":"%(t)s","remote":"%(h)s","request":"%(m)s %(U)s","status":%(s)s,"bytes":%(B)s,"ms":%(M)s,"request_id":"%({x-request-id}o)s"}'
+
+# Prometheus counters of all workers are merged from files in this directory.
+_metrics = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", "/run/regional/metrics")
+
+
+def on_starting(server):
+    shutil.rmtree(_metrics, ignore_errors=True)
+    pathlib.Path(_metrics).mkdir(parents=True, exist_ok=True)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
