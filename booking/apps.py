@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class BookingConfig(AppConfig):
     name = "booking"
     verbose_name = "预约挂号"
+
+    def ready(self) -> None:
+        from booking import operations  # noqa: F401  (registers the 2.1–2.3 handlers)
