@@ -64,3 +64,66 @@ def center_client(public_url):
         return zeep.Client(f"{public_url}/ws/center?wsdl", transport=transport)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, live_server):
+    """A real Celery worker process on the test Redis and the test database.
+
+    The test process is switched to the same broker for the session (tasks are no longer run in
+    process), so `.delay()` in the code under test goes through Redis to this worker. Use with
+    `@pytest.mark.django_db(transaction=True)` so the worker sees committed rows.
+    """
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from django.conf import settings
+    from django.db import connection
+
+    from regional.celery import app
+    from tests.services import require
+
+    redis = require("redis")
+    database = connection.settings_dict
+    url = f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": url if connection.vendor == "postgresql" else os.environ.get("DATABASE_URL", ""),
+        "REDIS_URL": redis,
+        "PUBLIC_BASE_URL": live_server.url,
+        "HOSPITAL_CALL_TIMEOUT": str(settings.HOSPITAL_CALL_TIMEOUT),
+    }
+    log = open(os.path.join(os.environ["REGIONAL_VAR_DIR"], "celery-worker.log"), "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "regional", "worker", "-Q", "regional", "-c", "2", "--pool", "threads",
+         "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", "test@%h", "-l", "info"],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    saved = {k: app.conf[k] for k in ("broker_url", "result_backend", "task_always_eager")}
+    app.conf.update(broker_url=redis, result_backend=redis, task_always_eager=False)
+    saved_redis = settings.REDIS_URL
+    settings.REDIS_URL = redis
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"Celery worker exited with {proc.returncode}; see {log.name}")
+            try:
+                if app.control.ping(timeout=0.5):
+                    break
+            except Exception:  # noqa: BLE001 - broker not answering yet
+                time.sleep(0.2)
+        else:
+            raise RuntimeError("Celery worker did not answer a ping within 60 s")
+        yield proc
+    finally:
+        app.conf.update(saved)
+        settings.REDIS_URL = saved_redis
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
