@@ -14,6 +14,7 @@ from django.utils.html import format_html
 
 from regional import services
 from regional.models import (
+    AuditEntry,
     Department,
     Doctor,
     Hospital,
@@ -294,6 +295,27 @@ class PersonalDataRevealAdmin(admin.ModelAdmin):
     list_display = ("revealed_at", "user", "model", "object_id", "field")
     list_filter = ("model", "field", "revealed_at")
     search_fields = ("user__username", "object_id")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """Who changed what and when, with the values before and after (personal data masked)."""
+
+    list_display = ("at", "actor", "action", "model", "object_id", "reason")
+    list_filter = ("action", "model", "at")
+    search_fields = ("actor", "object_id", "model", "reason")
+    date_hierarchy = "at"
+    show_full_result_count = False
+    readonly_fields = ("at", "user", "actor", "action", "model", "object_id", "before", "after", "reason")
 
     def has_add_permission(self, request):
         return False

@@ -7,3 +7,6 @@ class RegionalConfig(AppConfig):
 
     def ready(self) -> None:
         from regional import operations  # noqa: F401  (registers the 5.x handlers)
+        from regional.audit import install_admin_audit
+
+        install_admin_audit()

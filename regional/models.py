@@ -275,3 +275,28 @@ class PersonalDataReveal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} {self.model}#{self.object_id}.{self.field}"
+
+
+class AuditEntry(models.Model):
+    """One recorded change: an admin edit, or a state change of an order, referral or reconciliation."""
+
+    at = models.DateTimeField("时间", default=timezone.now, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, verbose_name="用户"
+    )
+    actor = models.CharField("操作者", max_length=150, help_text="用户名，或医院编号、渠道代码、系统任务")
+    action = models.CharField("动作", max_length=50)
+    model = models.CharField("数据类型", max_length=100, db_index=True)
+    object_id = models.CharField("记录", max_length=64, db_index=True)
+    before = models.JSONField("变更前", default=dict, blank=True)
+    after = models.JSONField("变更后", default=dict, blank=True)
+    reason = models.CharField("原因", max_length=500, blank=True)
+
+    class Meta:
+        verbose_name = "审计记录"
+        verbose_name_plural = "审计记录"
+        ordering = ["-at"]
+        indexes = [models.Index(fields=["model", "object_id", "-at"], name="audit_object_time")]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.model}#{self.object_id}"

@@ -184,3 +184,29 @@ class ProductionSettingsTests:
             env=env, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.django_db
+class AuditTests:
+    def test_an_admin_change_is_recorded_with_the_values_before_and_after(self, hospital, django_user_model):
+        from regional.models import AuditEntry
+
+        user = django_user_model.objects.create_superuser("auditor", password="x-audit-pass-2026")
+        c = Client()
+        c.force_login(user)
+        url = f"/admin/regional/hospital/{hospital.pk}/change/"
+        form = {
+            "endpoint_url": "http://127.0.0.1:9/his/ws", "wsdl_url": "", "soap_namespace": "", "soap_part_name": "xml",
+            "soap_version": "1.1", "soap_encoding": "UTF-8", "interface_version": "2.3",
+            "credential-TOTAL_FORMS": "1", "credential-INITIAL_FORMS": "1", "credential-MIN_NUM_FORMS": "0",
+            "credential-MAX_NUM_FORMS": "1", "credential-0-id": str(hospital.credential.pk),
+            "credential-0-hospital": str(hospital.pk), "credential-0-is_active": "on",
+            "credential-0-allowed_networks": "", "_save": "保存",
+        }  # fmt: skip
+        response = c.post(url, form)
+        assert response.status_code == 302, response.content.decode()[:2000]
+        entry = AuditEntry.objects.get(model="regional.Hospital", object_id=str(hospital.pk))
+        assert entry.actor == "auditor" and entry.action == "修改"
+        assert entry.before["interface_version"] == "2.4" and entry.after["interface_version"] == "2.3"
+        assert entry.after["endpoint_url"] == "http://127.0.0.1:9/his/ws"
+        assert c.get("/admin/regional/auditentry/").status_code == 200
