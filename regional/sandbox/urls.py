@@ -1,3 +1,9 @@
-from django.urls import path  # noqa: F401
+"""Sandbox hospitals: `/sandbox/his/<HospitalNo>/ws` (GET: WSDL, POST: SOAP)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from regional.sandbox.soap import his_endpoint
+
+urlpatterns = [
+    path("his/<str:hospital_no>/ws", his_endpoint, name="sandbox-his-ws"),
+]
