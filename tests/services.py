@@ -165,3 +165,14 @@ def require(service: str) -> str:
 
 def pytest_sessionfinish(session, exitstatus):
     _cleanup()
+
+
+def require_binary(name: str, package: str) -> str:
+    """The path of a program the test needs, or skip (fail with REQUIRE_SERVICES=1) naming its package."""
+    found = shutil.which(name)
+    if found:
+        return found
+    reason = f"{MISSING}: {name}: 未安装（Debian 软件包 {package}）"
+    if os.environ.get("REQUIRE_SERVICES") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
