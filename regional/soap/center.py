@@ -14,7 +14,7 @@ from spyne.protocol.soap import Soap11
 
 from regional import auth, inbound, ratelimit
 from regional.messages.catalog import CENTER_INTERFACES, Interface
-from regional.soap.mount import PublicWsdlServer, message_part, prepare_body, soap_fault, username_token
+from regional.soap.mount import PublicWsdlServer, message_part, prepare_body, serve_rpc, soap_fault, username_token
 
 CENTER_NAMESPACE = "http://regional.health/ws/center"
 
@@ -65,4 +65,4 @@ def center_endpoint(request: HttpRequest) -> HttpResponse:
         response["Retry-After"] = str(ratelimit.retry_after())
         return response
     request.regional_caller = caller
-    return server.handle_rpc(request)
+    return serve_rpc(server, request)

@@ -103,3 +103,18 @@ def message_part(ctx, value: str | None) -> str:
                 return etree.tostring(child[0], encoding="unicode")
             return child.text or ""
     return ""
+
+
+def serve_rpc(server: PublicWsdlServer, request: HttpRequest) -> HttpResponse:
+    """Hand the envelope to Spyne; client faults become HTTP 400 and nothing becomes a bare 500.
+
+    Spyne answers every fault with 500, and crashes on an empty Body: an envelope that is not SOAP
+    is the caller's error, and answered as one.
+    """
+    try:
+        response = server.handle_rpc(request)
+    except Exception:  # noqa: BLE001 - Spyne raised instead of faulting (empty Body and the like)
+        return soap_fault("SOAP信封无法处理：Body中应有且只有一个操作元素")
+    if response.status_code == 500 and b"<faultcode>soap11env:Client" in response.content:
+        response.status_code = 400
+    return response
