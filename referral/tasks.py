@@ -1,0 +1,35 @@
+"""Referral background work: the periodic overdue scan and reminder delivery. Thin: ids in, services out."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from celery import shared_task
+from django.conf import settings
+
+from referral import notify, services
+
+OVERDUE_SCAN = "referral.scan_overdue"
+
+
+def beat_schedule() -> dict:
+    """The referral entries of the Celery beat schedule (registered by ReferralConfig.ready)."""
+    minutes = int(getattr(settings, "REFERRAL_OVERDUE_SCAN_MINUTES", 15))
+    return {"referral-overdue-scan": {"task": OVERDUE_SCAN, "schedule": dt.timedelta(minutes=minutes)}}
+
+
+@shared_task(name=OVERDUE_SCAN)
+def scan_overdue_referrals() -> dict:
+    """Flag overdue referrals (notifying once each), then redeliver reminders left unsent."""
+    flagged = services.referral_overdue_scan()
+    redelivered = notify.deliver_pending()
+    return {"flagged": flagged, "redelivered": redelivered}
+
+
+@shared_task(bind=True, name="referral.deliver_notification", max_retries=5, default_retry_delay=120)
+def deliver_referral_notification(self, notification_id: int) -> bool:
+    delivered = notify.deliver(notification_id)
+    if not delivered and not self.request.is_eager:
+        # In process (no broker) the periodic scan redelivers instead of retrying inline.
+        raise self.retry()
+    return delivered
