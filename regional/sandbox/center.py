@@ -88,7 +88,9 @@ def send(
     session = requests.Session()
     session.auth = (hospital_no, secret)
     if adapter is not None:
-        session.mount(_origin(center_url), adapter)
+        # Every request of this push (the WSDL, and the address the WSDL names) goes through it.
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
     transport = Transport(session=session, cache=_WSDL_CACHE, timeout=timeout, operation_timeout=timeout)
     try:
         client = zeep.Client(f"{center_url}?wsdl", transport=transport)
@@ -114,13 +116,6 @@ def _read_answer(interface: Interface, transaction_id: str, text: str) -> Center
         except MessageInvalid as exc:
             raise CenterUnreachable(f"{interface.name}：平台应答不符合接口规范（{exc.summary()}）") from exc
     return CenterAnswer(interface.name, transaction_id, status["ResultCode"], status["ErrorMsg"] or "", data)
-
-
-def _origin(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}/"
 
 
 def _describe(exc: BaseException) -> str:
