@@ -171,18 +171,19 @@ def schedules_sync(*, hospital: Hospital, records: Sequence[dict], clear_future:
 
 def _schedules_clear_future(*, hospital: Hospital, now: dt.datetime) -> None:
     future = Schedule.objects.filter(hospital=hospital).not_over(now)
-    # Schedules with orders are never deleted (CONTRACT.md section 5). A stopped or changed one
-    # keeps that status, which already takes it out of booking and says why.
+    doomed = future.without_orders()
+    Schedule.objects.filter(replaced_by__in=doomed.values("pk")).update(replaced_by=None)
+    # One `DELETE … WHERE <conditions>` on purpose. QuerySet.delete() would load every row to
+    # emulate on_delete (memory growing with the hospital's schedules), and `WHERE id IN
+    # (subquery)` would not re-check booked_count on a row an order took meanwhile: a direct
+    # condition is re-checked by PostgreSQL once it has waited for that row's lock.
+    doomed._raw_delete(doomed.db)
+    # After the delete, so that a schedule booked while it waited is seen here. Schedules with
+    # orders are never deleted (CONTRACT.md section 5); a stopped or changed one keeps that
+    # status, which already takes it out of booking and says why.
     future.with_orders().filter(status=Schedule.NORMAL).update(
         status=Schedule.WITHDRAWN, retired_at=now, updated_at=now
     )
-    doomed = future.without_orders().order_by().values("pk")
-    # Set-based on purpose: QuerySet.delete() would load every row to emulate SET_NULL on
-    # `replaced_by`, which grows with the hospital's schedules.
-    Schedule.objects.filter(replaced_by__in=doomed).update(replaced_by=None)
-    sql, params = doomed.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {connection.ops.quote_name(Schedule._meta.db_table)} WHERE id IN ({sql})", params)
 
 
 _FIELDS_BY_ATTNAME = {f.attname: f for f in Schedule._meta.concrete_fields}

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
+import time
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import connection, connections, transaction
+from django.db.models import F
 from django.utils import timezone
 from lxml import etree
 
@@ -295,6 +298,50 @@ class IsMultiTimesTests:
         old = Schedule.objects.get(work_id="W00001")
         assert (old.status, old.replaced_by) == ("changed", None)
         assert set(statuses()) == {"W00001", "W00005"}
+
+    def test_a_schedule_booked_while_a_resync_waits_for_it_is_kept_and_withdrawn(self, hospital):
+        apply(hospital, [record(1), record(2)])
+        locked, release, failures = threading.Event(), threading.Event(), []
+
+        def in_thread(fn):
+            def run():
+                try:
+                    fn()
+                except Exception as exc:  # noqa: BLE001  (reported by the main thread)
+                    failures.append(exc)
+                finally:
+                    connections.close_all()
+
+            thread = threading.Thread(target=run)
+            thread.start()
+            return thread
+
+        def order():
+            # What the orders issue will do: take a slot and count the order in one conditional UPDATE.
+            with transaction.atomic():
+                Schedule.objects.filter(work_id="W00001", remaining__gt=0).update(
+                    remaining=F("remaining") - 1, booked_count=F("booked_count") + 1
+                )
+                locked.set()
+                release.wait(10)
+
+        ordering = in_thread(order)
+        assert locked.wait(10)
+        resync = in_thread(lambda: apply(hospital, [record(3)], multi="1"))
+        with connection.cursor() as cursor:  # wait until the resync's DELETE waits for the order's row
+            for _ in range(200):
+                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+                if cursor.fetchone()[0]:
+                    break
+                time.sleep(0.025)
+            else:
+                pytest.fail("the resync never waited for the booked row")
+        release.set()
+        ordering.join(10)
+        resync.join(10)
+        assert not failures
+        assert statuses() == {"W00001": "withdrawn", "W00003": "normal"}
+        assert Schedule.objects.get(work_id="W00001").booked_count == 1
 
     def test_a_session_that_has_ended_today_is_not_in_the_future(self, hospital):
         apply(hospital, [record(1, WorkStartDate="08:00", WorkStopDate="11:30"), record(2, WorkTimeCode="3", WorkStartDate="14:00", WorkStopDate="17:00")])  # fmt: skip
