@@ -373,6 +373,7 @@ def schedules_change(*, hospital: Hospital, records: Sequence[dict]) -> int:
         if record["OldWorkId"] not in known:
             violations.append(Violation(f"{path}/OldWorkId", f"原排班{record['OldWorkId']}不存在"))
         violations.extend(schedule_violations(record["NewWorkInfo"], f"{path}/NewWorkInfo"))
+        known.add(record["NewWorkInfo"]["WorkId"])  # a later record may change it again
     if violations:
         raise MessageInvalid(violations)
     for position, record in enumerate(records, start=1):

@@ -506,6 +506,19 @@ class ChangeWorkNoticeTests:
         assert (schedule.pk, schedule.status, schedule.doctor.doctor_id) == (pk, "normal", "D77")
         assert (schedule.remaining, schedule.total, schedule.change_reason) == (3, 10, "医生临时外出会诊")
 
+    def test_one_message_may_change_a_schedule_it_has_just_created(self, hospital, center_client):
+        apply(hospital, [record(1)])
+        first = change_message("W00001", _new_work_info(2), tx="chg-8")
+        second = change_message("W00002", _new_work_info(3), tx="x")
+        xml = first.replace(
+            "</Record></WorkInfo>", "</Record>" + second.split("<WorkInfo>")[1].split("</WorkInfo>")[0] + "</WorkInfo>"
+        )
+        assert answer(center_client().service.changeWorkNotice(xml))["ResultCode"] == "0"
+        chain = Schedule.objects.select_related("replaced_by").order_by("work_id")
+        assert [(s.work_id, s.status, s.replaced_by and s.replaced_by.work_id) for s in chain] == [
+            ("W00001", "changed", "W00002"), ("W00002", "changed", "W00003"), ("W00003", "normal", None),
+        ]  # fmt: skip
+
     def test_a_change_onto_an_existing_schedule_updates_it(self, hospital):
         apply(hospital, [record(1), record(2, HosLockedCount="5")])
         new = record(2, RegistrationCount="30", RegistrationNumber="30")
