@@ -209,11 +209,11 @@ def _require_party(referral: Referral, actor: Actor, side: str) -> None:
 def _move(referral: Referral, *, to: str, actor: Actor, side: str) -> tuple[Referral, str]:
     """Lock the row, check the party and the transition, set the status and its time stamp (unsaved)."""
     locked = _locked(referral)
-    _require_party(locked, actor, side)
     if to not in ALLOWED.get(locked.status, ()):
         raise TransitionNotAllowed(
             f"转诊单当前状态为“{locked.get_status_display()}”，不能{ACTION_LABELS.get(to, '变更')}"
         )
+    _require_party(locked, actor, side)
     from_status = locked.status
     locked.status = to
     stamp = {

@@ -145,8 +145,9 @@ def _unavailable(request: HttpRequest, exc: Unavailable) -> HttpResponse:
 
 
 def _private(response: HttpResponse) -> HttpResponse:
-    # The link code is a credential in the URL: keep it out of other sites' Referer headers.
-    response["Referrer-Policy"] = "no-referrer"
+    # The link code is a credential in the URL: never send it to other sites in a Referer header
+    # ("same-origin", not "no-referrer": Chromium then posts forms with `Origin: null`, failing CSRF).
+    response["Referrer-Policy"] = "same-origin"
     return response
 
 
@@ -232,7 +233,7 @@ def his_form(request: HttpRequest) -> HttpResponse:
         except ReferralInvalid as exc:
             _attach(cancel_form if action == "cancel" else form, exc.errors)
         except DomainError as exc:
-            (cancel_form if action == "cancel" else form).add_error(None, exc.message)
+            messages.error(request, exc.message)
         referral.refresh_from_db()
     chosen = _chosen_hospital(form, referral)
     departments = selectors.department_search(hospital=chosen) if chosen else []
@@ -322,7 +323,7 @@ def znts_notice(request: HttpRequest) -> HttpResponse:
         except ReferralInvalid as exc:
             _attach(form, exc.errors)
         except DomainError as exc:
-            form.add_error(None, exc.message)
+            messages.error(request, exc.message)
         referral.refresh_from_db()
     schedules = []
     if referral.status == Referral.Status.SUBMITTED:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from decimal import Decimal
+
 import pytest
-from django.db import connection
+from django.db import DatabaseError, connection
 
 from referral import services
 from referral.models import Referral, ReferralAccess, ReferralBooking, ReferralTransition
-from regional.models import MessageLog
+from regional.models import Doctor, MessageLog
 from regional.pii import lookup_hash
 from tests.conftest import SECRET, spec_example
 from tests.referral.support import (
@@ -393,6 +396,35 @@ class ReferralApplyTests:
         reply = post(build("referral-apply", apply_values(cbzd="改写")))
         assert reply.result == "false" and "不能重复推送" in reply.message
         assert Referral.objects.get().diagnosis == START_VALUES["cbzd"]
+
+    def test_the_booking_is_linked_to_the_platforms_matching_schedule(self, sender, receiver, post):
+        booking_models = pytest.importorskip("booking.models")
+        if not hasattr(booking_models, "Schedule"):
+            pytest.skip("booking.models.Schedule 尚未提供")
+        doctor = Doctor.objects.create(hospital=receiver, doctor_id="D100", name="王医生", department_code="K01")
+        department = receiver.departments.get(department_id="K01")
+        common = {
+            "hospital": receiver, "doctor": doctor, "doctor_code": "D100", "department": department,
+            "department_code": "K01", "time_code": 1, "start_time": dt.time(8), "stop_time": dt.time(12),
+            "price": Decimal("12.00"), "remaining": 10, "total": 20,
+        }  # fmt: skip
+        booking_models.Schedule.objects.create(work_id="OTHER", work_date=dt.date(2026, 12, 2), **common)
+        wanted = booking_models.Schedule.objects.create(work_id="WORK-001", work_date=dt.date(2026, 12, 1), **common)
+        assert post(build("referral-apply", apply_values())).result == "true"
+        assert ReferralBooking.objects.get().schedule_ref == str(wanted.pk)
+
+    def test_the_schedule_lookup_never_fails_the_referral(self, sender, receiver, post, monkeypatch):
+        from referral import selectors
+
+        monkeypatch.setattr(selectors, "_schedule_model", lambda: Doctor)  # no date field: no match
+        assert post(build("referral-apply", apply_values())).result == "true"
+
+        def broken():
+            raise DatabaseError("relation does not exist")
+
+        monkeypatch.setattr(selectors, "_schedule_model", broken)
+        assert post(build("referral-apply", apply_values(orderid="APPLY-0002"))).result == "true"
+        assert set(ReferralBooking.objects.values_list("schedule_ref", flat=True)) == {""}
 
     def test_an_over_long_booking_field_is_refused(self, sender, receiver, post):
         values = apply_values(bespeak={**BESPEAK, "ghdh": "9" * 129})
