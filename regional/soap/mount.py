@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
+from xml.sax.saxutils import escape
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -38,18 +39,25 @@ class PublicWsdlServer(DjangoServer):
 
     _lock = threading.Lock()
 
+    # Spyne builds a correct interface document only once per application (a second build drops the
+    # messages, port type and service), so it is built once with this address and each URL put in.
+    _ADDRESS_PLACEHOLDER = "http://wsdl-address.invalid/"
+
     def __init__(self, app):
         super().__init__(app, chunked=False, cache_wsdl=False)
         self._wsdl_by_url: dict[str, bytes] = {}
+        self._wsdl_template: bytes | None = None
 
     def handle_wsdl(self, request, *args, **kwargs):
         url = settings.PUBLIC_BASE_URL + request.path
         wsdl = self._wsdl_by_url.get(url)
         if wsdl is None:
             with self._lock:  # Spyne's interface document is shared state
-                self.doc.wsdl11.service_elt_dict = {}
-                self.doc.wsdl11.build_interface_document(url)
-                wsdl = self.doc.wsdl11.get_interface_document()
+                if self._wsdl_template is None:
+                    self.doc.wsdl11.build_interface_document(self._ADDRESS_PLACEHOLDER)
+                    self._wsdl_template = self.doc.wsdl11.get_interface_document()
+                address = escape(url, {'"': "&quot;"}).encode("utf-8")
+                wsdl = self._wsdl_template.replace(self._ADDRESS_PLACEHOLDER.encode(), address)
                 self._wsdl_by_url[url] = wsdl
         return HttpResponse(wsdl, content_type="text/xml; charset=utf-8")
 
