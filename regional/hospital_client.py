@@ -41,6 +41,7 @@ import zeep
 from django.conf import settings
 from lxml import etree
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 from urllib3.util.retry import Retry
 from zeep.exceptions import Error as ZeepError
 from zeep.transports import Transport
@@ -241,10 +242,12 @@ def _post(hospital: Hospital, iface: Interface, text: str, timeout: float, conte
     token = _call_timeout.set(timeout)
     try:
         response = operation(text)
+    except requests.ConnectionError as exc:
+        if _is_timeout(exc):
+            raise HospitalUnavailable(f"调用医院接口{iface.name}超时（{timeout:g}秒）", **context) from exc
+        raise HospitalUnavailable(f"无法连接医院接口{iface.name}（{_reason(exc)}）", **context) from exc
     except requests.Timeout as exc:
         raise HospitalUnavailable(f"调用医院接口{iface.name}超时（{timeout:g}秒）", **context) from exc
-    except requests.ConnectionError as exc:
-        raise HospitalUnavailable(f"无法连接医院接口{iface.name}（{_reason(exc)}）", **context) from exc
     except requests.RequestException as exc:
         raise HospitalUnavailable(f"调用医院接口{iface.name}失败（{type(exc).__name__}）", **context) from exc
     except (ZeepError, ValueError, TypeError) as exc:
@@ -253,7 +256,13 @@ def _post(hospital: Hospital, iface: Interface, text: str, timeout: float, conte
         _call_timeout.reset(token)
     status = response.status_code
     if status >= 500:
-        fault = _fault_string(response.content)
+        code, fault = _fault(response.content)
+        if code.rsplit(":", 1)[-1].split(".")[0] in {"Client", "Sender"}:
+            # The hospital says our envelope is wrong for it: its namespace or part name is misconfigured.
+            raise HospitalBadAnswer(
+                f"医院接口{iface.name}拒绝了SOAP请求（SOAP Fault：{fault}），请检查命名空间、参数名和SOAP版本配置",
+                **context,
+            )
         detail = f"（SOAP Fault：{fault}）" if fault else ""
         raise HospitalUnavailable(f"医院接口{iface.name}返回HTTP {status}{detail}", **context)
     if status >= 400:
@@ -326,18 +335,37 @@ def _fault_text(fault: etree._Element) -> str:
     return ""
 
 
-def _fault_string(content: bytes) -> str:
+def _fault_code(fault: etree._Element) -> str:
+    for element in fault.iter():
+        if isinstance(element.tag, str) and local_name(element) in {"faultcode", "Value"}:
+            return (element.text or "").strip()
+    return ""
+
+
+def _fault(content: bytes) -> tuple[str, str]:
+    """(faultcode, faultstring) of a SOAP 1.1 or 1.2 fault envelope; empty strings otherwise."""
     try:
         root = etree.fromstring(content, etree.XMLParser(**_SOAP_PARSER_OPTIONS))
     except etree.XMLSyntaxError:
-        return ""
+        return "", ""
     body = _body(root)
     fault = (
         next((e for e in body if isinstance(e.tag, str) and local_name(e) == "Fault"), None)
         if body is not None
         else None
     )
-    return _fault_text(fault) if fault is not None else ""
+    return (_fault_code(fault), _fault_text(fault)) if fault is not None else ("", "")
+
+
+def _is_timeout(exc: requests.ConnectionError) -> bool:
+    # With urllib3 retries configured, requests reports a read timeout as a ConnectionError
+    # wrapping MaxRetryError(reason=ReadTimeoutError).
+    if isinstance(exc, requests.Timeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    if isinstance(reason, NewConnectionError):  # urllib3 derives it from ConnectTimeoutError
+        return False
+    return isinstance(reason, TimeoutError | ReadTimeoutError | ConnectTimeoutError)
 
 
 def _reason(exc: BaseException) -> str:
