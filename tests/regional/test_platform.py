@@ -210,3 +210,13 @@ class AuditTests:
         assert entry.before["interface_version"] == "2.4" and entry.after["interface_version"] == "2.3"
         assert entry.after["endpoint_url"] == "http://127.0.0.1:9/his/ws"
         assert c.get("/admin/regional/auditentry/").status_code == 200
+
+
+class LeakCheckTests:
+    def test_the_suites_leak_check_finds_unmasked_numbers_and_passes_masked_ones(self):
+        from tests.pii_scan import LEAKS
+
+        assert LEAKS.search("身份证 330600000000001234 已锁号")
+        assert LEAKS.search("<IDCode>3306XXXXXXXXXX1234</IDCode>")
+        assert LEAKS.search("phone=13400001234;")
+        assert not LEAKS.search("3306**********1234 134****1234 WF20261126000001 order 2026112600000123")
