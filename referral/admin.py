@@ -204,14 +204,13 @@ class ReferralAdmin(PersonalDataAdminMixin, admin.ModelAdmin):
         return False  # referrals are medical records: cancel, never delete
 
     def get_search_results(self, request, queryset, search_term):
-        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        # Personal data is encrypted: a full ID number, card number or name matches its lookup hash.
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         term = search_term.strip()
         if term:
             digest = lookup_hash(term)
-            queryset |= self.model.objects.filter(
-                Q(id_no_hash=digest) | Q(card_no_hash=digest) | Q(patient_name_hash=digest)
-            )
-        return queryset, may_have_duplicates
+            found |= queryset.filter(Q(id_no_hash=digest) | Q(card_no_hash=digest) | Q(patient_name_hash=digest))
+        return found, may_have_duplicates
 
     def get_urls(self):
         info = self.model._meta.app_label, self.model._meta.model_name

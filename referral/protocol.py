@@ -8,14 +8,17 @@ Chinese naming the fields (CONTRACT.md sections 3-5).
 
 from __future__ import annotations
 
+import logging
 import time
+import uuid
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.http import HttpRequest
 from lxml import etree
 
 from referral import services
-from regional import auth, inbound
+from regional import auth, inbound, ratelimit
 from regional.auth import Caller
 from regional.messages import XmlReadError, read_xml
 from regional.messages.catalog import REFERRAL_APPLY, REFERRAL_INTERFACES, REFERRAL_QUERY, REFERRAL_START, Interface
@@ -25,6 +28,7 @@ from regional.models import Hospital, MessageLog
 BY_ROOT: dict[str, Interface] = {i.request.root.lower(): i for i in REFERRAL_INTERFACES}
 UNAUTHORISED = "未授权：请使用HTTP Basic认证、在token中填写本院访问码，或从医院登记的IP地址调用"
 REDACTED = "******"
+logger = logging.getLogger("referral.servlet")
 
 
 class UnknownService(XmlReadError):
@@ -114,27 +118,38 @@ def refuse(
     return text
 
 
-def handle(request: HttpRequest, raw: bytes, *, charset: str | None) -> str:
-    """Body in, answer text out: read → pick the service → authenticate → regional.inbound.process."""
+def handle(request: HttpRequest, raw: bytes, *, charset: str | None) -> tuple[str, int]:
+    """Body in, answer text and HTTP status out: read → pick the service → authenticate → rate
+    limit → regional.inbound.process. Whatever happens, the answer is well-formed XML."""
     started = time.monotonic()
     address = auth.client_address(request)
+    interface = REFERRAL_START
     try:
         message = read_request(raw, charset=charset)
+        interface = message.interface
+        caller = caller_for(request, message)
+        body = message.redacted_text()
+        if caller is None:
+            text = refuse(
+                interface, UNAUTHORISED, address=address, body=body, started=started, hospital_no=message.hospital_no
+            )
+            return text, 200
+        who = caller.hospital.hospital_no if caller.hospital else caller.address
+        if not ratelimit.allow(f"hospital:{who}", limit=getattr(settings, "RATE_LIMIT_HOSPITAL_PER_MINUTE", 1200)):
+            text = refuse(
+                interface, "请求过于频繁：超过每分钟调用上限，请稍后重试", address=address, body=body,
+                started=started, hospital_no=message.hospital_no, hospital=caller.hospital,
+            )  # fmt: skip
+            return text, 429
+        outcome = inbound.process(interface, body, caller=caller, on_error=failure, success=lambda fields: fields)
+        return outcome.response_text, 200
     except XmlReadError as exc:
-        return refuse(REFERRAL_START, exc.message, address=address, body=raw, started=started)
-    caller = caller_for(request, message)
-    body = message.redacted_text()
-    if caller is None:
-        return refuse(
-            message.interface,
-            UNAUTHORISED,
-            address=address,
-            body=body,
-            started=started,
-            hospital_no=message.hospital_no,
-        )
-    outcome = inbound.process(message.interface, body, caller=caller, on_error=failure, success=lambda fields: fields)
-    return outcome.response_text
+        return refuse(interface, exc.message, address=address, body=raw, started=started), 200
+    except Exception:
+        # Never a 500 page to a HIS: a well-formed answer with a reference to find the log entry.
+        reference = uuid.uuid4().hex[:12]
+        logger.exception("referral servlet failed, reference %s", reference)
+        return interface.response.render(failure(interface, f"平台内部错误，请稍后重试（参考号{reference}）")), 200
 
 
 # -- handlers: message fields → services → response fields ------------------------------------------

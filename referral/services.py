@@ -578,3 +578,10 @@ def referral_overdue_scan(*, now: dt.datetime | None = None) -> int:
             )
             flagged += 1
     return flagged
+
+
+def referral_links_prune(*, now: dt.datetime | None = None, keep: dt.timedelta = dt.timedelta(days=30)) -> int:
+    """Delete link codes that expired more than `keep` ago (they only answer 410 by then)."""
+    now = now or timezone.now()
+    deleted, _ = ReferralAccess.objects.filter(expires_at__lt=now - keep).delete()
+    return deleted

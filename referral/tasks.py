@@ -20,10 +20,11 @@ def beat_schedule() -> dict:
 
 @shared_task(name=OVERDUE_SCAN)
 def scan_overdue_referrals() -> dict:
-    """Flag overdue referrals (notifying once each), then redeliver reminders left unsent."""
+    """Flag overdue referrals (notifying once each), redeliver reminders left unsent, prune old links."""
     flagged = services.referral_overdue_scan()
     redelivered = notify.deliver_pending()
-    return {"flagged": flagged, "redelivered": redelivered}
+    pruned = services.referral_links_prune()
+    return {"flagged": flagged, "redelivered": redelivered, "pruned_links": pruned}
 
 
 @shared_task(bind=True, name="referral.deliver_notification", max_retries=5, default_retry_delay=120)

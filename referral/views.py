@@ -27,7 +27,7 @@ from referral import protocol, selectors, services
 from referral.forms import NoteForm, ReasonForm, SubmitForm
 from referral.models import Referral, ReferralAccess, ReferralBooking
 from referral.services import Actor, ReferralInvalid
-from regional import auth
+from regional import auth, ratelimit
 from regional.errors import DomainError
 from regional.messages.catalog import REFERRAL_START
 from regional.models import Hospital
@@ -56,7 +56,11 @@ def servlet(request: HttpRequest) -> HttpResponse:
         )
         return HttpResponse(text, content_type=XML)
     charset = request.content_params.get("charset") if request.content_params else None
-    return HttpResponse(protocol.handle(request, raw, charset=charset), content_type=XML)
+    text, status = protocol.handle(request, raw, charset=charset)
+    response = HttpResponse(text, content_type=XML, status=status)
+    if status == 429:
+        response["Retry-After"] = str(ratelimit.retry_after())
+    return response
 
 
 # -- opening a referral by link or as staff -----------------------------------------------------------

@@ -742,7 +742,7 @@ REFERRAL_START = Interface(
     Message(
         "referral",
         (
-            Field("parm", "转诊URL参数", max_length=256),
+            Field("parm", "转诊URL参数", max_length=256, sensitive="id"),  # a link code that opens personal data
             Field("result", "交易结果", required=True, max_length=256),
             Field("message", "错误消息", max_length=256),
         ),
@@ -772,7 +772,7 @@ REFERRAL_QUERY = Interface(
         (
             Field("result", "交易结果", required=True, max_length=256),
             Field("message", "错误消息", max_length=256),
-            Field("parm", "转诊URL参数", max_length=256),
+            Field("parm", "转诊URL参数", max_length=256, sensitive="id"),  # a link code that opens personal data
         ),
     ),
     hospital_field="yydm",

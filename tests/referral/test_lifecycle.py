@@ -213,6 +213,15 @@ class LinkTests:
         with pytest.raises(LinkExpired):
             services.referral_link_open(code=code, audience=ReferralAccess.SENDER)
 
+    def test_links_long_expired_are_pruned(self, sender):
+        services.referral_start(hospital=sender, data=start_data())
+        services.referral_start(hospital=sender, data=start_data(orderid="ORD-0002"))
+        ReferralAccess.objects.filter(referral__order_id="ORD-0002").update(
+            expires_at=timezone.now() - dt.timedelta(days=31)
+        )
+        assert services.referral_links_prune() == 1
+        assert ReferralAccess.objects.get().referral.order_id == "ORD-0001"
+
     def test_codes_are_random_and_at_least_128_bits(self, sender):
         codes = {services.referral_start(hospital=sender, data=start_data())[1] for _ in range(20)}
         assert len(codes) == 20
@@ -288,5 +297,5 @@ class OverdueTests:
         assert entry["schedule"] == dt.timedelta(minutes=15)
         with django_capture_on_commit_callbacks(execute=True):
             result = scan_overdue_referrals.delay()
-        assert result.get() == {"flagged": 1, "redelivered": 0}
+        assert result.get() == {"flagged": 1, "redelivered": 0, "pruned_links": 0}
         assert ReferralNotification.objects.filter(sent_at__isnull=False).count() == 2

@@ -75,7 +75,8 @@ class ReferralStartTests:
         assert "测试医生（工号YS9900）" in transition.actor_label
 
     def test_personal_data_is_encrypted_at_rest_and_masked_in_the_message_log(self, sender, post):
-        assert post(start_xml()).result == "true"
+        reply = post(start_xml())
+        assert reply.result == "true"
         with connection.cursor() as cursor:
             cursor.execute("SELECT id_no, phone, card_no, patient_name, diagnosis, address FROM referral_referral")
             row = " ".join(cursor.fetchone())
@@ -86,6 +87,8 @@ class ReferralStartTests:
         assert "330683199001011234" not in log.request_text and "3306**********1234" in log.request_text
         assert "13400001234" not in log.request_text and "134****1234" in log.request_text
         assert "高血压" not in log.request_text
+        # The link code opens the unmasked referral: the log keeps only its ends.
+        assert reply.code not in log.response_text and "<parm>refe*" in log.response_text
 
     def test_a_gbk_body_with_a_declaration_is_read(self, sender, post):
         body = ('<?xml version="1.0" encoding="GBK"?>' + start_xml(hzxm="欧阳娜娜")).encode("gbk")
@@ -196,6 +199,34 @@ class ServletRobustnessTests:
         settings.MESSAGE_MAX_BYTES = 2000
         reply = post(start_xml(bszy="很" * 1500))
         assert reply.result == "false" and "报文过大" in reply.message
+
+    def test_too_many_calls_are_told_to_wait(self, sender, post, settings):
+        from django.core.cache import cache
+
+        cache.clear()
+        settings.RATE_LIMIT_HOSPITAL_PER_MINUTE = 2
+        try:
+            assert post(start_xml()).result == "true"
+            assert post(start_xml()).result == "true"
+            reply = post(start_xml())
+            assert (reply.status, reply.root, reply.result) == (429, "referral", "false")
+            assert "请求过于频繁" in reply.message
+        finally:
+            cache.clear()
+
+    def test_an_unexpected_failure_is_a_well_formed_answer_with_a_reference(self, sender, post, monkeypatch):
+        from referral import protocol
+
+        def boom(*args, **kwargs):
+            raise RuntimeError("disk on fire")
+
+        monkeypatch.setattr(services, "referral_start", boom)
+        reply = post(start_xml())
+        assert reply.status == 200 and reply.result == "false" and "平台内部错误" in reply.message
+        monkeypatch.setattr(protocol, "caller_for", boom)
+        reply = post(query_xml())
+        assert (reply.status, reply.root, reply.result) == (200, "referral-query", "error")
+        assert "参考号" in reply.message and "disk" not in reply.message
 
 
 class ServletAuthenticationTests:
