@@ -37,6 +37,7 @@ test: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.fuzz 60
 
 clean:
 	rm -rf $(VENV) var
