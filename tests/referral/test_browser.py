@@ -10,6 +10,7 @@ import pathlib
 import pytest
 import requests
 
+from referral import services
 from referral.models import Referral
 from tests.conftest import SECRET
 from tests.referral.support import RECEIVER_NO, SENDER_NO, SERVLET, answer, query_xml, start_xml
@@ -148,3 +149,25 @@ class DoctorPagesInBrowserTests:
         response = page.goto(f"{public_url}/referral/referral/his.html?{started.parm}")
         assert response.status == 410
         assert "转诊单链接已过期" in page.content()
+
+    def test_staff_see_the_statistics_table_and_chart(self, page, public_url, sender, receiver, admin_user):
+        for order_id in ("S1", "S2"):
+            started = call(public_url, start_xml(orderid=order_id), SENDER_NO)
+            assert started.result == "true"
+            referral = Referral.objects.get(order_id=order_id)
+            services.referral_submit(
+                referral=referral,
+                actor=services.Actor.doctor(sender),
+                receiving_hospital=receiver,
+                receiving_department=receiver.departments.first(),
+                urgency="2",
+                purpose="转诊",
+            )
+        page.goto(f"{public_url}/admin/login/?next=/admin/referral/referral/statistics/")
+        page.fill("#id_username", "admin")
+        page.fill("#id_password", "password")
+        page.click("input[type=submit]")
+        page.wait_for_selector("#stats-table")
+        assert "测试第二人民医院" in page.locator("#stats-table").inner_text()
+        assert page.locator("#chart .bar.sent").count() == 1
+        page.screenshot(path=str(ARTIFACTS / "referral-statistics.png"), full_page=True)

@@ -182,6 +182,11 @@ class NoticeTests:
         for text in ("转诊通知", "张三", "330683199001011234", "心血管内科", "紧急", "接收转诊", "拒绝转诊", "上转"):
             assert text in page
 
+    def test_an_overdue_referral_is_flagged_on_the_notice(self, znts_url, client):
+        assert "超过规定时间仍未处理" not in client.get(znts_url).content.decode()
+        Referral.objects.update(overdue_flagged_at=timezone.now())
+        assert "超过规定时间仍未处理" in client.get(znts_url).content.decode()
+
     def test_accept_arrive_complete_and_refer_back(self, znts_url, client):
         assert client.post(znts_url, {"action": "accept", "accept-note": "明日8点心内科门诊"}).status_code == 302
         assert Referral.objects.get().status == "accepted"
