@@ -116,13 +116,14 @@ class Actor:
     label: str
     hospital: Hospital | None = None
     user: Any = None
+    doctor_code: str = ""
 
     @classmethod
     def doctor(cls, hospital: Hospital, code: str = "", name: str = "") -> Actor:
         who = f"医生{name}" if name else "医生"
         if code:
             who += f"（工号{code}）"
-        return cls(f"{hospital.name} {who}", hospital=hospital)
+        return cls(f"{hospital.name} {who}", hospital=hospital, doctor_code=code)
 
     @classmethod
     def staff(cls, user) -> Actor:
@@ -514,7 +515,7 @@ def referral_return(*, original: Referral, actor: Actor) -> tuple[Referral, str]
             sending_hospital_name=sender.name,
             sending_department_code=original.receiving_department_code[:32],
             sending_department_name=original.receiving_department_name[:128],
-            sending_doctor_code=(actor.user.get_username() if actor.user else _doctor_code(actor))[:32],
+            sending_doctor_code=(actor.user.get_username() if actor.user else actor.doctor_code)[:32],
             receiving_hospital=original.sending_hospital,
             source=Referral.Source.BACK,
             original=original,
@@ -533,14 +534,6 @@ def referral_return(*, original: Referral, actor: Actor) -> tuple[Referral, str]
         referral=draft, audience=ReferralAccess.SENDER, hospital=sender, doctor_code=draft.sending_doctor_code
     )
     return draft, code
-
-
-def _doctor_code(actor: Actor) -> str:
-    # Actor.doctor labels read "… 医生（工号X）".
-    label = actor.label
-    if "工号" in label:
-        return label.rsplit("工号", 1)[1].rstrip("）")
-    return ""
 
 
 # -- overdue --------------------------------------------------------------------------------------
