@@ -152,6 +152,9 @@ def _private(response: HttpResponse) -> HttpResponse:
     # The link code is a credential in the URL: never send it to other sites in a Referer header
     # ("same-origin", not "no-referrer": Chromium then posts forms with `Origin: null`, failing CSRF).
     response["Referrer-Policy"] = "same-origin"
+    # These pages show a party what it sent or already holds (CONTRACT.md section 6), also when a
+    # form comes back with errors; the suite's leak check reads this mark.
+    response.shows_own_personal_data = True
     return response
 
 

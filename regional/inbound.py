@@ -174,6 +174,7 @@ def masked_xml(source: etree._Element | str | bytes, message: Message | None) ->
 
 
 def _cap(text: str) -> str:
+    text = text.replace("\x00", "\\0")  # PostgreSQL text cannot hold NUL
     return text if len(text) <= LOG_TEXT_LIMIT else text[:LOG_TEXT_LIMIT] + "\n…（报文过长，已截断）"
 
 
@@ -203,20 +204,42 @@ def log_message(
         seconds=seconds,
     )
     try:
-        MessageLog.objects.create(
-            direction=direction,
-            side=interface.side,
-            interface=interface.name,
-            hospital=hospital,
-            hospital_no=(hospital.hospital_no if hospital else hospital_no)[:36],
-            transaction_id=(transaction_id or "")[:64],
-            ok=ok,
-            result_code=result_code if result_code is not None else ("0" if ok else "1"),
-            error=mask_text(error)[:2000],
-            duration_ms=int(seconds * 1000),
-            remote_addr=remote_addr[:300],
-            request_text=masked_xml(request, interface.request) if request is not None else "",
-            response_text=masked_xml(response, interface.response) if response is not None else "",
-        )
+        # A savepoint: a failed log write must not poison a transaction the caller is in.
+        with transaction.atomic():
+            _write_log(
+                direction=direction,
+                interface=interface,
+                hospital=hospital,
+                hospital_no=hospital_no,
+                transaction_id=transaction_id,
+                ok=ok,
+                error=error,
+                seconds=seconds,
+                remote_addr=remote_addr,
+                request=request,
+                response=response,
+                result_code=result_code,
+            )
     except Exception:
         logger.exception("message log write failed for %s", interface.name)
+
+
+def _write_log(
+    *, direction, interface, hospital, hospital_no, transaction_id, ok, error, seconds, remote_addr, request, response,
+    result_code,
+) -> None:  # fmt: skip
+    MessageLog.objects.create(
+        direction=direction,
+        side=interface.side,
+        interface=interface.name,
+        hospital=hospital,
+        hospital_no=(hospital.hospital_no if hospital else hospital_no)[:36],
+        transaction_id=(transaction_id or "")[:64],
+        ok=ok,
+        result_code=result_code if result_code is not None else ("0" if ok else "1"),
+        error=_cap(mask_text(error))[:2000],
+        duration_ms=int(seconds * 1000),
+        remote_addr=remote_addr[:300],
+        request_text=masked_xml(request, interface.request) if request is not None else "",
+        response_text=masked_xml(response, interface.response) if response is not None else "",
+    )

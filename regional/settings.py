@@ -150,6 +150,12 @@ HOSPITAL_CIRCUIT_FAILURES = env_int("HOSPITAL_CIRCUIT_FAILURES", 5)
 HOSPITAL_CIRCUIT_RESET_SECONDS = env_int("HOSPITAL_CIRCUIT_RESET_SECONDS", 30)
 ORDER_LOCK_MINUTES = env_int("ORDER_LOCK_MINUTES", 15)
 
+# Two-way referral: how long a form link (referralCode) stays valid, when a pending referral is
+# overdue, and how often the overdue scan runs.
+REFERRAL_LINK_TTL_MINUTES = env_int("REFERRAL_LINK_TTL_MINUTES", 1440)
+REFERRAL_PENDING_HOURS = env_int("REFERRAL_PENDING_HOURS", 48)
+REFERRAL_OVERDUE_SCAN_MINUTES = env_int("REFERRAL_OVERDUE_SCAN_MINUTES", 15)
+
 # Production hardening; nginx terminates TLS (deploy/nginx.conf) and sets X-Forwarded-Proto.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)

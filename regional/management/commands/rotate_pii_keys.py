@@ -22,6 +22,8 @@ class Command(BaseCommand):
     def handle(self, *args, batch: int, **options):
         total = 0
         for model in apps.get_models():
+            if model._meta.proxy:
+                continue  # the concrete model's rows are the same rows
             fields = [f for f in model._meta.concrete_fields if isinstance(f, EncryptedTextField)]
             if not fields:
                 continue
