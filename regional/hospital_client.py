@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextvars
 import io
+import logging
 import re
 import threading
 import time
@@ -65,8 +66,12 @@ __all__ = [
     "call",
     "circuit_for",
     "clear_clients",
+    "generated_wsdl",
+    "new_transaction_id",
     "send_raw",
 ]
+
+logger = logging.getLogger("regional.hospital_client")
 
 # The namespace of the reference hospital interface (the sandbox hospital serves it); assumed for
 # a hospital configured with neither a WSDL nor a namespace.
@@ -207,6 +212,11 @@ def _exchange(hospital: Hospital, iface: Interface, text: str, tx_id: str, timeo
         except HospitalError:
             breaker.record_failure()
             raise
+        except Exception as exc:  # noqa: BLE001 — callers handle the HospitalError family only
+            reference = uuid.uuid4().hex[:12]
+            logger.exception("call %s to %s failed, reference %s", iface.name, hospital.hospital_no, reference)
+            breaker.record_failure()
+            raise HospitalBadAnswer(f"调用医院接口{iface.name}时发生意外错误（参考号{reference}）", **context) from exc
         breaker.record_success()
     except HospitalError as exc:
         code = str(exc.result_code) if isinstance(exc, HospitalRefused) else ""
