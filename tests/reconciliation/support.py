@@ -98,3 +98,47 @@ def import_bill(pay_channel: str, day: dt.date, **knobs) -> sandbox.Manifest:
     content, manifest = bill(pay_channel, day, **knobs)
     services.statement_import(source=source(pay_channel), bill_date=day, file=io.BytesIO(content), filename="bill.csv")
     return manifest
+
+
+def platform_order(
+    hospital, *, workflow_id: str, status: str, fee: str = "12.50", pay_channel: str = "wepay", day=None
+):
+    """A booking.Order as the booking app leaves it (schedule, channel and all), for three-way checks."""
+    from booking.models import Channel, Order, Schedule
+    from regional.models import Department, Doctor
+
+    day = day or yesterday()
+    department, _ = Department.objects.get_or_create(hospital=hospital, department_id="K01", defaults={"name": "内科"})
+    doctor, _ = Doctor.objects.get_or_create(
+        hospital=hospital, doctor_id="D001", defaults={"name": "测试医生", "department_code": "K01"}
+    )
+    channel = Channel.objects.filter(code="JKMZWX").first()
+    if channel is None:
+        channel = Channel(code="JKMZWX", name="微信")
+        channel.issue_token()
+        channel.save()
+    schedule, _ = Schedule.objects.get_or_create(
+        hospital=hospital,
+        work_id=f"W{day:%Y%m%d}",
+        defaults={
+            "doctor": doctor, "doctor_code": "D001", "department": department, "department_code": "K01",
+            "work_date": day, "time_code": 1, "start_time": dt.time(8), "stop_time": dt.time(12),
+            "price": Decimal(fee), "remaining": 10, "total": 20,
+        },
+    )  # fmt: skip
+    n = next(_seq)
+    return Order.objects.create(
+        order_no=f"O{day:%Y%m%d}{n:06d}",
+        channel=channel,
+        hospital=hospital,
+        schedule=schedule,
+        status=status,
+        lock_transaction_id=f"L{n:08d}",
+        workflow_id=workflow_id,
+        fee=Decimal(fee),
+        patient_name="测试患者一",
+        pay_type=Order.PAY_ONLINE,
+        pay_channel=pay_channel,
+        paid_at=at(day, 9) if status != Order.BOOKED else None,
+        created_at=at(day, 8),
+    )
