@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -164,13 +165,22 @@ def masked_xml(source: etree._Element | str | bytes, message: Message | None) ->
             root = read_xml(source)
         except XmlReadError:
             text = source.decode("utf-8", "replace") if isinstance(source, bytes) else source
-            return _cap(mask_text(text))
+            return _cap(mask_text(_mask_unparsed(text, sensitive)))
     else:
         root = etree.fromstring(etree.tostring(source))  # never alter the caller's tree
     for element in root.iter():
         if isinstance(element.tag, str) and element.text and element.tag.lower() in sensitive:
             element.text = mask(element.text.strip(), sensitive[element.tag.lower()])
     return _cap(mask_text(etree.tostring(root, encoding="unicode")))
+
+
+def _mask_unparsed(text: str, sensitive: dict[str, str]) -> str:
+    """Mask the personal elements of a message that does not parse, by their tags."""
+    if not sensitive:
+        return text
+    names = "|".join(re.escape(name) for name in sensitive)
+    pattern = re.compile(rf"(<\s*({names})\s*>)([^<]*)", re.IGNORECASE)
+    return pattern.sub(lambda m: m.group(1) + mask(m.group(3).strip(), sensitive[m.group(2).lower()]), text)
 
 
 def _cap(text: str) -> str:

@@ -80,11 +80,11 @@ class ReferralStartTests:
         with connection.cursor() as cursor:
             cursor.execute("SELECT id_no, phone, card_no, patient_name, diagnosis, address FROM referral_referral")
             row = " ".join(cursor.fetchone())
-        for plain in ("330683199001011234", "13400001234", "A01234567", "张三", "高血压", "嵊州市"):
+        for plain in ("3306XXXXXXXXXX1234", "13400001234", "A01234567", "张三", "高血压", "嵊州市"):
             assert plain not in row
         log = MessageLog.objects.get(interface="referral")
         assert log.ok and log.hospital == sender
-        assert "330683199001011234" not in log.request_text and "3306**********1234" in log.request_text
+        assert "3306XXXXXXXXXX1234" not in log.request_text and "3306**********1234" in log.request_text
         assert "13400001234" not in log.request_text and "134****1234" in log.request_text
         assert "高血压" not in log.request_text
         # The link code opens the unmasked referral: the log keeps only its ends.
@@ -319,14 +319,14 @@ class ReferralQueryTests:
         assert access.hospital == receiving and access.doctor_code == "YS9900"
 
     def test_it_matches_on_the_card_and_its_type_when_the_id_number_differs(self, submitted, post):
-        reply = post(query_xml(sfzh="330683199912312222"), as_hospital=RECEIVER_NO)
+        reply = post(query_xml(sfzh="3306XXXXXXXXXX2222"), as_hospital=RECEIVER_NO)
         assert reply.result == "true"
 
     def test_it_does_not_match_another_patients_name(self, submitted, post):
         assert post(query_xml(hzxm="李四"), as_hospital=RECEIVER_NO).result == "false"
 
     def test_the_card_needs_its_type_to_match(self, submitted, post):
-        reply = post(query_xml(sfzh="330683199912312222", jzklx="2"), as_hospital=RECEIVER_NO)
+        reply = post(query_xml(sfzh="3306XXXXXXXXXX2222", jzklx="2"), as_hospital=RECEIVER_NO)
         assert reply.result == "false"
 
     def test_drafts_and_closed_referrals_are_not_found(self, submitted, post):
