@@ -1,5 +1,8 @@
-"""The regional staff's admin for schedules (the hospitals' data: browse, stop on a hospital's behalf)
-and booking channels (their API tokens are issued by an action and shown once)."""
+"""The regional staff's admin for schedules (the hospitals' data: browse, stop on a hospital's behalf),
+booking channels (their API tokens are issued by an action and shown once), orders with their
+history, the outbox of messages owed to hospitals (retry), patient notifications (retry), no-show
+records and the payment ledger. Everything order-related is read-only here: it changes through
+the services (and their actions), and personal data is shown masked with a recorded reveal."""
 
 from __future__ import annotations
 
@@ -15,8 +18,18 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from booking import services
-from booking.models import Channel, Schedule
+from booking import notify, services
+from booking.models import (
+    Channel,
+    LedgerEntry,
+    NoShowRecord,
+    Order,
+    OrderTransition,
+    OutboxMessage,
+    PatientNotification,
+    Schedule,
+)
+from regional.admin import PersonalDataAdminMixin
 from regional.errors import DomainError
 
 
@@ -228,3 +241,258 @@ class ChannelAdmin(admin.ModelAdmin):
             f"渠道{channel.code}（{channel.name}）的新令牌（只显示这一次，请立即交给渠道方妥善保存）：{token}",
             messages.WARNING,
         )
+
+
+# -- orders and what they owe ----------------------------------------------------------------------
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written by the services only: browse, never add, edit or delete here."""
+
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+class VisitDateFilter(WorkDateFilter):
+    title = "就诊日期"
+    parameter_name = "visit"
+
+    def queryset(self, request, queryset):
+        today = timezone.localdate()
+        ranges = {
+            "today": {"schedule__work_date": today},
+            "tomorrow": {"schedule__work_date": today + dt.timedelta(days=1)},
+            "week": {"schedule__work_date__gte": today, "schedule__work_date__lt": today + dt.timedelta(days=7)},
+            "future": {"schedule__work_date__gte": today},
+            "past": {"schedule__work_date__lt": today},
+        }
+        return queryset.filter(**ranges[self.value()]) if self.value() in ranges else queryset
+
+
+class OrderTransitionInline(admin.TabularInline):
+    model = OrderTransition
+    verbose_name_plural = "状态变更记录"
+    fields = ("created_at", "from_status", "to_status", "mark", "actor", "user", "reason")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ("created_at", "pk")
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+class OrderOutboxInline(admin.TabularInline):
+    model = OutboxMessage
+    verbose_name_plural = "发给医院的通知"
+    fields = ("kind", "status", "attempts", "transaction_id", "last_error", "created_at", "sent_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+def _order_link(order: Order | None) -> str:
+    if order is None:
+        return "-"
+    url = reverse("admin:booking_order_change", args=[order.pk])
+    return format_html('<a href="{}">{}</a>', url, order.order_no)
+
+
+@admin.register(Order)
+class OrderAdmin(PersonalDataAdminMixin, ReadOnlyAdmin):
+    """Orders with their history; the patient masked (reveal recorded)."""
+
+    personal_fields = {
+        "patient_name": "name",
+        "id_card": "id",
+        "phone": "phone",
+        "card_no": "card",
+        "address": "address",
+    }
+    list_display = (
+        "order_no", "hospital", "channel", "work_id", "work_date", "status", "mark", "masked_patient_name", "fee",
+        "created_at", "lock_expires_at",
+    )  # fmt: skip
+    list_filter = ("status", "mark", VisitDateFilter, ("created_at", admin.DateFieldListFilter), "channel", "hospital")
+    search_fields = ("=order_no", "=workflow_id")
+    search_help_text = "按平台订单号或医院挂号交易流水号（WorkFlowId）精确搜索"
+    list_select_related = ("hospital", "channel", "schedule")
+    ordering = ("-created_at",)
+    inlines = [OrderTransitionInline, OrderOutboxInline]
+    fieldsets = (
+        ("订单", {"fields": ("order_no", "channel", "hospital", "schedule", "num_source_id", "status", "mark",
+                           "mark_reason", "cancelled_by", "failure_reason")}),
+        ("医院端", {"fields": ("workflow_id", "lock_transaction_id", "serial_number", "worktime", "fee",
+                            "hospital_status", "refreshed_at")}),
+        ("患者（脱敏显示）", {"fields": ("masked_patient_name", "masked_id_card", "masked_phone", "masked_card_no",
+                                   "card_type", "sex", "age", "masked_address")}),
+        ("支付", {"fields": ("pay_type", "pay_trade_no", "pay_channel", "paid_at")}),
+        ("时间", {"fields": ("created_at", "locked_at", "lock_expires_at", "cancelled_at", "finished_at",
+                          "updated_at")}),
+    )  # fmt: skip
+
+    @admin.display(description="排班班次", ordering="schedule__work_id")
+    def work_id(self, obj: Order) -> str:
+        return obj.schedule.work_id
+
+    @admin.display(description="就诊日期", ordering="schedule__work_date")
+    def work_date(self, obj: Order):
+        return obj.schedule.work_date
+
+    @admin.display(description="患者姓名")
+    def masked_patient_name(self, obj: Order) -> str:
+        return self.masked(obj, "patient_name")
+
+    @admin.display(description="身份证号")
+    def masked_id_card(self, obj: Order) -> str:
+        return self.masked(obj, "id_card")
+
+    @admin.display(description="手机号码")
+    def masked_phone(self, obj: Order) -> str:
+        return self.masked(obj, "phone")
+
+    @admin.display(description="诊疗卡号")
+    def masked_card_no(self, obj: Order) -> str:
+        return self.masked(obj, "card_no")
+
+    @admin.display(description="地址")
+    def masked_address(self, obj: Order) -> str:
+        return self.masked(obj, "address")
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(ReadOnlyAdmin):
+    """Messages owed to hospitals: what waits, what failed and why; staff can send them again."""
+
+    list_display = (
+        "id", "kind", "hospital", "order_link", "status", "attempts", "next_attempt_at", "short_error", "created_at",
+        "sent_at",
+    )  # fmt: skip
+    list_filter = ("status", "kind", "hospital")
+    search_fields = ("=order__order_no", "=transaction_id", "=order__workflow_id")
+    search_help_text = "按平台订单号、访问流水号或WorkFlowId精确搜索"
+    list_select_related = ("hospital", "order")
+    ordering = ("-created_at",)
+    actions = ["retry_selected"]
+    fields = (
+        "kind", "hospital", "order_link", "status", "transaction_id", "payload", "attempts", "last_error",
+        "next_attempt_at", "claimed_until", "created_at", "sent_at",
+    )  # fmt: skip
+    readonly_fields = fields
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("booking.retry_outboxmessage")
+
+    @admin.display(description="订单")
+    def order_link(self, obj: OutboxMessage) -> str:
+        return _order_link(obj.order)
+
+    @admin.display(description="最近错误")
+    def short_error(self, obj: OutboxMessage) -> str:
+        return obj.last_error[:80]
+
+    @admin.action(description="立即重新发送所选通知", permissions=["retry"])
+    def retry_selected(self, request: HttpRequest, queryset: QuerySet[OutboxMessage]) -> None:
+        count = services.outbox_retry(message_ids=list(queryset.values_list("pk", flat=True)), user=request.user)
+        skipped = queryset.count() - count
+        note = f"（{skipped}条已送达或无需发送，未重发）" if skipped else ""
+        self.message_user(
+            request, f"已重新发送{count}条医院通知{note}", messages.SUCCESS if count else messages.WARNING
+        )
+
+
+@admin.register(PatientNotification)
+class PatientNotificationAdmin(PersonalDataAdminMixin, ReadOnlyAdmin):
+    personal_fields = {"phone": "phone"}
+    list_display = ("created_at", "kind", "order_link", "masked_phone", "status", "attempts", "backend", "sent_at")
+    list_filter = ("status", "kind")
+    search_fields = ("=order__order_no",)
+    list_select_related = ("order",)
+    ordering = ("-created_at",)
+    actions = ["retry_selected"]
+    fields = ("kind", "order_link", "masked_phone", "message", "status", "backend", "attempts", "last_error",
+              "next_attempt_at", "created_at", "sent_at")  # fmt: skip
+    readonly_fields = fields
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("booking.retry_patientnotification")
+
+    @admin.display(description="订单")
+    def order_link(self, obj: PatientNotification) -> str:
+        return _order_link(obj.order)
+
+    @admin.display(description="手机号码")
+    def masked_phone(self, obj: PatientNotification) -> str:
+        return self.masked(obj, "phone")
+
+    @admin.action(description="立即重新发送所选通知", permissions=["retry"])
+    def retry_selected(self, request: HttpRequest, queryset: QuerySet[PatientNotification]) -> None:
+        count = notify.notifications_retry(notification_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"已重新发送{count}条患者通知", messages.SUCCESS if count else messages.WARNING)
+
+
+@admin.register(NoShowRecord)
+class NoShowRecordAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "hospital", "order_link", "work_date", "patient_key", "occurred_at")
+    list_filter = ("hospital", ("work_date", admin.DateFieldListFilter))
+    search_fields = ("=order__order_no",)
+    list_select_related = ("hospital", "order")
+    ordering = ("-created_at",)
+    fields = ("order_link", "hospital", "work_date", "patient_key", "occurred_at", "created_at")
+    readonly_fields = fields
+
+    @admin.display(description="订单")
+    def order_link(self, obj: NoShowRecord) -> str:
+        return _order_link(obj.order)
+
+    @admin.display(description="患者标识（身份证号摘要）")
+    def patient_key(self, obj: NoShowRecord) -> str:
+        return f"{obj.id_card_hash[:12]}…"
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(PersonalDataAdminMixin, ReadOnlyAdmin):
+    """The payment ledger: append-only, so nothing here can be changed (corrections are new entries)."""
+
+    personal_fields = {"patient_name": "name"}
+    list_display = (
+        "created_at", "batch", "pay_trade_no", "type", "kind", "signed_amount", "hospital", "channel",
+        "pay_channel", "masked_patient_name",
+    )  # fmt: skip
+    list_filter = ("kind", "type", "pay_channel", ("created_at", admin.DateFieldListFilter), "channel", "hospital")
+    search_fields = ("=batch", "=pay_trade_no")
+    search_help_text = "按平台交易流水号（订单号）或支付交易号精确搜索"
+    list_select_related = ("hospital", "channel", "order")
+    ordering = ("-created_at", "-pk")
+    fields = ("entry_key", "batch", "pay_trade_no", "type", "kind", "amount", "hospital", "order_link", "channel",
+              "pay_channel", "masked_patient_name", "reason", "created_at")  # fmt: skip
+    readonly_fields = fields
+
+    @admin.display(description="金额（元）", ordering="amount")
+    def signed_amount(self, obj: LedgerEntry) -> str:
+        return f"{'-' if obj.kind == LedgerEntry.REFUND else ''}{obj.amount:.2f}"
+
+    @admin.display(description="订单")
+    def order_link(self, obj: LedgerEntry) -> str:
+        return _order_link(obj.order)
+
+    @admin.display(description="患者姓名")
+    def masked_patient_name(self, obj: LedgerEntry) -> str:
+        return self.masked(obj, "patient_name")

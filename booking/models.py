@@ -1,4 +1,5 @@
-"""The appointment pool: booking channels and the hospitals' schedules (and, with the booking issue, orders)."""
+"""The appointment pool: booking channels, the hospitals' schedules, orders and what they owe
+(hospital notifications in the outbox, patient notifications), no-shows and the payment ledger."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import datetime as dt
 import hashlib
 import secrets
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
 from regional.models import Department, Doctor, Hospital
+from regional.pii import EncryptedTextField, LookupHashField
 
 
 def hash_token(token: str) -> str:
@@ -101,8 +104,9 @@ class Schedule(models.Model):
     remaining = models.PositiveIntegerField("剩余号源")
     total = models.PositiveIntegerField("号源总数")
     hospital_reserved = models.PositiveIntegerField("医院保留号源", default=0)
-    # Platform orders placed on this schedule; the orders issue increments it in the same
-    # conditional UPDATE that takes a slot. Anything above 0 forbids deleting the row.
+    # Platform orders referring to this schedule, whatever their status: incremented in the same
+    # conditional UPDATE that takes a slot, moved with the orders on 换诊, never decremented
+    # otherwise (a released order keeps referring to it). Anything above 0 forbids deleting the row.
     booked_count = models.PositiveIntegerField("平台订单数", default=0)
     status = models.CharField("状态", max_length=10, choices=STATUSES, default=NORMAL)
     stop_reason = models.CharField("停诊原因", max_length=500, blank=True)
@@ -157,3 +161,322 @@ class Schedule(models.Model):
     @property
     def is_retired(self) -> bool:
         return self.status in (self.CHANGED, self.WITHDRAWN)
+
+
+# -- orders ------------------------------------------------------------------------------------------
+
+
+class Order(models.Model):
+    """A booking (预约订单) a channel made for a patient on a hospital's schedule: the platform's
+    trade number (`order_no`), the hospital's WorkFlowId once the number is locked there, the patient
+    (encrypted at rest, lookups by keyed hash) and the life cycle of the specification's
+    WorkFlowStatus (1 已预约, 2 已支付, 3 已退号, 4 已履约, 6 已爽约).
+
+    Two platform-only states surround it: `locking` (the platform's count is reserved and the
+    hospital is being asked; a crash here is reconciled by the sweeper) and `failed` (the hospital
+    refused or could not be reached; the count was given back). An unpaid lock that outlives the
+    lock time becomes `expired` (UnlockReg sent, count given back). 停诊 and 换诊 are marks beside
+    the status: a stopped session's orders are 已退号 with the 停诊 mark; a changed session's
+    orders keep their status and follow the new schedule with the 换诊 mark. Every change of status
+    or mark is an OrderTransition row (and an audit entry).
+    """
+
+    LOCKING, FAILED, EXPIRED = "locking", "failed", "expired"
+    BOOKED, PAID, CANCELLED, VISITED, NO_SHOW = "1", "2", "3", "4", "6"
+    STATUSES = [
+        (LOCKING, "锁号中"),
+        (BOOKED, "已预约"),
+        (PAID, "已支付"),
+        (CANCELLED, "已退号"),
+        (VISITED, "已履约"),
+        (NO_SHOW, "已爽约"),
+        (FAILED, "锁号失败"),
+        (EXPIRED, "超时未支付（已解锁）"),
+    ]
+    # Orders that hold a number at the hospital (or are about to).
+    ACTIVE = (LOCKING, BOOKED, PAID)
+    MARK_NONE, MARK_STOPPED, MARK_CHANGED = "", "stopped", "changed"
+    MARKS = [(MARK_NONE, "无"), (MARK_STOPPED, "停诊"), (MARK_CHANGED, "换诊")]
+    BY_CHANNEL, BY_HOSPITAL, BY_STOP, BY_STAFF = "channel", "hospital", "stop", "staff"
+    CANCELLED_BY = [
+        (BY_CHANNEL, "患者（渠道）取消"),
+        (BY_HOSPITAL, "医院退号"),
+        (BY_STOP, "医院停诊"),
+        (BY_STAFF, "工作人员"),
+    ]
+    PAY_ONSITE, PAY_ONLINE = "3", "4"
+    PAY_TYPES = [(PAY_ONSITE, "现场支付"), (PAY_ONLINE, "在线支付")]
+    PAY_CHANNELS = [("alipay", "支付宝"), ("wepay", "微信")]
+    CARD_TYPES = [("01", "院内就诊卡"), ("02", "居民健康卡")]
+
+    order_no = models.CharField("平台订单号", max_length=32, unique=True)
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="orders", verbose_name="渠道")
+    hospital = models.ForeignKey(Hospital, on_delete=models.PROTECT, related_name="orders", verbose_name="医院")
+    # Moves to the new schedule on 换诊; `Schedule.booked_count` counts the orders referring to a schedule.
+    schedule = models.ForeignKey(Schedule, on_delete=models.PROTECT, related_name="orders", verbose_name="排班")
+    num_source_id = models.CharField("号源ID", max_length=100, blank=True)
+    status = models.CharField("状态", max_length=10, choices=STATUSES, default=LOCKING)
+    mark = models.CharField("标记", max_length=10, choices=MARKS, default=MARK_NONE, blank=True)
+    mark_reason = models.CharField("停诊/换诊原因", max_length=500, blank=True)
+    cancelled_by = models.CharField("退号方", max_length=10, choices=CANCELLED_BY, blank=True)
+    failure_reason = models.CharField("失败原因", max_length=500, blank=True)
+    # The hospital's side of the order (confirmRegistration's answer).
+    lock_transaction_id = models.CharField("锁号访问流水号", max_length=36)
+    workflow_id = models.CharField("挂号交易流水号", max_length=36, blank=True)
+    serial_number = models.IntegerField("挂号序号", null=True, blank=True)
+    worktime = models.CharField("就诊时段", max_length=20, blank=True)
+    fee = models.DecimalField("挂号费（元）", max_digits=10, decimal_places=2)
+    hospital_status = models.CharField("医院端状态", max_length=1, blank=True)
+    refreshed_at = models.DateTimeField("最近查询医院时间", null=True, blank=True)
+    # The patient, as the channel sent it (CONTRACT.md section 6: encrypted, hashed for lookups).
+    patient_name = EncryptedTextField("患者姓名", kind="name")
+    id_card = EncryptedTextField("身份证号", kind="id", hash_field="id_card_hash")
+    id_card_hash = LookupHashField("身份证号摘要", db_index=False)
+    phone = EncryptedTextField("手机号码", kind="phone")
+    card_no = EncryptedTextField("诊疗卡号", kind="card", hash_field="card_no_hash")
+    card_no_hash = LookupHashField("诊疗卡号摘要", db_index=False)
+    card_type = models.CharField("卡类型", max_length=2, choices=CARD_TYPES, blank=True)
+    sex = models.CharField("性别编码", max_length=1, blank=True)
+    age = models.CharField("年龄", max_length=30, blank=True)
+    address = EncryptedTextField("地址", kind="address")
+    # A retried POST with the same Idempotency-Key returns this order (fingerprint: keyed hash of the body).
+    idempotency_key = models.CharField("幂等键", max_length=100, blank=True)
+    idempotency_fingerprint = models.CharField("请求摘要", max_length=64, blank=True, editable=False)
+    # Payment (the money itself is in LedgerEntry).
+    pay_type = models.CharField("支付类型", max_length=1, choices=PAY_TYPES, blank=True)
+    pay_trade_no = models.CharField("支付流水号", max_length=40, blank=True)
+    pay_channel = models.CharField("支付渠道", max_length=10, choices=PAY_CHANNELS, blank=True)
+    created_at = models.DateTimeField("下单时间", default=timezone.now)
+    locked_at = models.DateTimeField("锁号时间", null=True, blank=True)
+    lock_expires_at = models.DateTimeField("锁号到期时间", null=True, blank=True)
+    paid_at = models.DateTimeField("支付时间", null=True, blank=True)
+    cancelled_at = models.DateTimeField("退号时间", null=True, blank=True)
+    finished_at = models.DateTimeField("履约/爽约时间", null=True, blank=True)
+    updated_at = models.DateTimeField("更新时间", auto_now=True)
+
+    class Meta:
+        verbose_name = "预约订单"
+        verbose_name_plural = "预约订单"
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["hospital", "workflow_id"], condition=~models.Q(workflow_id=""), name="uniq_order_workflow_id"
+            ),
+            models.UniqueConstraint(
+                fields=["channel", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="uniq_order_idempotency_key",
+            ),
+        ]
+        indexes = [
+            # Lookups behind the API, the sweepers, the admin filters and the 2.4 handler.
+            models.Index(fields=["workflow_id"], name="order_workflow_id"),
+            models.Index(fields=["id_card_hash", "channel"], name="order_patient_channel"),
+            models.Index(fields=["status", "lock_expires_at"], name="order_status_expiry"),
+            models.Index(fields=["schedule", "status"], name="order_schedule_status"),
+            models.Index(fields=["hospital", "created_at"], name="order_hospital_created"),
+            models.Index(fields=["channel", "created_at"], name="order_channel_created"),
+            models.Index(fields=["status", "created_at"], name="order_status_created"),
+        ]
+
+    def __str__(self) -> str:
+        return self.order_no
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+    @property
+    def paid_online(self) -> bool:
+        return self.pay_type == self.PAY_ONLINE and self.paid_at is not None
+
+
+class OrderTransition(models.Model):
+    """One change of an order's status or mark: from, to, who, when and why (the order's history)."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="transitions", verbose_name="订单")
+    from_status = models.CharField("原状态", max_length=10, choices=Order.STATUSES, blank=True)
+    to_status = models.CharField("新状态", max_length=10, choices=Order.STATUSES)
+    mark = models.CharField("标记", max_length=10, choices=Order.MARKS, blank=True)
+    actor = models.CharField("操作方", max_length=100)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name="用户",
+    )
+    reason = models.CharField("原因", max_length=500, blank=True)
+    created_at = models.DateTimeField("时间", default=timezone.now)
+
+    class Meta:
+        verbose_name = "订单状态变更"
+        verbose_name_plural = "订单状态变更"
+        ordering = ["created_at", "pk"]
+        indexes = [models.Index(fields=["order", "created_at"], name="order_transition_order")]
+
+    def __str__(self) -> str:
+        return f"{self.order_id}: {self.from_status or '-'} → {self.to_status}"
+
+
+class OutboxMessage(models.Model):
+    """A message the platform owes a hospital (PaymentNotice 3.3, 退号通知 getPromiseNotice 3.5,
+    UnlockReg 3.2), written in the same transaction as the state change it reports and delivered
+    afterwards by Celery, with retries, until the hospital has it.
+
+    Delivery is at-least-once: the TransactionId is fixed when the row is written, so a repeat is
+    the same message and the hospital may recognise it. `claimed_until` is a lease: one worker at a
+    time sends a row. An UnlockReg for a lock whose outcome is unknown (the call timed out, or the
+    platform crashed mid-lock) has `recover` in its payload: the lock is first repeated with its
+    original TransactionId to learn the WorkFlowId, then unlocked.
+    """
+
+    PAYMENT, CANCEL, UNLOCK = "PaymentNotice", "getPromiseNotice", "UnlockReg"
+    KINDS = [(PAYMENT, "支付通知（3.3）"), (CANCEL, "退号通知（3.5）"), (UNLOCK, "解除锁定（3.2）")]
+    PENDING, SENT, FAILED, SUPERSEDED = "pending", "sent", "failed", "superseded"
+    STATUSES = [(PENDING, "待发送"), (SENT, "已送达"), (FAILED, "发送失败"), (SUPERSEDED, "无需发送")]
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="outbox", verbose_name="订单")
+    hospital = models.ForeignKey(Hospital, on_delete=models.PROTECT, related_name="+", verbose_name="医院")
+    kind = models.CharField("接口", max_length=20, choices=KINDS)
+    # Once per order and purpose (`PaymentNotice:4`, `UnlockReg`…): writing a message twice is a no-op.
+    dedupe_key = models.CharField("去重键", max_length=50)
+    transaction_id = models.CharField("访问流水号", max_length=36)
+    # The message fields (spec element names); no personal data.
+    payload = models.JSONField("报文内容", default=dict)
+    status = models.CharField("状态", max_length=10, choices=STATUSES, default=PENDING)
+    attempts = models.PositiveIntegerField("尝试次数", default=0)
+    last_error = models.CharField("最近错误", max_length=1000, blank=True)
+    next_attempt_at = models.DateTimeField("下次尝试时间", default=timezone.now)
+    claimed_until = models.DateTimeField("发送租约到期", null=True, blank=True)
+    created_at = models.DateTimeField("创建时间", default=timezone.now)
+    sent_at = models.DateTimeField("送达时间", null=True, blank=True)
+
+    class Meta:
+        verbose_name = "医院通知发件箱"
+        verbose_name_plural = "医院通知发件箱"
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["order", "dedupe_key"], name="uniq_outbox_order_key")]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="outbox_due")]
+        permissions = [("retry_outboxmessage", "可重新发送医院通知")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk}"
+
+
+class PatientNotification(models.Model):
+    """A message to a patient about their order (locked, paid, stopped, changed, cancelled, expired),
+    written with the change it reports and sent by the configured notifier (booking.notify)."""
+
+    LOCKED, PAID, STOPPED, CHANGED, CANCELLED, EXPIRED = "locked", "paid", "stopped", "changed", "cancelled", "expired"
+    KINDS = [
+        (LOCKED, "锁号成功"),
+        (PAID, "支付成功"),
+        (STOPPED, "停诊"),
+        (CHANGED, "换诊"),
+        (CANCELLED, "退号"),
+        (EXPIRED, "超时未支付"),
+    ]
+    PENDING, SENT, FAILED = "pending", "sent", "failed"
+    STATUSES = [(PENDING, "待发送"), (SENT, "已发送"), (FAILED, "发送失败")]
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="notifications", verbose_name="订单")
+    kind = models.CharField("类型", max_length=10, choices=KINDS)
+    # Once per order and event (`changed:<schedule>` for a change, so a second change notifies again).
+    key = models.CharField("去重键", max_length=50)
+    phone = EncryptedTextField("手机号码", kind="phone")
+    message = models.CharField("内容", max_length=500)
+    status = models.CharField("状态", max_length=10, choices=STATUSES, default=PENDING)
+    backend = models.CharField("发送方式", max_length=100, blank=True)
+    attempts = models.PositiveIntegerField("尝试次数", default=0)
+    last_error = models.CharField("最近错误", max_length=1000, blank=True)
+    next_attempt_at = models.DateTimeField("下次尝试时间", default=timezone.now)
+    claimed_until = models.DateTimeField("发送租约到期", null=True, blank=True)
+    created_at = models.DateTimeField("创建时间", default=timezone.now)
+    sent_at = models.DateTimeField("发送时间", null=True, blank=True)
+
+    class Meta:
+        verbose_name = "患者通知"
+        verbose_name_plural = "患者通知"
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["order", "key"], name="uniq_notification_order_key")]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="notification_due")]
+        permissions = [("retry_patientnotification", "可重新发送患者通知")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk}"
+
+
+class NoShowRecord(models.Model):
+    """A no-show (爽约) reported by a hospital (2.4 workType 6), kept against the patient's ID hash
+    so that booking bans can count a patient's no-shows across hospitals and channels."""
+
+    id_card_hash = LookupHashField("身份证号摘要")
+    order = models.OneToOneField(Order, on_delete=models.PROTECT, related_name="no_show", verbose_name="订单")
+    hospital = models.ForeignKey(Hospital, on_delete=models.PROTECT, related_name="+", verbose_name="医院")
+    work_date = models.DateField("就诊日期")
+    occurred_at = models.DateTimeField("医院报告的时间", null=True, blank=True)
+    created_at = models.DateTimeField("记录时间", default=timezone.now)
+
+    class Meta:
+        verbose_name = "爽约记录"
+        verbose_name_plural = "爽约记录"
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["id_card_hash", "work_date"], name="no_show_patient_date")]
+
+    def __str__(self) -> str:
+        return f"{self.order} {self.work_date}"
+
+
+class LedgerEntry(models.Model):
+    """The payment ledger: one row per movement of money, append-only.
+
+    A payment (kind `payment`) or a refund (kind `refund`) of a registration fee (type 1 预约挂号)
+    or of an in-clinic payment (type 2 诊间支付), with the platform trade number (`batch`, the
+    order number for type 1), the payment channel's trade number (`pay_trade_no`), the hospital,
+    the order and booking channel, the payment channel (alipay / wepay), the patient's name
+    (encrypted) and the amount (Decimal, two places, always positive: the kind gives the sign).
+    Rows are written in the same transaction as the state change they account for, and are never
+    updated or deleted: a correction is a new entry (another payment or refund) whose `entry_key`
+    says what it corrects. `entry_key` makes writing idempotent (one payment and one refund per
+    order for type 1). Reconciliation (ReconciliationInfo 2.5) reads its totals from here:
+    PayAmount − RefundAmount per batch.
+    """
+
+    TYPE_REGISTRATION, TYPE_CLINIC = "1", "2"
+    TYPES = [(TYPE_REGISTRATION, "预约挂号"), (TYPE_CLINIC, "诊间支付")]
+    PAYMENT, REFUND = "payment", "refund"
+    KINDS = [(PAYMENT, "支付"), (REFUND, "退款")]
+
+    entry_key = models.CharField("记账键", max_length=100, unique=True)
+    batch = models.CharField("平台交易流水号", max_length=100)
+    pay_trade_no = models.CharField("支付交易号", max_length=40, blank=True)
+    type = models.CharField("类型", max_length=1, choices=TYPES, default=TYPE_REGISTRATION)
+    kind = models.CharField("收支", max_length=10, choices=KINDS)
+    hospital = models.ForeignKey(Hospital, on_delete=models.PROTECT, related_name="+", verbose_name="医院")
+    order = models.ForeignKey(
+        Order, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger", verbose_name="订单"
+    )
+    channel = models.ForeignKey(
+        Channel, null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name="预约渠道"
+    )
+    pay_channel = models.CharField("支付渠道", max_length=10, choices=Order.PAY_CHANNELS, blank=True)
+    patient_name = EncryptedTextField("患者姓名", kind="name")
+    amount = models.DecimalField("金额（元）", max_digits=10, decimal_places=2)
+    reason = models.CharField("说明", max_length=300, blank=True)
+    created_at = models.DateTimeField("交易时间", default=timezone.now)
+
+    class Meta:
+        verbose_name = "支付/退款流水"
+        verbose_name_plural = "支付/退款流水"
+        ordering = ["-created_at", "-pk"]
+        constraints = [models.CheckConstraint(condition=models.Q(amount__gt=0), name="ledger_amount_positive")]
+        indexes = [
+            models.Index(fields=["batch"], name="ledger_batch"),
+            models.Index(fields=["hospital", "created_at"], name="ledger_hospital_created"),
+            models.Index(fields=["pay_trade_no"], name="ledger_pay_trade_no"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.batch} {self.get_kind_display()} {self.amount}"

@@ -1,10 +1,16 @@
-"""Center-side handlers of the schedule interfaces 2.1–2.3: message fields → services → response fields."""
+"""Center-side handlers of the booking interfaces 2.1–2.4: message fields → services → response fields."""
 
 from __future__ import annotations
 
 from booking import services
+from regional.errors import DomainError
 from regional.inbound import register
-from regional.messages.catalog import CHANGE_WORK_NOTICE, STOP_WORK_NOTICE, SYNCHRONIZED_WORK_INFO
+from regional.messages.catalog import (
+    CHANGE_WORK_NOTICE,
+    PROMISE_NOTICE_CENTER,
+    STOP_WORK_NOTICE,
+    SYNCHRONIZED_WORK_INFO,
+)
 from regional.models import Hospital
 
 
@@ -26,3 +32,16 @@ def stop_work_notice(*, hospital: Hospital, data: dict) -> dict:
 def change_work_notice(*, hospital: Hospital, data: dict) -> dict:
     services.schedules_change(hospital=hospital, records=data["WorkInfo"])
     return {}
+
+
+@register(PROMISE_NOTICE_CENTER)
+def promise_notice(*, hospital: Hospital, data: dict) -> dict:
+    """2.4: each record applied on its own; `WorkFlowId` lists the processed ids, comma-separated.
+    Unknown or inapplicable ids are named in ErrorMsg (ResultCode 1 when any record failed)."""
+    processed, errors = services.orders_report(hospital=hospital, records=data["WorkInfo"])
+    if not processed:
+        raise DomainError("；".join(errors)[:256])
+    answer = {"HospitalNo": hospital.hospital_no, "WorkFlowId": ",".join(processed)}
+    if errors:
+        answer.update(ResultCode=1, ErrorMsg=("；".join(errors) + "（其余记录已处理）")[:256])
+    return answer

@@ -1,0 +1,245 @@
+"""Shapes of the REST API: what comes in (types and lengths only; the rules are the services')
+and what goes out.
+
+Personal data in answers (CONTRACT.md section 6, our choice): an order is only ever visible to the
+channel that placed it, and the patient data on it is what that channel itself sent, so it is
+returned in full to that channel (`patient`). Personal data the channel did not send, namely the
+phone number a hospital holds for a card (6.1, 6.2), is returned masked.
+"""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from booking.models import Order, Schedule
+from regional.models import Department, Doctor, Hospital
+from regional.pii import mask
+
+# -- in ---------------------------------------------------------------------------------------------
+
+
+class PatientIn(serializers.Serializer):
+    name = serializers.CharField(max_length=200, help_text="患者姓名")
+    id_card = serializers.CharField(max_length=30, help_text="身份证号（15或18位）")
+    phone = serializers.CharField(max_length=20, help_text="手机号码")
+    card_no = serializers.CharField(max_length=100, required=False, allow_blank=True, default="", help_text="诊疗卡号")
+    card_type = serializers.CharField(
+        max_length=2, required=False, allow_blank=True, default="", help_text="卡类型：01院内就诊卡，02居民健康卡"
+    )
+    sex = serializers.CharField(max_length=1, required=False, allow_blank=True, default="", help_text="性别编码")
+    age = serializers.CharField(max_length=30, required=False, allow_blank=True, default="", help_text="年龄")
+    address = serializers.CharField(max_length=200, required=False, allow_blank=True, default="", help_text="地址")
+
+
+class OrderIn(serializers.Serializer):
+    hospital_no = serializers.CharField(max_length=36, help_text="医院编号（HospitalNo）")
+    work_id = serializers.CharField(max_length=100, help_text="排班班次（WorkId）")
+    num_source_id = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, default="", help_text="号源ID（分时段预约时填写）"
+    )
+    patient = PatientIn(help_text="患者信息（也可与上面的字段平级发送）")
+
+    def to_internal_value(self, data):
+        # Liberal in what we accept: the patient's fields may come flat, beside hospital_no.
+        if isinstance(data, dict) and "patient" not in data:
+            names = set(PatientIn().fields)
+            data = {
+                **{k: v for k, v in data.items() if k not in names},
+                "patient": {k: data[k] for k in names if k in data},
+            }
+        return super().to_internal_value(data)
+
+
+class PayIn(serializers.Serializer):
+    pay_type = serializers.ChoiceField(choices=Order.PAY_TYPES, help_text="支付类型：3现场支付，4在线支付")
+    amount = serializers.DecimalField(max_digits=10, decimal_places=2, help_text="支付金额（元，两位小数）")
+    pay_trade_no = serializers.CharField(max_length=40, required=False, allow_blank=True, default="")
+    pay_channel = serializers.CharField(
+        max_length=10, required=False, allow_blank=True, default="", help_text="alipay（支付宝）或wepay（微信）"
+    )
+
+
+class CancelIn(serializers.Serializer):
+    reason = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+
+
+class CardCheckIn(serializers.Serializer):
+    hospital_no = serializers.CharField(max_length=36)
+    card_no = serializers.CharField(max_length=100)
+    card_type = serializers.CharField(max_length=2, required=False, allow_blank=True, default="01")
+    id_card = serializers.CharField(max_length=30)
+    name = serializers.CharField(max_length=100)
+
+
+class CardsIn(serializers.Serializer):
+    hospital_no = serializers.CharField(max_length=36)
+    id_card = serializers.CharField(max_length=30)
+    name = serializers.CharField(max_length=20, required=False, allow_blank=True, default="")
+    phone = serializers.CharField(max_length=20, required=False, allow_blank=True, default="")
+    address = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    card_type = serializers.CharField(
+        max_length=2, required=False, allow_blank=True, default="01", help_text="01身份证建档，02健康卡"
+    )
+    health_card_num = serializers.CharField(max_length=20, required=False, allow_blank=True, default="")
+
+
+# -- out --------------------------------------------------------------------------------------------
+
+
+class HospitalOut(serializers.ModelSerializer):
+    level = serializers.IntegerField(read_only=True, help_text="医院级别：3三级，2二级，1一级，0未知")
+
+    class Meta:
+        model = Hospital
+        fields = ["hospital_no", "name", "short_name", "level", "degree_name", "address", "phone"]
+
+
+class DepartmentOut(serializers.ModelSerializer):
+    class Meta:
+        model = Department
+        fields = ["department_id", "name", "name_abbr", "parent_department_id", "location", "is_outpatient"]
+
+
+class DoctorOut(serializers.ModelSerializer):
+    hospital_no = serializers.CharField(source="hospital.hospital_no", read_only=True)
+    department_id = serializers.CharField(source="department_code", read_only=True)
+    department_name = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Doctor
+        fields = [
+            "hospital_no", "doctor_id", "name", "name_abbr", "department_id", "department_name", "title",
+            "is_expert", "skill",
+        ]  # fmt: skip
+
+    def get_department_name(self, obj: Doctor) -> str:
+        return obj.department.name if obj.department_id else ""
+
+
+class ScheduleOut(serializers.ModelSerializer):
+    hospital_no = serializers.CharField(source="hospital.hospital_no", read_only=True)
+    department_id = serializers.CharField(source="department_code", read_only=True)
+    department_name = serializers.CharField(source="department.name", read_only=True)
+    doctor_id = serializers.CharField(source="doctor_code", read_only=True)
+    doctor_name = serializers.CharField(source="doctor.name", read_only=True)
+    time_label = serializers.CharField(source="get_time_code_display", read_only=True)
+    status_label = serializers.CharField(source="get_status_display", read_only=True)
+
+    class Meta:
+        model = Schedule
+        fields = [
+            "id", "work_id", "hospital_no", "department_id", "department_name", "doctor_id", "doctor_name",
+            "work_date", "time_code", "time_label", "start_time", "stop_time", "registration_type_name", "price",
+            "remaining", "total", "status", "status_label", "stop_reason",
+        ]  # fmt: skip
+
+
+class SlotOut(serializers.Serializer):
+    num_source_id = serializers.CharField()
+    number = serializers.IntegerField()
+    start = serializers.CharField()
+    end = serializers.CharField()
+    see_time = serializers.CharField()
+    status = serializers.CharField(help_text="1可挂 2失效 3已挂 4已锁号")
+    status_label = serializers.CharField()
+    available = serializers.BooleanField()
+
+
+class QueueOut(serializers.Serializer):
+    seen = serializers.IntegerField(allow_null=True, help_text="已就诊数")
+    remaining = serializers.IntegerField(allow_null=True, help_text="剩余号源")
+    waiting = serializers.IntegerField(allow_null=True, help_text="等待就诊人数")
+    current_number = serializers.CharField(allow_null=True, help_text="当前就诊序号")
+    registered = serializers.IntegerField(allow_null=True)
+    not_checked_in = serializers.IntegerField(allow_null=True)
+    checked_in_waiting = serializers.IntegerField(allow_null=True)
+
+
+class CardCheckOut(serializers.Serializer):
+    valid = serializers.BooleanField()
+    reason = serializers.CharField()
+    name = serializers.CharField()
+    phone = serializers.SerializerMethodField(help_text="医院登记的电话（脱敏）")
+
+    def get_phone(self, obj: dict) -> str:
+        return mask(obj.get("phone"), "phone")
+
+
+class CardOut(serializers.Serializer):
+    card_no = serializers.CharField()
+    name = serializers.CharField()
+    created_at = serializers.CharField()
+    last_used_at = serializers.CharField()
+    phone = serializers.SerializerMethodField(help_text="医院登记的电话（脱敏）")
+
+    def get_phone(self, obj: dict) -> str:
+        return mask(obj.get("phone"), "phone")
+
+
+class PatientOut(serializers.Serializer):
+    """The patient as the channel sent it (visible to that channel only)."""
+
+    name = serializers.CharField(source="patient_name")
+    id_card = serializers.CharField()
+    phone = serializers.CharField()
+    card_no = serializers.CharField()
+    card_type = serializers.CharField()
+    sex = serializers.CharField()
+    age = serializers.CharField()
+    address = serializers.CharField()
+
+
+class TransitionOut(serializers.Serializer):
+    from_status = serializers.CharField()
+    to_status = serializers.CharField()
+    mark = serializers.CharField()
+    actor = serializers.CharField()
+    reason = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class OrderOut(serializers.ModelSerializer):
+    hospital_no = serializers.CharField(source="hospital.hospital_no", read_only=True)
+    hospital_name = serializers.CharField(source="hospital.name", read_only=True)
+    work_id = serializers.CharField(source="schedule.work_id", read_only=True)
+    work_date = serializers.DateField(source="schedule.work_date", read_only=True)
+    department_name = serializers.CharField(source="schedule.department.name", read_only=True)
+    doctor_name = serializers.CharField(source="schedule.doctor.name", read_only=True)
+    status = serializers.CharField(
+        read_only=True,
+        help_text="locking锁号中，1已预约，2已支付，3已退号，4已履约，6已爽约，failed锁号失败，expired超时未支付",
+    )
+    status_label = serializers.CharField(source="get_status_display", read_only=True)
+    mark_label = serializers.SerializerMethodField()
+    patient = PatientOut(source="*", read_only=True)
+    refund_amount = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Order
+        fields = [
+            "order_no", "status", "status_label", "mark", "mark_label", "mark_reason", "hospital_no",
+            "hospital_name", "work_id", "work_date", "department_name", "doctor_name", "num_source_id",
+            "workflow_id", "serial_number", "worktime", "fee", "lock_expires_at", "pay_type", "pay_trade_no",
+            "pay_channel", "paid_at", "cancelled_by", "cancelled_at", "refund_amount", "failure_reason",
+            "created_at", "patient",
+        ]  # fmt: skip
+
+    def get_mark_label(self, obj: Order) -> str:
+        return obj.get_mark_display() if obj.mark else ""
+
+    def get_refund_amount(self, obj: Order) -> str | None:
+        refund = next((e for e in obj.ledger.all() if e.kind == "refund"), None)
+        return f"{refund.amount:.2f}" if refund else None
+
+
+class OrderDetailOut(OrderOut):
+    transitions = TransitionOut(many=True, read_only=True)
+
+    class Meta(OrderOut.Meta):
+        fields = [*OrderOut.Meta.fields, "transitions"]
+
+
+class ErrorOut(serializers.Serializer):
+    code = serializers.CharField(help_text="稳定的错误代码，如 schedule_full、hospital_unavailable")
+    message = serializers.CharField(help_text="中文错误说明")
+    errors = serializers.DictField(required=False, help_text="按字段列出的错误（参数错误时）")

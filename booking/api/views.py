@@ -1,0 +1,291 @@
+"""REST views for booking channels. Each translates the request, calls one service or selector and
+renders the answer; errors go through booking.api.errors.exception_handler."""
+
+from __future__ import annotations
+
+from django.db.models import prefetch_related_objects
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import generics, pagination, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from booking import selectors, services
+from booking.api.auth import ChannelRateThrottle, ChannelTokenAuthentication, IsChannel
+from booking.api.errors import exception_handler
+from booking.api.serializers import (
+    CancelIn,
+    CardCheckIn,
+    CardCheckOut,
+    CardOut,
+    CardsIn,
+    DepartmentOut,
+    DoctorOut,
+    ErrorOut,
+    HospitalOut,
+    OrderDetailOut,
+    OrderIn,
+    OrderOut,
+    PayIn,
+    QueueOut,
+    ScheduleOut,
+    SlotOut,
+)
+from booking.models import Channel
+
+ERRORS = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut, 429: ErrorOut, 503: ErrorOut}
+
+
+class PagePagination(pagination.PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class SchedulePagination(pagination.CursorPagination):
+    """Cursor pages: no COUNT over the region's schedules, stable under inserts."""
+
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+    ordering = ("work_date", "start_time", "id")
+
+
+class DoctorPagination(SchedulePagination):
+    ordering = ("id",)
+
+
+class OrderPagination(SchedulePagination):
+    ordering = ("-created_at", "-id")
+
+
+class ChannelMixin:
+    authentication_classes = [ChannelTokenAuthentication]
+    permission_classes = [IsChannel]
+    throttle_classes = [ChannelRateThrottle]
+
+    def get_exception_handler(self):
+        return exception_handler
+
+    @property
+    def channel(self) -> Channel:
+        return self.request.auth
+
+
+# -- browsing ---------------------------------------------------------------------------------------
+
+
+@extend_schema(tags=["浏览"], summary="医院列表", responses={200: HospitalOut(many=True), **ERRORS})
+class HospitalList(ChannelMixin, generics.ListAPIView):
+    serializer_class = HospitalOut
+    pagination_class = PagePagination
+
+    def get_queryset(self):
+        return selectors.hospitals()
+
+
+@extend_schema(tags=["浏览"], summary="医院的科室", responses={200: DepartmentOut(many=True), **ERRORS})
+class DepartmentList(ChannelMixin, generics.ListAPIView):
+    serializer_class = DepartmentOut
+    pagination_class = PagePagination
+
+    def get_queryset(self):
+        return selectors.departments(hospital=selectors.hospital_by_no(self.kwargs["hospital_no"]))
+
+
+@extend_schema(
+    tags=["浏览"],
+    summary="医生（按医院、科室、姓名或拼音简写）",
+    parameters=[
+        OpenApiParameter("hospital", str, description="医院编号"),
+        OpenApiParameter("department", str, description="科室编号"),
+        OpenApiParameter("q", str, description="姓名或拼音简写（如 ZSF）"),
+    ],
+    responses={200: DoctorOut(many=True), **ERRORS},
+)
+class DoctorList(ChannelMixin, generics.ListAPIView):
+    serializer_class = DoctorOut
+    pagination_class = DoctorPagination
+
+    def get_queryset(self):
+        params = self.request.query_params
+        return selectors.doctors(
+            hospital_no=params.get("hospital", ""), department_id=params.get("department", ""), q=params.get("q", "")
+        )
+
+
+@extend_schema(
+    tags=["浏览"],
+    summary="排班（号源）",
+    parameters=[
+        OpenApiParameter("hospital", str, description="医院编号"),
+        OpenApiParameter("department", str, description="科室编号"),
+        OpenApiParameter("doctor", str, description="医生编号"),
+        OpenApiParameter("date", OpenApiTypes.DATE, description="出诊日期（默认今天及以后）"),
+    ],
+    responses={200: ScheduleOut(many=True), **ERRORS},
+)
+class ScheduleList(ChannelMixin, generics.ListAPIView):
+    serializer_class = ScheduleOut
+    pagination_class = SchedulePagination
+
+    def get_queryset(self):
+        params = self.request.query_params
+        return selectors.schedules(
+            hospital_no=params.get("hospital", ""),
+            department_id=params.get("department", ""),
+            doctor_id=params.get("doctor", ""),
+            date=params.get("date", ""),
+        )
+
+
+class ScheduleDetail(ChannelMixin, APIView):
+    @extend_schema(
+        tags=["浏览"],
+        summary="排班详情（剩余号源向医院实时查询：getRegistrationInfo）",
+        responses={
+            200: inline_serializer("ScheduleLive", {"schedule": ScheduleOut(), "live": serializers.BooleanField()}),
+            **ERRORS,
+        },
+    )
+    def get(self, request: Request, schedule_id: int) -> Response:
+        schedule, live = services.schedule_refresh_remaining(schedule=services.schedule_get(schedule_id=schedule_id))
+        return Response({"schedule": ScheduleOut(schedule).data, "live": live})
+
+
+class ScheduleSlots(ChannelMixin, APIView):
+    @extend_schema(
+        tags=["浏览"],
+        summary="分时段号源（实时：GetDaypartingDetailInfo，短暂缓存）",
+        responses={
+            200: inline_serializer("Slots", {"work_id": serializers.CharField(), "slots": SlotOut(many=True)}),
+            **ERRORS,
+        },
+    )
+    def get(self, request: Request, schedule_id: int) -> Response:
+        schedule = services.schedule_get(schedule_id=schedule_id)
+        return Response({"work_id": schedule.work_id, "slots": services.schedule_slots(schedule=schedule)})
+
+
+class ScheduleQueue(ChannelMixin, APIView):
+    @extend_schema(tags=["浏览"], summary="排队情况（实时：GetLineupDetailInfo）", responses={200: QueueOut, **ERRORS})
+    def get(self, request: Request, schedule_id: int) -> Response:
+        schedule = services.schedule_get(schedule_id=schedule_id)
+        return Response(QueueOut(services.schedule_queue(schedule=schedule)).data)
+
+
+# -- cards ------------------------------------------------------------------------------------------
+
+
+class CardCheck(ChannelMixin, APIView):
+    @extend_schema(
+        tags=["诊疗卡"],
+        summary="验证诊疗卡（CheckMediCardIdService）",
+        request=CardCheckIn,
+        responses={200: CardCheckOut, **ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        data = _valid(CardCheckIn, request)
+        return Response(CardCheckOut(services.card_check(**data)).data)
+
+
+class CardList(ChannelMixin, APIView):
+    @extend_schema(
+        tags=["诊疗卡"],
+        summary="查询诊疗卡，未建档时由医院自动建卡（queryCardListInfo）",
+        request=CardsIn,
+        responses={200: inline_serializer("Cards", {"cards": CardOut(many=True)}), **ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        data = _valid(CardsIn, request)
+        return Response({"cards": CardOut(services.cards_query(**data), many=True).data})
+
+
+# -- orders -----------------------------------------------------------------------------------------
+
+IDEMPOTENCY = OpenApiParameter(
+    "Idempotency-Key", str, location=OpenApiParameter.HEADER, description="幂等键：重试同一请求时返回同一订单"
+)
+
+
+class OrderListCreate(ChannelMixin, generics.GenericAPIView):
+    serializer_class = OrderOut
+    pagination_class = OrderPagination
+
+    @extend_schema(
+        tags=["订单"],
+        summary="预约（向医院锁号：confirmRegistration）",
+        request=OrderIn,
+        parameters=[IDEMPOTENCY],
+        responses={201: OrderOut, 200: OrderOut, 502: ErrorOut, **ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        data = _valid(OrderIn, request)
+        order, created = services.order_lock(
+            channel=self.channel,
+            hospital_no=data["hospital_no"],
+            work_id=data["work_id"],
+            num_source_id=data["num_source_id"],
+            patient=services.Patient(**data["patient"]),
+            idempotency_key=request.headers.get("Idempotency-Key", ""),
+        )
+        prefetch_related_objects([order], "ledger")
+        response = Response(OrderOut(order).data, status=201 if created else 200)
+        if not created:
+            response["Idempotent-Replayed"] = "true"
+        return response
+
+    @extend_schema(
+        tags=["订单"],
+        summary="患者的订单（本渠道下的，按身份证号）",
+        parameters=[OpenApiParameter("id_card", str, required=True, description="患者身份证号")],
+        responses={200: OrderOut(many=True), **ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        query = selectors.patient_orders(channel=self.channel, id_card=request.query_params.get("id_card", ""))
+        page = self.paginate_queryset(query.prefetch_related("ledger"))
+        return self.get_paginated_response(OrderOut(page, many=True).data)
+
+
+class OrderDetail(ChannelMixin, APIView):
+    @extend_schema(
+        tags=["订单"],
+        summary="订单详情（向医院查询最新状态：GetOrderDetailInfo）",
+        responses={200: OrderDetailOut, **ERRORS},
+    )
+    def get(self, request: Request, order_no: str) -> Response:
+        order = services.order_refresh(order=services.order_get(channel=self.channel, order_no=order_no))
+        prefetch_related_objects([order], "ledger", "transitions")
+        return Response(OrderDetailOut(order).data)
+
+
+class OrderPay(ChannelMixin, APIView):
+    @extend_schema(
+        tags=["订单"], summary="支付（通知医院：PaymentNotice）", request=PayIn, responses={200: OrderOut, **ERRORS}
+    )
+    def post(self, request: Request, order_no: str) -> Response:
+        data = _valid(PayIn, request)
+        order, _changed = services.order_pay(channel=self.channel, order_no=order_no, **data)
+        prefetch_related_objects([order], "ledger")
+        return Response(OrderOut(order).data)
+
+
+class OrderCancel(ChannelMixin, APIView):
+    @extend_schema(
+        tags=["订单"],
+        summary="退号（通知医院：退号通知 getPromiseNotice 3.5 / 解除锁定 UnlockReg）",
+        request=CancelIn,
+        responses={200: OrderOut, **ERRORS},
+    )
+    def post(self, request: Request, order_no: str) -> Response:
+        data = _valid(CancelIn, request)
+        order, _changed = services.order_cancel(channel=self.channel, order_no=order_no, reason=data["reason"])
+        prefetch_related_objects([order], "ledger")
+        return Response(OrderOut(order).data)
+
+
+def _valid(serializer_class, request: Request) -> dict:
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data

@@ -1,0 +1,85 @@
+"""The booking services' domain errors: each a stable `code`, an HTTP status and a Chinese message.
+
+They belong to the one DomainError family (regional.errors), so every protocol maps them once:
+REST JSON (booking/api/errors.py), SOAP ResultCode 1 with ErrorMsg (the inbound pipeline).
+"""
+
+from __future__ import annotations
+
+from regional.errors import Conflict, DomainError, NotFound
+from regional.messages import Violation
+
+
+class InvalidRequest(DomainError):
+    """The request breaks one or more rules; every broken rule is listed (field → Chinese text)."""
+
+    code = "invalid_request"
+    http_status = 400
+
+    def __init__(self, violations: list[Violation]):
+        self.violations = violations
+        super().__init__("；".join(str(v) for v in violations) or "请求参数有误")
+
+
+class ScheduleNotFound(NotFound):
+    code = "schedule_not_found"
+
+
+class OrderNotFound(NotFound):
+    code = "order_not_found"
+
+
+class ScheduleFull(Conflict):
+    """No slot left on the platform's count (or at the hospital)."""
+
+    code = "schedule_full"
+
+
+class ScheduleClosed(Conflict):
+    """停诊, 换诊, withdrawn or already over: the schedule takes no booking."""
+
+    code = "schedule_closed"
+
+
+class DuplicateBooking(Conflict):
+    code = "duplicate_booking"
+
+
+class LockRefused(Conflict):
+    """The hospital refused the lock (confirmRegistration ResultCode ≠ 0); its reason is the message."""
+
+    code = "lock_refused"
+
+
+class HospitalUnavailableForBooking(DomainError):
+    """The hospital cannot be reached (down, timing out, circuit open): try again later."""
+
+    code = "hospital_unavailable"
+    http_status = 503
+
+
+class HospitalAnswerError(DomainError):
+    """The hospital answered something that is not its interface."""
+
+    code = "hospital_bad_answer"
+    http_status = 502
+
+
+class OrderStateConflict(Conflict):
+    """The order's state does not allow the operation (pay an expired lock, cancel a visited order…)."""
+
+    code = "order_state"
+
+
+class LockExpired(Conflict):
+    code = "lock_expired"
+
+
+class PaymentMismatch(Conflict):
+    code = "payment_mismatch"
+
+
+class IdempotencyConflict(Conflict):
+    """An Idempotency-Key reused for a different request."""
+
+    code = "idempotency_conflict"

@@ -1,0 +1,126 @@
+"""Reads for the channels' REST API and the metrics: querysets filtered on indexed columns only."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from booking.errors import InvalidRequest
+from booking.models import Channel, Order, OutboxMessage, PatientNotification, Schedule
+from regional.errors import NotFound
+from regional.messages import Violation
+from regional.models import Department, Doctor, Hospital
+from regional.observability import register_gauge
+from regional.pii import lookup_hash
+
+
+def hospitals() -> QuerySet[Hospital]:
+    return Hospital.objects.filter(is_deleted=False).order_by("seq_no", "hospital_no")
+
+
+def hospital_by_no(hospital_no: str) -> Hospital:
+    hospital = Hospital.objects.filter(hospital_no=hospital_no, is_deleted=False).first()
+    if hospital is None:
+        raise NotFound(f"医院{hospital_no}不存在")
+    return hospital
+
+
+def departments(*, hospital: Hospital) -> QuerySet[Department]:
+    return Department.objects.filter(hospital=hospital, is_deleted=False).order_by("seq_no", "department_id")
+
+
+def doctors(*, hospital_no: str = "", department_id: str = "", q: str = "") -> QuerySet[Doctor]:
+    """Doctors by hospital, department and a name or pinyin-initials search (`张` or `ZSF`)."""
+    query = Doctor.objects.filter(is_deleted=False).select_related("hospital", "department")
+    if hospital_no:
+        query = query.filter(hospital__hospital_no=hospital_no)
+    if department_id:
+        query = query.filter(department__department_id=department_id)
+    q = (q or "").strip()
+    if q:
+        # Abbreviations are stored upper-case (regional.services.pinyin_abbr): a prefix match.
+        query = query.filter(Q(name__contains=q) | Q(name_abbr__startswith=q.upper()))
+    return query.order_by("hospital_id", "seq_no", "id")
+
+
+def schedules(
+    *, hospital_no: str = "", department_id: str = "", doctor_id: str = "", date: str = ""
+) -> QuerySet[Schedule]:
+    """Bookable-looking sessions (normal and stopped, so a channel can show 停诊), from today on or
+    on one date; withdrawn and changed ones are left out (their orders moved or the hospital dropped them)."""
+    query = Schedule.objects.select_related("hospital", "department", "doctor").filter(
+        status__in=[Schedule.NORMAL, Schedule.STOPPED]
+    )
+    if date:
+        try:
+            day = dt.date.fromisoformat(date)
+        except ValueError:
+            raise InvalidRequest([Violation("date", "格式应为yyyy-mm-dd")]) from None
+        query = query.filter(work_date=day)
+    else:
+        query = query.filter(work_date__gte=timezone.localdate())
+    if hospital_no:
+        query = query.filter(hospital__hospital_no=hospital_no)
+    # Through the foreign keys, so that the (department, work_date) and (doctor, work_date) indexes serve.
+    if department_id:
+        query = query.filter(department__department_id=department_id)
+    if doctor_id:
+        query = query.filter(doctor__doctor_id=doctor_id)
+    return query
+
+
+def patient_orders(*, channel: Channel, id_card: str) -> QuerySet[Order]:
+    """A patient's orders made through this channel, found by the keyed hash of the ID number."""
+    if not (id_card or "").strip():
+        raise InvalidRequest([Violation("id_card", "为必填项（按身份证号查询患者的订单）")])
+    return (
+        Order.objects.filter(channel=channel, id_card_hash=lookup_hash(id_card))
+        .select_related("channel", "hospital", "schedule", "schedule__department", "schedule__doctor")
+        .order_by("-created_at", "-id")
+    )
+
+
+# -- metrics (read at scrape time) ----------------------------------------------------------------
+
+
+def _outbox_by_status(status: str):
+    def read() -> list[tuple[dict, float]]:
+        rows = OutboxMessage.objects.filter(status=status).values("kind").annotate(n=Count("id"))
+        counts = {row["kind"]: row["n"] for row in rows}
+        return [({"kind": kind}, float(counts.get(kind, 0))) for kind, _label in OutboxMessage.KINDS]
+
+    return read
+
+
+def _notifications_pending() -> list[tuple[dict, float]]:
+    return [({}, float(PatientNotification.objects.filter(status=PatientNotification.PENDING).count()))]
+
+
+def _notifications_failed() -> list[tuple[dict, float]]:
+    return [({}, float(PatientNotification.objects.filter(status=PatientNotification.FAILED).count()))]
+
+
+def _orders_locking() -> list[tuple[dict, float]]:
+    return [({}, float(Order.objects.filter(status=Order.LOCKING).count()))]
+
+
+def register_gauges() -> None:
+    register_gauge(
+        "regional_booking_outbox_pending",
+        "Messages owed to hospitals not yet delivered (outbox depth), by interface",
+        _outbox_by_status(OutboxMessage.PENDING),
+    )
+    register_gauge(
+        "regional_booking_outbox_failed",
+        "Messages to hospitals that failed and wait for staff, by interface",
+        _outbox_by_status(OutboxMessage.FAILED),
+    )
+    register_gauge(
+        "regional_booking_notifications_pending", "Patient notifications not yet sent", _notifications_pending
+    )
+    register_gauge(
+        "regional_booking_notifications_failed", "Patient notifications that failed for good", _notifications_failed
+    )
+    register_gauge("regional_booking_orders_locking", "Orders waiting for the hospital's lock answer", _orders_locking)

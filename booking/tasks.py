@@ -1,0 +1,70 @@
+"""Booking background work. Thin: ids in, one service out, Celery retries with backoff.
+
+- `deliver_outbox(id)`: one message owed to a hospital (PaymentNotice, 退号通知, UnlockReg).
+- `deliver_notification(id)`: one patient notification.
+- `expire_locks()` (beat, every minute): unpaid locks past the lock time are released.
+- `sweep()` (beat, every minute): re-queues what lost tasks left behind (outbox, notifications)
+  and reconciles orders a crash left in `locking`.
+The periodic entries are declared once, in `beat_schedule()` (registered by BookingConfig.ready).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from celery import shared_task
+from django.conf import settings
+
+from booking import notify, services
+
+DELIVER_OUTBOX = "booking.deliver_outbox"
+DELIVER_NOTIFICATION = "booking.deliver_notification"
+EXPIRE_LOCKS = "booking.expire_locks"
+SWEEP = "booking.sweep"
+# Within Redis' visibility timeout (STACK-NOTES: a longer countdown would run twice).
+MAX_COUNTDOWN = 600
+
+
+def beat_schedule() -> dict:
+    """The booking entries of the Celery beat schedule."""
+    seconds = int(getattr(settings, "BOOKING_SWEEP_SECONDS", 60))
+    return {
+        "booking-expire-locks": {"task": EXPIRE_LOCKS, "schedule": dt.timedelta(seconds=seconds)},
+        "booking-sweep": {"task": SWEEP, "schedule": dt.timedelta(seconds=seconds)},
+    }
+
+
+@shared_task(bind=True, name=DELIVER_OUTBOX, max_retries=8, acks_late=True)
+def deliver_outbox(self, message_id: int) -> str:
+    result = services.outbox_deliver(message_id=message_id)
+    if (
+        result.outcome == services.Delivery.RETRY
+        and not self.request.is_eager
+        and self.request.retries < self.max_retries
+    ):
+        # In process (no broker) the sweeper retries instead of blocking the caller; after
+        # max_retries the sweeper takes over as well (the row stays pending with its next time).
+        raise self.retry(countdown=min(result.retry_in, MAX_COUNTDOWN))
+    return result.outcome
+
+
+@shared_task(bind=True, name=DELIVER_NOTIFICATION, max_retries=5, acks_late=True)
+def deliver_notification(self, notification_id: int) -> bool:
+    sent = notify.notification_deliver(notification_id=notification_id)
+    if not sent and not self.request.is_eager and self.request.retries < self.max_retries:
+        raise self.retry(countdown=min(60 * 2**self.request.retries, MAX_COUNTDOWN))
+    return sent
+
+
+@shared_task(name=EXPIRE_LOCKS)
+def expire_locks() -> int:
+    return services.orders_expire_due()
+
+
+@shared_task(name=SWEEP)
+def sweep() -> dict:
+    return {
+        "locking_reconciled": services.orders_reconcile_locking(),
+        "outbox_requeued": services.outbox_sweep(),
+        "notifications_requeued": notify.notifications_sweep(),
+    }
