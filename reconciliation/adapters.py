@@ -19,6 +19,7 @@ import re
 import shutil
 import tempfile
 from typing import BinaryIO, Protocol
+from urllib.parse import unquote
 
 import requests
 
@@ -63,7 +64,7 @@ class HttpAdapter:
                 )
             if response.status_code >= 400:
                 raise StatementUnavailable(f"下载{source.name}对账单失败（HTTP {response.status_code}）")
-            spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - handed to the caller
+            spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
             size = 0
             try:
                 for chunk in response.iter_content(64 * 1024):
@@ -84,8 +85,8 @@ class HttpAdapter:
         spool.seek(0)
         if spool.read(2) == b"\x1f\x8b":
             spool.seek(0)
-            unpacked = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115
-            with gzip.GzipFile(fileobj=spool) as packed:
+            unpacked = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
+            with gzip.GzipFile(fileobj=spool, mode="rb") as packed:
                 shutil.copyfileobj(packed, unpacked)
             spool.close()
             spool, name = unpacked, re.sub(r"\.gz(ip)?$", "", name)
@@ -94,8 +95,15 @@ class HttpAdapter:
 
 
 def _filename(disposition: str) -> str:
-    match = re.search(r"filename\*?=(?:UTF-8'')?\"?([^\";]+)\"?", disposition)
-    return match.group(1)[:200] if match else ""
+    """The file name of a Content-Disposition header, RFC 5987 `filename*=UTF-8''…` first."""
+    star = re.search(r"filename\*\s*=\s*([\w-]+)''([^;]+)", disposition, re.IGNORECASE)
+    if star:
+        try:
+            return unquote(star.group(2).strip(), encoding=star.group(1), errors="strict")[:200]
+        except (LookupError, UnicodeDecodeError):
+            pass
+    plain = re.search(r'filename\s*=\s*"?([^";]+)"?', disposition, re.IGNORECASE)
+    return plain.group(1).strip()[:200] if plain else ""
 
 
 class SandboxAdapter:
@@ -103,7 +111,7 @@ class SandboxAdapter:
         from reconciliation import sandbox, selectors
 
         knobs = sandbox.Knobs.from_options(source.sandbox_options)
-        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115
+        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
         sandbox.write_bill(
             layout=source.layout,
             bill_date=bill_date,

@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from booking.models import LedgerEntry
 from regional.models import Hospital
 
 MONEY = {"max_digits": 12, "decimal_places": 2}
@@ -360,3 +361,12 @@ class Discrepancy(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day:%Y-%m-%d} {self.batch} {self.get_type_display()}"
+
+
+class LedgerEntryRecord(LedgerEntry):
+    """The payment ledger (booking's LedgerEntry) as finance staff browse it, with totals: read-only."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "支付流水（财务）"
+        verbose_name_plural = "支付流水（财务）"

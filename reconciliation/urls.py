@@ -1,3 +1,7 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from reconciliation.views import sandbox_bill
+
+urlpatterns = [
+    path("sandbox/pay/<str:pay_channel>/bill", sandbox_bill, name="sandbox-pay-bill"),
+]

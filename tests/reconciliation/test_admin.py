@@ -1,0 +1,227 @@
+"""The finance staff's admin through Django's test client: reconcile now, upload, resolve, export,
+the ledger with totals and the monthly summary with its chart."""
+
+from __future__ import annotations
+
+import io
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from openpyxl import load_workbook
+
+from reconciliation import services
+from reconciliation.models import Discrepancy, ReconciliationRun, Statement, StatementSource
+from regional.models import AuditEntry
+from tests.reconciliation.support import at, bill, import_bill, pay, refund, source, yesterday
+
+Run = ReconciliationRun
+
+
+def finance(*codenames: str) -> User:
+    user = User.objects.create_user("finance", password="x-pass-123456", is_staff=True)
+    user.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label="reconciliation", codename__in=codenames)
+    )
+    return user
+
+
+def a_day(hospital, n=6):
+    day = yesterday()
+    payments = [pay(hospital, day=day, amount=f"{10 + i}.00") for i in range(n)]
+    refund(payments[-1], when=at(day, 21))
+    return day
+
+
+@pytest.mark.django_db
+class RunAdminTests:
+    def test_reconcile_now_fetches_the_bill_runs_and_shows_the_result(
+        self, hospital, admin_client, django_capture_on_commit_callbacks
+    ):
+        day = a_day(hospital)
+        source("wepay", sandbox_options={"encoding": "gbk"})
+        page = admin_client.get(reverse("admin:reconciliation_run_reconcile"))
+        assert page.status_code == 200 and "立即对账" in page.content.decode()
+        with django_capture_on_commit_callbacks(execute=True):
+            response = admin_client.post(
+                reverse("admin:reconciliation_run_reconcile"),
+                {"date_from": day, "date_to": day, "pay_channel": "", "hospital_check": "disputed", "fetch": "on"},
+            )
+        run = Run.objects.get()
+        assert response.status_code == 302 and response.url.endswith(f"/{run.pk}/change/")
+        assert (run.status, run.result, run.trigger) == (Run.Status.DONE, Run.Result.BALANCED, Run.Trigger.MANUAL)
+        assert Statement.objects.get().encoding == "GBK"
+        detail = admin_client.get(response.url).content.decode()
+        assert "平账" in detail and "导出CSV" in detail and "导出Excel" in detail
+        listing = admin_client.get(reverse("admin:reconciliation_reconciliationrun_changelist")).content.decode()
+        assert "平账" in listing and "月度汇总" in listing
+
+    def test_a_range_ending_today_is_refused_on_the_form(self, hospital, admin_client):
+        from django.utils import timezone
+
+        today = timezone.localdate()
+        page = admin_client.post(
+            reverse("admin:reconciliation_run_reconcile"),
+            {"date_from": today, "date_to": today, "hospital_check": "disputed"},
+        )
+        assert page.status_code == 200 and "只能对已结束的日期对账" in page.content.decode()
+        assert not Run.objects.exists()
+
+    def test_staff_without_the_permission_cannot_reconcile_or_export(self, hospital, client):
+        client.force_login(finance("view_reconciliationrun"))
+        assert client.get(reverse("admin:reconciliation_run_reconcile")).status_code == 403
+        day = a_day(hospital)
+        import_bill("wepay", day)
+        run = services.reconciliation_run(date_from=day, date_to=day)
+        assert client.get(reverse("admin:reconciliation_run_export_csv", args=[run.pk])).status_code == 403
+        assert client.get(reverse("admin:reconciliation_reconciliationrun_changelist")).status_code == 200
+
+
+@pytest.mark.django_db
+class ExportTests:
+    @pytest.fixture
+    def run(self, hospital):
+        day = a_day(hospital)
+        self.manifest = import_bill("wepay", day, missing_payment=1, amount_mismatch=1)
+        return services.reconciliation_run(date_from=day, date_to=day)
+
+    def test_a_run_exports_to_csv_that_excel_opens_as_chinese(self, run, admin_client):
+        response = admin_client.get(reverse("admin:reconciliation_run_export_csv", args=[run.pk]))
+        assert response["Content-Disposition"] == f'attachment; filename="reconciliation-{run.pk}.csv"'
+        assert response.content.startswith(b"\xef\xbb\xbf")
+        text = response.content.decode("utf-8-sig")
+        assert f"对账批次,#{run.pk}" in text and "平台支付金额,75.00" in text and "差异数,2" in text
+        assert "差异明细" in text and "平台有支付，渠道无记录" in text
+        mismatch = next(line for line in text.splitlines() if "支付金额不一致" in line)
+        row = Discrepancy.objects.get(type="amount_mismatch")
+        assert f",{row.ledger_amount},{row.statement_amount},-1.00," in mismatch
+        assert self.manifest.amount_mismatch[0] == row.batch and row.batch in mismatch
+
+    def test_a_run_exports_to_an_excel_workbook_with_numbers_to_the_cent(self, run, admin_client):
+        response = admin_client.get(reverse("admin:reconciliation_run_export_xlsx", args=[run.pk]))
+        assert response["Content-Type"].startswith("application/vnd.openxmlformats")
+        book = load_workbook(io.BytesIO(response.content))
+        assert book.sheetnames == ["汇总", "差异明细"]
+        summary = {row[0].value: row[1] for row in book["汇总"].iter_rows()}
+        assert Decimal(str(summary["平台支付金额"].value)) == Decimal("75.00")
+        assert summary["平台支付金额"].number_format == "0.00"
+        rows = list(book["差异明细"].iter_rows(values_only=True))
+        assert rows[0][:3] == ("业务日期", "差异类型", "款项") and len(rows) == 3
+        mismatch = next(r for r in rows if r[1] == "支付金额不一致")
+        row = Discrepancy.objects.get(type="amount_mismatch")
+        assert [Decimal(str(v)) for v in mismatch[8:11]] == [row.ledger_amount, row.statement_amount, Decimal("-1.00")]
+
+
+@pytest.mark.django_db
+class StatementAdminTests:
+    def test_staff_upload_a_bill_and_a_bad_one_is_refused_with_its_line(self, hospital, client):
+        client.force_login(finance("view_statement", "add_statement"))
+        day = a_day(hospital)
+        wepay = source("wepay", adapter=StatementSource.UPLOAD)
+        content, _ = bill("wepay", day, encoding="gbk")
+        url = reverse("admin:reconciliation_statement_upload")
+        bad = content.decode("gbk").replace("`SUCCESS", "`PAYING", 1).encode("gbk")
+        page = client.post(
+            url, {"source": wepay.pk, "bill_date": day, "file": SimpleUploadedFile("ALL.csv", bad, "text/csv")}
+        )
+        assert "对账单第2行：交易状态“PAYING”无法识别" in page.content.decode()
+        assert not Statement.objects.exists()
+        response = client.post(
+            url, {"source": wepay.pk, "bill_date": day, "file": SimpleUploadedFile("ALL.csv", content, "text/csv")}
+        )
+        assert response.status_code == 302
+        statement = Statement.objects.get()
+        assert (statement.origin, statement.filename, statement.imported_by.username) == (
+            "upload",
+            "ALL.csv",
+            "finance",
+        )
+        listing = client.get(reverse("admin:reconciliation_statement_changelist")).content.decode()
+        assert "上传对账单" in listing and "查看7笔" in listing
+
+    def test_a_sources_secret_is_stored_encrypted_and_never_shown(self, admin_client):
+        response = admin_client.post(
+            reverse("admin:reconciliation_statementsource_add"),
+            {
+                "name": "微信支付", "pay_channel": "wepay", "merchant_id": "1900000109", "adapter": "http",
+                "url": "https://bills.example.invalid/wepay/{date}", "username": "platform", "secret": "s3cret-Value",
+                "timeout_seconds": 60, "sandbox_options": "{}", "is_active": "on",
+            },
+        )  # fmt: skip
+        assert response.status_code == 302
+        saved = StatementSource.objects.get()
+        assert saved.secret() == "s3cret-Value" and "s3cret" not in saved.secret_encrypted
+        page = admin_client.get(reverse("admin:reconciliation_statementsource_change", args=[saved.pk]))
+        assert "s3cret-Value" not in page.content.decode() and "已设置（加密保存）" in page.content.decode()
+
+    def test_unknown_sandbox_knobs_are_refused_on_the_form(self, admin_client):
+        page = admin_client.post(
+            reverse("admin:reconciliation_statementsource_add"),
+            {"name": "沙箱", "pay_channel": "alipay", "adapter": "sandbox", "timeout_seconds": 60,
+             "sandbox_options": '{"lost_payment": 1}'},
+        )  # fmt: skip
+        assert "沙箱差异设置含未知项：lost_payment" in page.content.decode()
+
+
+@pytest.mark.django_db
+class DiscrepancyAdminTests:
+    def test_differences_are_explained_in_bulk_with_a_reason(self, hospital, client):
+        user = finance("view_discrepancy", "resolve_discrepancy")
+        client.force_login(user)
+        day = a_day(hospital)
+        import_bill("wepay", day, missing_payment=1, extra_payment=2)
+        services.reconciliation_run(date_from=day, date_to=day)
+        listing = client.get(reverse("admin:reconciliation_discrepancy_changelist"))
+        missing = Discrepancy.objects.get(type=Discrepancy.Type.PLATFORM_ONLY).ledger_amount
+        expected = f"共3条差异，待处理3条，差额合计（平台−渠道）{missing - Decimal('19.98')}元"
+        assert expected in listing.content.decode()
+        extra = Discrepancy.objects.filter(type=Discrepancy.Type.CHANNEL_ONLY)
+        response = client.post(
+            reverse("admin:reconciliation_discrepancy_changelist"),
+            {"action": "explain", "_selected_action": [d.pk for d in extra]},
+        )
+        assert response.status_code == 302 and "/resolve/?ids=" in response.url
+        page = client.get(response.url)
+        assert "处理对账差异" in page.content.decode() and extra[0].batch in page.content.decode()
+        ids = ",".join(str(d.pk) for d in extra)
+        done = client.post(
+            reverse("admin:reconciliation_discrepancy_resolve"),
+            {"ids": ids, "status": "explained", "reason": "渠道侧测试交易"},
+        )
+        assert done.status_code == 302
+        assert set(Discrepancy.objects.values_list("type", "status")) == {
+            ("channel_only", "explained"),
+            ("platform_only", "open"),
+        }
+        assert AuditEntry.objects.filter(action="差异已说明", user=user, reason="渠道侧测试交易").count() == 2
+
+    def test_staff_without_the_permission_cannot_resolve(self, hospital, client):
+        client.force_login(finance("view_discrepancy"))
+        assert client.get(reverse("admin:reconciliation_discrepancy_resolve") + "?ids=1").status_code == 403
+
+
+@pytest.mark.django_db
+class LedgerAndMonthlyTests:
+    def test_the_ledger_shows_totals_for_the_filter_and_masks_patients(self, make_hospital, admin_client):
+        one, two = make_hospital("H0001"), make_hospital("H0002", name="测试第二医院")
+        a_day(one)
+        pay(two, day=yesterday(), amount="100.00", name="王小明")
+        url = reverse("admin:reconciliation_ledgerentryrecord_changelist")
+        text = admin_client.get(url, {"day": "yesterday", "hospital__id__exact": one.pk}).content.decode()
+        assert "筛选结果合计：支付6笔 75.00元，退款1笔 15.00元，净额 60.00元" in text
+        text = admin_client.get(url, {"day": "yesterday"}).content.decode()
+        assert "支付7笔 175.00元" in text and "王*" in text and "王小明" not in text
+
+    def test_the_monthly_summary_has_a_table_and_a_server_rendered_chart(self, make_hospital, admin_client):
+        one, two = make_hospital("H0001"), make_hospital("H0002", name="测试第二医院")
+        day = a_day(one)
+        pay(two, day=day, amount="100.00", type="2")
+        page = admin_client.get(reverse("admin:reconciliation_run_monthly"), {"year": day.year})
+        text = page.content.decode()
+        assert page.status_code == 200 and "<svg" in text and 'class="paid"' in text and "<polyline" in text
+        assert "<script" not in text.split("<svg", 1)[1].split("</svg>")[0]
+        assert "cdn" not in text.lower()
+        assert f"{day.month}月" in text and "测试第二医院（H0002）" in text
+        assert "175.00" in text and "15.00" in text and "160.00" in text  # paid, refunded, net for the year
