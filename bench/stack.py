@@ -64,7 +64,7 @@ class Stack:
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
             "RATE_LIMIT_HOSPITAL_PER_MINUTE": "0",
             "RATE_LIMIT_CHANNEL_PER_MINUTE": "0",
-            "HOSPITAL_CALL_TIMEOUT": "3",
+            "HOSPITAL_CALL_TIMEOUT": "10",
             "HOSPITAL_CIRCUIT_RESET_SECONDS": "5",
             "LOG_LEVEL": "WARNING",
             "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="regional-load-metrics-"),

@@ -7,6 +7,7 @@ Handlers are registered by the app that owns the rule, so this module imports no
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
@@ -214,8 +215,10 @@ def log_message(
         seconds=seconds,
     )
     try:
-        # A savepoint: a failed log write must not poison a transaction the caller is in.
-        with transaction.atomic():
+        # Inside a caller's transaction, a savepoint: a failed log write must not poison it.
+        # Outside one, a plain autocommit insert (no BEGIN/COMMIT round trips on the hot path).
+        in_transaction = transaction.get_connection().in_atomic_block
+        with transaction.atomic() if in_transaction else contextlib.nullcontext():
             _write_log(
                 direction=direction,
                 interface=interface,
