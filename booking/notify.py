@@ -76,13 +76,14 @@ class SmsGatewayBackend:
             raise RuntimeError(f"短信网关返回HTTP {response.status_code}")
 
 
-@lru_cache(maxsize=4)
-def _load(path: str):
-    return import_string(path)()
+@lru_cache(maxsize=8)
+def _load(path: str) -> type:
+    return import_string(path)
 
 
 def backend():
-    return _load(_setting("BOOKING_NOTIFIER", DEFAULT_NOTIFIER))
+    """A fresh instance of the configured backend (it reads its settings when made)."""
+    return _load(_setting("BOOKING_NOTIFIER", DEFAULT_NOTIFIER))()
 
 
 def backend_name() -> str:
@@ -97,16 +98,16 @@ def notify_patient(*, order: Order, kind: str, message: str, key: str | None = N
     if not order.phone:
         return None
     try:
+        # Once per order and key: the unique constraint decides (a repeat is the rare case).
         with transaction.atomic():
-            row, created = PatientNotification.objects.get_or_create(
-                order=order, key=(key or kind)[:50], defaults={"kind": kind, "phone": order.phone, "message": message}
+            row = PatientNotification.objects.create(
+                order=order, key=(key or kind)[:50], kind=kind, phone=order.phone, message=message
             )
     except IntegrityError:
-        return None  # written concurrently: that writer sends it
-    if created:
-        from booking.tasks import deliver_notification
+        return PatientNotification.objects.filter(order=order, key=(key or kind)[:50]).first()
+    from booking.tasks import deliver_notification
 
-        transaction.on_commit(lambda: deliver_notification.delay(row.pk), robust=True)
+    transaction.on_commit(lambda: deliver_notification.delay(row.pk), robust=True)
     return row
 
 

@@ -632,12 +632,15 @@ def order_lock(
         existing = Order.objects.filter(channel=channel, idempotency_key=idempotency_key).first()
         if existing is not None:
             return _idempotent_replay(existing, fingerprint), False
-    hospital = Hospital.objects.filter(hospital_no=hospital_no, is_deleted=False).first()
-    if hospital is None:
-        raise NotFound(f"医院{hospital_no}不存在")
-    schedule = Schedule.objects.filter(hospital=hospital, work_id=work_id).first()
+    schedule = (
+        Schedule.objects.select_related("hospital")
+        .filter(hospital__hospital_no=hospital_no, hospital__is_deleted=False, work_id=work_id)
+        .first()
+    )
     if schedule is None:
+        _hospital_for(hospital_no)
         raise ScheduleNotFound(f"排班{work_id}不存在")
+    hospital = schedule.hospital
     _check_bookable(schedule, now)
     if circuit_for(hospital).state() == OPEN:
         # Fail fast, before reserving anything: the hospital has just failed repeatedly.

@@ -33,7 +33,21 @@ def booking_state(request):
         app.conf.task_always_eager = True
     yield
     app.conf.task_always_eager = saved
+    if eager:
+        forget_broker_connections()
     cache.clear()
+
+
+def forget_broker_connections() -> None:
+    """Celery caches its broker connection pool on first use, eager calls included (they borrow a
+    producer since Celery 5.3). Dropped after each in-process test, so that the Celery worker
+    fixture, which switches the broker to Redis later in the session, is reached through Redis."""
+    # References dropped, nothing closed: kombu keeps producer pools per broker URL and hands an
+    # open one back when the same broker is asked for again.
+    app._pool = None
+    amqp = app.__dict__.get("amqp")
+    if amqp is not None:
+        amqp._producer_pool = None
 
 
 def patient(n: int = 1, **overrides) -> dict:
