@@ -642,6 +642,10 @@ def order_lock(
         raise ScheduleNotFound(f"排班{work_id}不存在")
     hospital = schedule.hospital
     _check_bookable(schedule, now)
+    if schedule.remaining <= 0:
+        # Just read: a rush's losers are answered without a transaction. Only a refusal is decided
+        # here; a slot is only ever taken by the conditional UPDATE in `_order_reserve`.
+        raise ScheduleFull(f"排班{work_id}号源已满，请选择其他排班或时段")
     if circuit_for(hospital).state() == OPEN:
         # Fail fast, before reserving anything: the hospital has just failed repeatedly.
         raise HospitalUnavailableForBooking(f"{hospital.name}的预约接口暂时无法访问（熔断保护中），请稍后重试")
@@ -678,7 +682,12 @@ def order_lock(
     except BaseException:
         _order_lock_failed(order_id=order.pk, reason="锁号过程异常中断", recover=True)
         raise
-    return _order_lock_succeeded(order_id=order.pk, answer=answer, now=now), True
+    order = _order_lock_succeeded(order_id=order.pk, answer=answer, now=now)
+    if order.status == Order.CANCELLED:
+        raise ScheduleClosed(f"排班{order.schedule.work_id}已停诊，不能预约")
+    if order.status != Order.BOOKED:
+        raise HospitalUnavailableForBooking("医院锁号应答超时，本次预约已撤销，请重新预约")
+    return order, True
 
 
 def _idempotent_replay(order: Order, fingerprint: str) -> Order:
@@ -800,13 +809,16 @@ def _order_lock_failed(*, order_id: int, reason: str, recover: bool) -> None:
 
 @transaction.atomic
 def _order_lock_succeeded(*, order_id: int, answer: dict, now: dt.datetime | None) -> Order:
+    """Record the hospital's lock. The order comes back 1 已预约, or (nothing raised in here, so that
+    what is written commits) 已退号 if its session was stopped meanwhile, or still `failed` if the
+    reconciliation gave it up meanwhile; in both cases the hospital's lock is undone (UnlockReg)."""
     now = now or timezone.now()
     order = _order_for_update(pk=order_id)
     workflow_id = answer["WorkFlowId"]
     if order.status != Order.LOCKING:
         # The call outlived the reconciliation, which released the slot: undo the hospital's lock.
         _outbox_unlock(order, workflow_id=workflow_id, serial_number=answer.get("SerialNumber"))
-        raise HospitalUnavailableForBooking("医院锁号应答超时，本次预约已撤销，请重新预约")
+        return order
     order.workflow_id = workflow_id
     order.serial_number = answer.get("SerialNumber")
     order.worktime = (answer.get("Worktime") or "")[:20]
@@ -822,7 +834,7 @@ def _order_lock_succeeded(*, order_id: int, answer: dict, now: dt.datetime | Non
         order.save()
         _outbox_unlock(order, workflow_id=workflow_id, serial_number=order.serial_number)
         _record(order, from_status=Order.LOCKING, actor=SYSTEM, reason="锁号时排班已停诊，已撤销锁号")
-        raise ScheduleClosed(f"排班{order.schedule.work_id}已停诊，不能预约")
+        return order
     order.status = Order.BOOKED
     order.save()
     _record(order, from_status=Order.LOCKING, actor=_actor_hospital(order.hospital), reason="医院锁号成功")
@@ -840,12 +852,20 @@ def _order_lock_succeeded(*, order_id: int, answer: dict, now: dt.datetime | Non
 
 
 def _outbox_unlock(order: Order, *, workflow_id: str, serial_number) -> None:
+    """Owe the hospital an UnlockReg for `workflow_id` (once: a pending or sent unlock of it counts)."""
     payload = {"WorkFlowId": workflow_id, "SerialNumber": str(serial_number) if serial_number is not None else None}
-    existing = OutboxMessage.objects.filter(order=order, dedupe_key=OutboxMessage.UNLOCK).first()
-    if existing is None:
-        _outbox_add(order, OutboxMessage.UNLOCK, payload)
-    elif existing.status == OutboxMessage.PENDING:
-        OutboxMessage.objects.filter(pk=existing.pk).update(payload=payload)
+    unlocks = list(OutboxMessage.objects.filter(order=order, kind=OutboxMessage.UNLOCK).order_by("pk"))
+    if any(message.payload.get("WorkFlowId") == workflow_id for message in unlocks):
+        return
+    pending = next((message for message in unlocks if message.status == OutboxMessage.PENDING), None)
+    if pending is not None:
+        # A recovery still to run: the lock it looks for is now known.
+        OutboxMessage.objects.filter(pk=pending.pk, status=OutboxMessage.PENDING).update(payload=payload)
+        return
+    # First unlock of the order, or another lock than the one a recovery undid (a hospital that
+    # does not recognise a repeated TransactionId made a second lock): each is unlocked.
+    key = OutboxMessage.UNLOCK if not unlocks else f"{OutboxMessage.UNLOCK}:{workflow_id}"
+    _outbox_add(order, OutboxMessage.UNLOCK, payload, dedupe_key=key[:50])
 
 
 # -- payment (PaymentNotice 3.3) -----------------------------------------------------------------

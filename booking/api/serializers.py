@@ -228,6 +228,8 @@ class OrderOut(serializers.ModelSerializer):
         return obj.get_mark_display() if obj.mark else ""
 
     def get_refund_amount(self, obj: Order) -> str | None:
+        if obj.status != Order.CANCELLED:
+            return None  # only a cancelled order is ever refunded
         refund = next((e for e in obj.ledger.all() if e.kind == "refund"), None)
         return f"{refund.amount:.2f}" if refund else None
 

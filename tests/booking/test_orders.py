@@ -6,6 +6,7 @@ Time is moved by passing `now` to the services, never by sleeping."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from decimal import Decimal
 
 import pytest
@@ -32,7 +33,7 @@ from regional.sandbox.models import (
     SandboxSchedule,
     SandboxSlot,
 )
-from tests.booking.conftest import patient
+from tests.booking.conftest import patient, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -605,3 +606,44 @@ class ChannelIsolationTests:
         _, schedule = bookable()
         order = lock(api, schedule, 1)
         assert order["patient"]["id_card"] == "3306XXXXXXXXXX0001" and order["patient"]["phone"] == "13400000001"
+
+
+class InFlightLockTests:
+    """What happens to a lock while its confirmRegistration is on the way (the hospital answers slowly)."""
+
+    def _lock_in_background(self, api, schedule, his) -> tuple[threading.Thread, dict]:
+        sandbox.hospital_fault_set(hospital=his, latency_ms=1500, operations=["confirmRegistration"])
+        outcome: dict = {}
+        thread = threading.Thread(target=lambda: outcome.update(response=api.lock(schedule, 1)))
+        thread.start()
+        wait_for(lambda: Order.objects.filter(status=Order.LOCKING).exists(), message="the lock under way")
+        return thread, outcome
+
+    def test_a_stop_during_the_lock_cancels_the_order_and_undoes_the_hospitals_lock(self, api, bookable, his):
+        his_schedule, schedule = bookable(slots=3)
+        thread, outcome = self._lock_in_background(api, schedule, his)
+        services.schedule_stop(hospital=schedule.hospital, work_id=schedule.work_id, reason="临时停诊")
+        thread.join(30)
+        response = outcome["response"]
+        assert response.status_code == 409 and response.json()["code"] == "schedule_closed"
+        order = Order.objects.get()
+        assert (order.status, order.mark, order.cancelled_by) == (Order.CANCELLED, Order.MARK_STOPPED, Order.BY_STOP)
+        assert OutboxMessage.objects.get().kind == "UnlockReg" and OutboxMessage.objects.get().status == "sent"
+        assert SandboxOrder.objects.get().status == SandboxOrder.CANCELLED
+        steps = list(order.transitions.values_list("to_status", "mark"))
+        assert steps == [("locking", ""), ("locking", "stopped"), ("3", "stopped")]
+
+    def test_a_lock_given_up_by_the_sweeper_is_undone_when_its_answer_comes(self, api, bookable, his):
+        his_schedule, schedule = bookable(slots=3)
+        thread, outcome = self._lock_in_background(api, schedule, his)
+        assert services.orders_reconcile_locking(now=timezone.now() + dt.timedelta(minutes=5)) == 1
+        thread.join(30)
+        response = outcome["response"]
+        assert response.status_code == 503 and "已撤销" in response.json()["message"]
+        assert Order.objects.get().status == Order.FAILED
+        unlock = OutboxMessage.objects.get()
+        assert unlock.status == "sent" and unlock.payload["WorkFlowId"] == SandboxOrder.objects.get().work_flow_id
+        schedule.refresh_from_db()
+        his_schedule.refresh_from_db()
+        assert schedule.remaining == his_schedule.remaining == 3
+        assert SandboxOrder.objects.get().status == SandboxOrder.CANCELLED
