@@ -9,7 +9,8 @@ of the lock, and the patient notification enqueued on Redis (as deployed; no wor
 figures are the web path's). Every answer is checked: exactly 20 × 201 and
 180 × 409, no 5xx, and the platform's and the hospital's counts agree.
 A second subject, "every request locks", gives 200 requests 200 numbers: the throughput of
-successful locks end to end.
+successful locks end to end. A third, "sequential", locks 50 numbers one after another from one
+client: the latency of a lock without any queueing.
 Baseline: 200 threads, each with its own PostgreSQL connection, released together to run
 `UPDATE booking_schedule SET remaining = remaining - 1, booked_count = booked_count + 1
 WHERE id = … AND remaining > 0` on one row with 20 left (autocommit), as the reserve step does.
@@ -37,6 +38,7 @@ from bench.common import Measurement, postgres_django, report
 REQUESTS = 200
 SLOTS = 20
 ROUNDS = 3
+SEQUENTIAL = 50
 SECRET = "bench-secret-0123456789"
 
 
@@ -198,6 +200,24 @@ def main() -> None:
                 check(schedule, results, REQUESTS)
                 all_rounds.append(summarise("all", wall, results, lambda code: code == 201))
 
+            # One client, one lock after another: the cost of a lock without queueing.
+            schedule = new_session(SEQUENTIAL)
+            start = next(patients)
+            with requests.Session() as session:
+                samples = []
+                started = time.perf_counter()
+                for i in range(SEQUENTIAL):
+                    begun = time.perf_counter()
+                    body = {"hospital_no": "B001", "work_id": schedule.work_id,
+                            "patient": {"name": f"基准患者{i}", "id_card": f"3306XXXXXXXX{start + i:06d}",
+                                        "phone": f"134{start + i:08d}"}}  # fmt: skip
+                    code = session.post(
+                        f"{base}/api/v1/orders/", json=body, headers={"Authorization": f"Token {token}"}, timeout=60
+                    ).status_code
+                    samples.append((time.perf_counter() - begun, code))
+                sequential = summarise("sequential", time.perf_counter() - started, samples, lambda c: c == 201)
+            check(schedule, samples, SEQUENTIAL)
+
             # Baseline: the bare conditional UPDATE, 200 connections released together on one hot row.
             settings = connection.settings_dict
             dsn = f"host={settings['HOST']} port={settings['PORT']} user={settings['USER']} dbname={settings['NAME']}"
@@ -237,7 +257,8 @@ def main() -> None:
             "booking rush: lock throughput and latency",
             Measurement(subject["name"], subject["wall_s"], 0.0),
             Measurement(baseline["name"], baseline["wall_s"], 0.0),
-            {"rush": subject, "every_request_locks": every, "baseline_conditional_update": baseline,
+            {"rush": subject, "every_request_locks": every, "sequential_locks": sequential,
+             "baseline_conditional_update": baseline,
              "checked": f"each rush: exactly {SLOTS}×201 and {REQUESTS - SLOTS}×409, no 5xx, platform and hospital "
                         "counts both 0"},
         )  # fmt: skip
