@@ -28,6 +28,7 @@ from regional.models import Hospital
 
 CHUNK = 5000
 ZERO = Decimal("0.00")
+CENT = Decimal("0.01")
 PAYMENT, REFUND = Q(kind=EntryKind.PAYMENT), Q(kind=EntryKind.REFUND)
 
 
@@ -44,7 +45,8 @@ def _binary(field: str):
 
 
 def _money(value) -> Decimal:
-    return (value or ZERO).quantize(Decimal("0.01"))
+    # None is no rows; SQLite's sums lose trailing zeros (12.5): two places, always.
+    return ZERO if value is None else value.quantize(CENT)
 
 
 # -- the two sides of a day -------------------------------------------------------------------------

@@ -102,13 +102,14 @@ def statement_import(
                 imported_by=user if getattr(user, "is_authenticated", False) else None,
             )
             _write_lines(statement, bill.rows())
+            if connection.vendor != "postgresql":
+                _attribute_lines(statement=statement)
             totals = bill.totals
             statement.account = bill.account
             statement.line_count = totals.line_count
             statement.payment_count, statement.payment_total = totals.payment_count, totals.payment_total
             statement.refund_count, statement.refund_total = totals.refund_count, totals.refund_total
             statement.save()
-            _attribute_lines(StatementLine.objects.filter(statement=statement))
             audit_record(
                 action="替换对账单" if previous else "导入对账单",
                 obj=statement,
@@ -140,15 +141,38 @@ _LINE_FIELDS = (
 
 
 def _write_lines(statement: Statement, rows: Iterator[StatementRow]) -> None:
-    """Stream the bill's rows into its lines: COPY on PostgreSQL, batched inserts elsewhere."""
+    """Stream the bill's rows into its lines, each line with its hospital.
+
+    On PostgreSQL: COPY into a temporary table, then one INSERT … SELECT that joins the ledger
+    (by Batch) and the hospitals (by the code in 商户数据包/备注), so every line is written once.
+    Elsewhere: batched inserts, then `_attribute_lines`.
+    """
     fixed = (statement.pk, statement.pay_channel, statement.bill_date)
     if connection.vendor == "postgresql":
-        table = connection.ops.quote_name(StatementLine._meta.db_table)
-        columns = ", ".join(connection.ops.quote_name(StatementLine._meta.get_field(f).column) for f in _LINE_FIELDS)
-        with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-            for r in rows:
-                copy.write_row((*fixed, r.line_no, r.kind, r.batch, r.pay_trade_no, r.refund_no, r.amount,
-                                r.occurred_at, r.status, r.hospital_hint))  # fmt: skip
+        quote = connection.ops.quote_name
+        table, temp = quote(StatementLine._meta.db_table), f"bill_{statement.pk}"
+        ledger, hospitals = quote(LedgerEntry._meta.db_table), quote(Hospital._meta.db_table)
+        names = [quote(StatementLine._meta.get_field(f).column) for f in _LINE_FIELDS]
+        columns = ", ".join(names)
+        with connection.cursor() as cursor:
+            raw = cursor.cursor
+            raw.execute(f"CREATE TEMP TABLE {temp} ON COMMIT DROP AS SELECT {columns} FROM {table} WITH NO DATA")
+            with raw.copy(f"COPY {temp} ({columns}) FROM STDIN") as copy:
+                for r in rows:
+                    copy.write_row((*fixed, r.line_no, r.kind, r.batch, r.pay_trade_no, r.refund_no, r.amount,
+                                    r.occurred_at, r.status, r.hospital_hint))  # fmt: skip
+            raw.execute(f"ANALYZE {temp}")
+            raw.execute(
+                f"""
+                INSERT INTO {table} ({columns}, hospital_id)
+                SELECT {", ".join(f"t.{n}" for n in names)}, COALESCE(l.hospital_id, h.id)
+                FROM {temp} AS t
+                LEFT JOIN (SELECT batch, MIN(hospital_id) AS hospital_id FROM {ledger}
+                           WHERE batch IN (SELECT batch FROM {temp}) GROUP BY batch) AS l ON l.batch = t.batch
+                LEFT JOIN {hospitals} AS h ON h.hospital_no = t.hospital_hint AND t.hospital_hint <> ''
+                """
+            )
+            raw.execute(f"DROP TABLE {temp}")
         return
     batch: list[StatementLine] = []
     for r in rows:
@@ -174,32 +198,39 @@ def _write_lines(statement: Statement, rows: Iterator[StatementRow]) -> None:
     StatementLine.objects.bulk_create(batch)
 
 
-def _attribute_lines(lines) -> None:
-    """Give bill lines their hospital: the ledger's, by Batch; else the code in 商户数据包/备注."""
-    lines = lines.filter(hospital__isnull=True)
+def _attribute_lines(*, statement: Statement | None = None, pay_channels=(), days=()) -> None:
+    """Give bill lines their hospital: the ledger's, by Batch; else the code in 商户数据包/备注.
+
+    Scope: one statement's lines, or the lines of some channels and days still without one.
+    """
+    from django.db.models import OuterRef, Subquery
+
+    if statement is not None:
+        lines = StatementLine.objects.filter(statement=statement, hospital__isnull=True)
+    else:
+        lines = StatementLine.objects.filter(pay_channel__in=pay_channels, bill_date__in=days, hospital__isnull=True)
     if connection.vendor == "postgresql":
-        # One hash join, whatever the number of lines (a correlated subquery would probe per line).
-        sql, params = lines.values("pk").query.sql_with_params()
-        lines_table = connection.ops.quote_name(StatementLine._meta.db_table)
-        ledger_table = connection.ops.quote_name(LedgerEntry._meta.db_table)
+        table = connection.ops.quote_name(StatementLine._meta.db_table)
+        ledger = connection.ops.quote_name(LedgerEntry._meta.db_table)
+        if statement is not None:
+            scope, params = "{t}.statement_id = %s", [statement.pk]
+        else:
+            scope, params = "{t}.pay_channel = ANY(%s) AND {t}.bill_date = ANY(%s)", [list(pay_channels), list(days)]
         with connection.cursor() as cursor:
             cursor.execute(
                 f"""
-                UPDATE {lines_table} AS line SET hospital_id = ledger.hospital_id
-                FROM (SELECT batch, MIN(hospital_id) AS hospital_id FROM {ledger_table}
-                      WHERE batch IN (SELECT batch FROM {lines_table} WHERE id IN ({sql}))
+                UPDATE {table} AS line SET hospital_id = ledger.hospital_id
+                FROM (SELECT batch, MIN(hospital_id) AS hospital_id FROM {ledger}
+                      WHERE batch IN (SELECT batch FROM {table} AS bill
+                                      WHERE {scope.format(t="bill")} AND bill.hospital_id IS NULL)
                       GROUP BY batch) AS ledger
-                WHERE line.batch = ledger.batch AND line.id IN ({sql})
+                WHERE {scope.format(t="line")} AND line.hospital_id IS NULL AND line.batch = ledger.batch
                 """,
                 [*params, *params],
             )
     else:
-        from django.db.models import OuterRef, Subquery
-
         by_ledger = LedgerEntry.objects.filter(batch=OuterRef("batch")).values("hospital_id")[:1]
         lines.update(hospital_id=Subquery(by_ledger))
-    from django.db.models import OuterRef, Subquery
-
     by_code = Hospital.objects.filter(hospital_no=OuterRef("hospital_hint")).values("pk")[:1]
     lines.filter(hospital__isnull=True).exclude(hospital_hint="").update(hospital_id=Subquery(by_code))
 
@@ -277,7 +308,6 @@ def reconciliation_request(
             hospital_check=hospital_check,
             trigger=trigger,
             started_by=user if getattr(user, "is_authenticated", False) else None,
-            note="先获取对账单" if fetch else "",
         )
         audit_record(action="发起对账", obj=run, after=snapshot(run), user=user, actor="" if user else "对账任务")
         from reconciliation import tasks
@@ -372,7 +402,7 @@ def _reconcile(run: ReconciliationRun) -> None:
         Statement.objects.filter(pay_channel__in=channels, bill_date__in=days).values_list("pay_channel", "bill_date")
     )
     # Bills imported before their ledger entries were written have lines without a hospital yet.
-    _attribute_lines(StatementLine.objects.filter(pay_channel__in=channels, bill_date__in=days))
+    _attribute_lines(pay_channels=channels, days=days)
     limit = _setting("RECONCILIATION_MAX_DISCREPANCIES", 50_000)
     tally, findings, covered, missing = Tally(), [], [], []
     for channel in channels:
@@ -470,7 +500,8 @@ def _check_hospitals(run: ReconciliationRun, findings: list[Finding], covered) -
         ):
             candidates[order_id] = None
     order_ids = list(candidates)
-    if order_ids and connection.in_atomic_block and not getattr(settings, "RECONCILIATION_CALLS_IN_TESTS", False):
+    if order_ids and connection.in_atomic_block:
+        # A call waits on the network for up to its timeout: never while holding a transaction open.
         raise RuntimeError("hospital calls must not run inside a database transaction")
     _, end = selectors.day_bounds(run.date_to)
     money = selectors.order_money(order_ids, until=end)
@@ -614,7 +645,7 @@ def _store(run, tally: Tally, findings: list[Finding], covered, missing, checked
             notes.append(f"{len(unchecked)}笔订单的医院状态未能核对（医院接口不可用或超出单次核对上限）")
         if not covered:
             notes.append("所选范围内没有可核对的对账单")
-        run.note = "；".join(n for n in [run.note if run.note != "先获取对账单" else "", *notes] if n)
+        run.note = "；".join(notes)
         run.save()
         audit_record(
             action="对账完成",

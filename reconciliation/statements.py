@@ -157,17 +157,20 @@ def _amount(text: str, line: int, name: str) -> Decimal:
 
 
 def _time(text: str, line: int, name: str) -> dt.datetime:
+    """A naive local time `yyyy-MM-dd HH:mm:ss` (spaces between date and time tolerated)."""
+    value = text if len(text) == 19 else " ".join(text.split())
     try:
-        naive = dt.datetime.strptime(" ".join(text.split()), "%Y-%m-%d %H:%M:%S")
+        if len(value) != 19 or value[10] != " ":
+            raise ValueError
+        return dt.datetime.fromisoformat(value)
     except ValueError:
         raise StatementFileError(line, f"{name}“{text}”格式应为yyyy-MM-dd HH:mm:ss")
-    return timezone.make_aware(naive)
 
 
 def _trade_no(text: str, line: int, name: str, *, required: bool = True) -> str:
     if required and not text:
         raise StatementFileError(line, f"{name}为空")
-    if _SCIENTIFIC.match(text):
+    if ("E" in text or "e" in text) and _SCIENTIFIC.match(text):
         raise StatementFileError(
             line, f"{name}“{text}”是科学计数法，文件可能经Excel另存而损坏，请使用渠道下载的原始文件"
         )
@@ -206,11 +209,6 @@ class Bill:
         body = _wechat_rows(self) if self.layout == WECHAT else _alipay_rows(self)
         try:
             for row in body:
-                day = timezone.localdate(row.occurred_at)
-                if self.layout == WECHAT and day != self.bill_date:
-                    raise StatementFileError(
-                        row.line_no, f"交易时间{day:%Y-%m-%d}不在账单日期{self.bill_date:%Y-%m-%d}内"
-                    )
                 self.totals.add(row)
                 yield row
         finally:
@@ -284,67 +282,74 @@ def _wechat_rows(bill: Bill) -> Iterator[StatementRow]:
     refund_col = next((index[n] for n in ("申请退款金额", "退款金额") if n in index), None)
     settled_col = next((index[n] for n in ("应结订单金额", "总金额") if n in index), None)
     refunded_col = index.get("退款金额")
+    time_col, status_col = index["交易时间"], index["交易状态"]
+    batch_col, trade_col = index["商户订单号"], index["微信订单号"]
+    refund_no_cols = [index[n] for n in ("商户退款单号", "微信退款单号") if n in index]
+    attach_col, merchant_col = index.get("商户数据包"), index.get("商户号")
     width = len(names)
+    tz = timezone.get_current_timezone()
+    bill_date = bill.bill_date
     settled_sum, refunded_sum, count = ZERO, ZERO, 0
     summary: tuple[int, list[str], list[str]] | None = None
     reader = bill._reader
     for values in reader:  # type: ignore[union-attr]
         line = bill.line
-        if not any(v.strip() for v in values):
-            continue
+        if len(values) != width:
+            if not any(v.strip() for v in values):
+                continue
+            if _clean(values[0]) == "总交易单数" and summary is None:
+                totals = next(reader, None)  # type: ignore[arg-type]
+                if totals is None:
+                    raise StatementFileError(line, "汇总表头之后缺少汇总数据")
+                summary = (bill.line, [_header_name(v) for v in values], [_clean(v) for v in totals])
+                continue
+            if summary is not None:
+                raise StatementFileError(line, "汇总数据之后不应再有内容")
+            raise StatementFileError(line, f"应有{width}列，实际{len(values)}列")
         if summary is not None:
             raise StatementFileError(line, "汇总数据之后不应再有内容")
-        if _clean(values[0]) == "总交易单数":
-            totals = next(reader, None)  # type: ignore[arg-type]
-            if totals is None:
-                raise StatementFileError(line, "汇总表头之后缺少汇总数据")
-            summary = (bill.line, [_header_name(v) for v in values], [_clean(v) for v in totals])
-            continue
-        if len(values) != width:
-            raise StatementFileError(line, f"应有{width}列，实际{len(values)}列")
-        cells = [_clean(v) for v in values]
-        status = cells[index["交易状态"]].upper()
+        status = _clean(values[status_col]).upper()
         kind = WECHAT_STATUSES.get(status)
         if kind is None:
             raise StatementFileError(line, f"交易状态“{status}”无法识别（应为SUCCESS、REFUND或REVOKED）")
-        order_amount = _amount(cells[order_col], line, names[order_col])
+        order_amount = _amount(_clean(values[order_col]), line, names[order_col])
         if settled_col is not None:
-            settled_sum += _amount(cells[settled_col], line, names[settled_col])
+            settled_sum += _amount(_clean(values[settled_col]), line, names[settled_col])
         if refunded_col is not None:
-            refunded_sum += _amount(cells[refunded_col] or "0", line, "退款金额")
+            refunded_sum += _amount(_clean(values[refunded_col]) or "0", line, "退款金额")
+        refund_no = ""
         if kind == PAYMENT:
             amount = order_amount
         else:
-            requested = _amount(cells[refund_col] or "0", line, names[refund_col]) if refund_col is not None else ZERO
+            requested = ZERO
+            if refund_col is not None:
+                requested = _amount(_clean(values[refund_col]) or "0", line, names[refund_col])
             amount = requested if requested > 0 else order_amount  # a REVOKED payment returns it whole
+            refund_no = next((v for v in (_clean(values[c]) for c in refund_no_cols) if v not in ("", "0")), "")
+            refund_no = _trade_no(refund_no, line, "退款单号", required=False)
         if amount <= 0:
             raise StatementFileError(line, "金额应大于0")
+        occurred = _time(_clean(values[time_col]), line, "交易时间")
+        if occurred.date() != bill_date:
+            raise StatementFileError(line, f"交易时间{occurred:%Y-%m-%d}不在账单日期{bill_date:%Y-%m-%d}内")
         count += 1
+        hint = _clean(values[attach_col]) if attach_col is not None else ""
         yield StatementRow(
             line_no=line,
             kind=kind,
-            batch=_trade_no(cells[index["商户订单号"]], line, "商户订单号"),
-            pay_trade_no=_trade_no(cells[index["微信订单号"]], line, "微信订单号"),
-            refund_no=_trade_no(_cell(cells, index, "商户退款单号", "微信退款单号"), line, "退款单号", required=False)
-            if kind == REFUND
-            else "",
+            batch=_trade_no(_clean(values[batch_col]), line, "商户订单号"),
+            pay_trade_no=_trade_no(_clean(values[trade_col]), line, "微信订单号"),
+            refund_no=refund_no,
             amount=amount,
-            occurred_at=_time(cells[index["交易时间"]], line, "交易时间"),
+            occurred_at=occurred.replace(tzinfo=tz),
             status=status,
-            hospital_hint=_cell(cells, index, "商户数据包")[:128],
+            hospital_hint="" if hint == "0" else hint[:128],
         )
-        if not bill.account and "商户号" in index:
-            bill.account = cells[index["商户号"]][:64]
+        if not bill.account and merchant_col is not None:
+            bill.account = _clean(values[merchant_col])[:64]
     if summary is None:
         raise StatementFileError(bill.line + 1, "缺少汇总数据（总交易单数、应结订单总金额…），文件可能不完整")
     _check_wechat_summary(summary, count, settled_sum, refunded_sum)
-
-
-def _cell(cells: list[str], index: dict[str, int], *names: str) -> str:
-    for name in names:
-        if name in index and cells[index[name]] not in ("", "0"):
-            return cells[index[name]]
-    return ""
 
 
 def _check_wechat_summary(summary, count: int, settled: Decimal, refunded: Decimal) -> None:
@@ -369,7 +374,7 @@ def _cn_time(text: str) -> dt.datetime | None:
     match = _CN_TIME.search(text)
     if not match:
         return None
-    return timezone.make_aware(dt.datetime(*(int(g) for g in match.groups())))
+    return dt.datetime(*(int(g) for g in match.groups()))  # local time, naive like the rows
 
 
 def _alipay_header(bill: Bill) -> None:
@@ -390,9 +395,9 @@ def _alipay_header(bill: Bill) -> None:
             end = _cn_time(parts[1]) if len(parts) > 1 else None
             if start is None:
                 raise StatementFileError(line, "起始日期格式无法识别（应为[yyyy年MM月dd日 HH:mm:ss]）")
-            if timezone.localdate(start) != bill.bill_date:
+            if start.date() != bill.bill_date:
                 raise StatementFileError(
-                    line, f"账单起始日期为{timezone.localdate(start):%Y-%m-%d}，与账单日期{bill.bill_date:%Y-%m-%d}不符"
+                    line, f"账单起始日期为{start:%Y-%m-%d}，与账单日期{bill.bill_date:%Y-%m-%d}不符"
                 )
         values = next(reader, None)  # type: ignore[arg-type]
         if values is None:
@@ -416,53 +421,61 @@ def _alipay_rows(bill: Bill) -> Iterator[StatementRow]:
     if missing:
         raise StatementFileError(line, f"表头缺少列：{'、'.join(missing)}")
     received = index.get("商家实收（元）")
+    tz = timezone.get_current_timezone()
     start, end = bill._period
     width = len(names)
     counted = {PAYMENT: 0, REFUND: 0}
     received_sum = {PAYMENT: ZERO, REFUND: ZERO}
     ended = False
     stated: dict[str, tuple[int, int, Decimal]] = {}
+    type_col, amount_col, time_col = index["业务类型"], index["订单金额（元）"], index[time_name]
+    batch_col, trade_col = index["商户订单号"], index["支付宝交易号"]
+    refund_col, note_col = index.get("退款批次号/请求号"), index.get("备注")
+    bill_date = bill.bill_date
     for values in bill._reader:  # type: ignore[union-attr]
         line = bill.line
-        if not any(v.strip() for v in values):
-            continue
-        joined = ",".join(values).strip()
-        if joined.startswith("#"):
+        first = values[0].lstrip() if values else ""
+        if first.startswith("#"):
+            joined = ",".join(values).strip()
             if "业务明细列表结束" in joined:
                 ended = True
             elif (total := _TOTAL_LINE.match(joined)) is not None:
                 kind = PAYMENT if total.group(1) == "交易" else REFUND
                 stated[kind] = (line, int(total.group(2)), _amount(total.group(3), line, "商家实收合计"))
             continue
+        if len(values) < width:
+            if not any(v.strip() for v in values):
+                continue
+            raise StatementFileError(line, f"应有{width}列，实际{len(values)}列")
         if ended:
             raise StatementFileError(line, "“业务明细列表结束”之后不应再有明细")
-        if len(values) < width:
-            raise StatementFileError(line, f"应有{width}列，实际{len(values)}列")
-        cells = [v.strip() for v in values]  # Alipay pads numbers with a tab to keep spreadsheets off them
-        kind = ALIPAY_TYPES.get(cells[index["业务类型"]])
+        # Alipay pads numbers with a tab to keep spreadsheets off them: strip what is used.
+        business = values[type_col].strip()
+        kind = ALIPAY_TYPES.get(business)
         if kind is None:
-            raise StatementFileError(line, f"业务类型“{cells[index['业务类型']]}”无法识别（应为交易或退款）")
-        amount = abs(_amount(cells[index["订单金额（元）"]], line, "订单金额（元）"))
+            raise StatementFileError(line, f"业务类型“{business}”无法识别（应为交易或退款）")
+        amount = abs(_amount(values[amount_col].strip(), line, "订单金额（元）"))
         if amount <= 0:
             raise StatementFileError(line, "订单金额应不为0")
         if received is not None:
-            received_sum[kind] += _amount(cells[received] or "0", line, "商家实收（元）")
-        occurred = _time(cells[index[time_name]], line, time_name)
+            received_sum[kind] += _amount(values[received].strip() or "0", line, "商家实收（元）")
+        occurred = _time(values[time_col].strip(), line, time_name)
         if start is not None and (occurred < start or (end is not None and occurred >= end)):
-            raise StatementFileError(line, f"{time_name}{cells[index[time_name]]}不在账单起止日期内")
-        if start is None and timezone.localdate(occurred) != bill.bill_date:
-            raise StatementFileError(line, f"{time_name}不在账单日期{bill.bill_date:%Y-%m-%d}内")
+            raise StatementFileError(line, f"{time_name}{values[time_col].strip()}不在账单起止日期内")
+        if start is None and occurred.date() != bill_date:
+            raise StatementFileError(line, f"{time_name}不在账单日期{bill_date:%Y-%m-%d}内")
         counted[kind] += 1
+        refund_no = values[refund_col].strip() if refund_col is not None else ""
         yield StatementRow(
             line_no=line,
             kind=kind,
-            batch=_trade_no(cells[index["商户订单号"]], line, "商户订单号"),
-            pay_trade_no=_trade_no(cells[index["支付宝交易号"]], line, "支付宝交易号"),
-            refund_no=_trade_no(_cell(cells, index, "退款批次号/请求号"), line, "退款批次号/请求号", required=False),
+            batch=_trade_no(values[batch_col].strip(), line, "商户订单号"),
+            pay_trade_no=_trade_no(values[trade_col].strip(), line, "支付宝交易号"),
+            refund_no=_trade_no(refund_no, line, "退款批次号/请求号", required=False),
             amount=amount,
-            occurred_at=occurred,
-            status=cells[index["业务类型"]],
-            hospital_hint=_cell(cells, index, "备注")[:128],
+            occurred_at=occurred.replace(tzinfo=tz),
+            status=business,
+            hospital_hint=values[note_col].strip()[:128] if note_col is not None else "",
         )
     if not ended and (start is not None or stated):
         raise StatementFileError(bill.line + 1, "缺少“业务明细列表结束”标记，文件可能不完整")

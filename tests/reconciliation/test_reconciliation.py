@@ -277,3 +277,34 @@ class RangeTests:
             services.reconciliation_run(date_from=yesterday(), date_to=yesterday() - dt.timedelta(days=1))
         with pytest.raises(DomainError, match="最多31天"):
             services.reconciliation_run(date_from=yesterday() - dt.timedelta(days=40), date_to=yesterday())
+
+
+@pytest.mark.django_db(transaction=True)
+class ConcurrentRunTests:
+    def test_two_runs_of_the_same_day_at_once_leave_one_set_of_differences(self, hospital):
+        import threading
+
+        from django.db import connection
+
+        day = yesterday()
+        a_day_of_payments(hospital, day)
+        import_bill("wepay", day, missing_payment=2, extra_payment=1)
+        barrier, outcomes = threading.Barrier(2), []
+
+        def run() -> None:
+            try:
+                barrier.wait(5)
+                outcomes.append(reconcile(day, hospital_check=Run.HospitalCheck.NONE).result)
+            except Exception as exc:  # noqa: BLE001 - reported below
+                outcomes.append(repr(exc))
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=run) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert outcomes == [Run.Result.DISCREPANCIES] * 2
+        assert Discrepancy.objects.filter(status="open").count() == 3
+        assert Discrepancy.objects.values("run").distinct().count() == 1
