@@ -148,6 +148,7 @@ class Department(models.Model):
             models.UniqueConstraint(fields=["hospital", "department_id"], name="uniq_department_per_hospital")
         ]
         ordering = ["hospital", "seq_no", "department_id"]
+        indexes = [models.Index(fields=["name_abbr"], name="department_abbr_prefix", opclasses=["varchar_pattern_ops"])]
 
     def __str__(self) -> str:
         return f"{self.name}（{self.department_id}）"
@@ -186,6 +187,9 @@ class Doctor(models.Model):
         verbose_name_plural = "医生"
         constraints = [models.UniqueConstraint(fields=["hospital", "doctor_id"], name="uniq_doctor_per_hospital")]
         ordering = ["hospital", "seq_no", "doctor_id"]
+        # Channels search doctors by pinyin initials as a prefix (`LIKE 'ZS%'`): pattern_ops lets
+        # PostgreSQL use the index whatever the database collation.
+        indexes = [models.Index(fields=["name_abbr"], name="doctor_abbr_prefix", opclasses=["varchar_pattern_ops"])]
 
     def __str__(self) -> str:
         return f"{self.name}（{self.doctor_id}）"
