@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from booking.models import LedgerEntry, Order
 from reconciliation import engine, selectors
-from reconciliation.adapters import StatementUnavailable, adapter_for
+from reconciliation.adapters import adapter_for
 from reconciliation.engine import Finding, Tally
 from reconciliation.models import (
     Discrepancy,
@@ -41,7 +41,7 @@ from reconciliation.models import (
     StatementLine,
     StatementSource,
 )
-from reconciliation.statements import StatementFileError, StatementRow, encoding_label, open_bill
+from reconciliation.statements import StatementRow, encoding_label, open_bill
 from regional import hospital_client
 from regional.audit import audit_record, snapshot
 from regional.errors import Conflict, DomainError
@@ -250,7 +250,7 @@ def statement_fetch(*, source: StatementSource, bill_date: dt.date, user=None) -
         statement, _ = statement_import(
             source=source, bill_date=bill_date, file=file, filename=name, origin=source.adapter, user=user
         )
-    except StatementFileError as exc:
+    except DomainError as exc:  # a bad file, mostly (StatementFileError)
         StatementSource.objects.filter(pk=source.pk).update(last_error=exc.message[:500])
         raise
     finally:
@@ -267,7 +267,7 @@ def statements_fetch_due(*, bill_date: dt.date) -> dict[str, str]:
         try:
             statement_fetch(source=source, bill_date=bill_date)
             outcome[source.pay_channel] = "ok"
-        except (StatementUnavailable, StatementFileError, DomainError) as exc:
+        except DomainError as exc:  # StatementUnavailable, StatementFileError, a bad knob
             logger.warning("statement fetch failed for %s %s: %s", source.pay_channel, bill_date, exc.message)
             outcome[source.pay_channel] = exc.message
     return outcome

@@ -225,3 +225,43 @@ class LedgerAndMonthlyTests:
         assert "cdn" not in text.lower()
         assert f"{day.month}月" in text and "测试第二医院（H0002）" in text
         assert "175.00" in text and "15.00" in text and "160.00" in text  # paid, refunded, net for the year
+
+
+@pytest.mark.django_db
+class AdminPagesTests:
+    def test_every_finance_page_opens(self, hospital, admin_client):
+        day = a_day(hospital)
+        import_bill("wepay", day, missing_payment=1)
+        run = services.reconciliation_run(date_from=day, date_to=day)
+        discrepancy = Discrepancy.objects.get()
+        statement = Statement.objects.get()
+        for name, args in (
+            ("admin:reconciliation_statementsource_changelist", []),
+            ("admin:reconciliation_statement_changelist", []),
+            ("admin:reconciliation_statement_change", [statement.pk]),
+            ("admin:reconciliation_statement_upload", []),
+            ("admin:reconciliation_statement_fetch", []),
+            ("admin:reconciliation_statementline_changelist", []),
+            ("admin:reconciliation_reconciliationrun_change", [run.pk]),
+            ("admin:reconciliation_discrepancy_change", [discrepancy.pk]),
+            ("admin:reconciliation_ledgerentryrecord_changelist", []),
+            ("admin:app_list", ["reconciliation"]),
+        ):
+            page = admin_client.get(reverse(name, args=args))
+            assert page.status_code == 200, name
+        detail = admin_client.get(reverse("admin:reconciliation_discrepancy_change", args=[discrepancy.pk]))
+        assert "status=corrected" in detail.content.decode()
+
+
+@pytest.mark.django_db
+class SandboxCommandTests:
+    def test_the_command_sets_up_both_channels_and_reconciles_a_day(self, hospital):
+        from django.core.management import call_command
+
+        day = a_day(hospital)
+        out = io.StringIO()
+        call_command(
+            "reconciliation_sandbox", "--extra-payment", "1", "--encoding", "gbk", "--reconcile", str(day), stdout=out
+        )
+        assert StatementSource.objects.filter(adapter="sandbox").count() == 2
+        assert "有差异，一致6笔，差异2条" in out.getvalue()  # one extra payment on each channel's bill
