@@ -20,8 +20,10 @@ from django.utils.html import format_html, format_html_join
 
 from booking import notify, services
 from booking.models import (
+    BookingRules,
     Channel,
     LedgerEntry,
+    NoShowBan,
     NoShowRecord,
     Order,
     OrderTransition,
@@ -29,6 +31,7 @@ from booking.models import (
     PatientNotification,
     Schedule,
 )
+from booking.rules import parse_ban_tiers, parse_holidays, rules_cache_clear
 from regional.admin import PersonalDataAdminMixin
 from regional.errors import DomainError
 
@@ -496,3 +499,159 @@ class LedgerEntryAdmin(PersonalDataAdminMixin, ReadOnlyAdmin):
     @admin.display(description="患者姓名")
     def masked_patient_name(self, obj: LedgerEntry) -> str:
         return self.masked(obj, "patient_name")
+
+
+# -- booking rules and no-show bans ------------------------------------------------------------------
+
+
+class BookingRulesForm(forms.ModelForm):
+    class Meta:
+        model = BookingRules
+        fields = (
+            "hospital", "release_days", "release_time", "booking_cutoff_minutes", "limit_per_day", "limit_per_week",
+            "limit_per_month", "forbid_same_doctor_session", "forbid_overlap", "cancel_deadline_time",
+            "cancel_deadline_working_days", "holidays", "ban_tiers",
+        )  # fmt: skip
+
+    def clean_ban_tiers(self):
+        value = self.cleaned_data.get("ban_tiers")
+        try:
+            parse_ban_tiers(value)
+        except ValueError as exc:
+            raise forms.ValidationError(f"爽约处罚档位格式不正确：{exc}") from exc
+        return value
+
+    def clean_holidays(self):
+        value = self.cleaned_data.get("holidays") or ""
+        try:
+            parse_holidays(value)
+        except ValueError as exc:
+            raise forms.ValidationError("节假日应每行一个日期，格式如2026-10-01") from exc
+        return value
+
+    def clean(self):
+        data = super().clean()
+        if data.get("release_time") is not None and data.get("release_days") is None and not data.get("hospital"):
+            self.add_error("release_days", "设置放号时间时需同时设置提前放号天数")
+        return data
+
+
+@admin.register(BookingRules)
+class BookingRulesAdmin(admin.ModelAdmin):
+    """The region's rules (hospital left empty) and each hospital's overrides; saving takes effect
+    at once (the cached rules are dropped)."""
+
+    form = BookingRulesForm
+    list_display = (
+        "scope", "release_days", "release_time", "booking_cutoff_minutes", "limit_per_day", "limit_per_week",
+        "limit_per_month", "cancel_deadline_time", "updated_at",
+    )  # fmt: skip
+    list_select_related = ("hospital",)
+    fieldsets = (
+        (None, {"fields": ("hospital",)}),
+        ("放号与预约时间", {"fields": ("release_days", "release_time", "booking_cutoff_minutes")}),
+        (
+            "患者预约限制",
+            {
+                "fields": (
+                    "limit_per_day",
+                    "limit_per_week",
+                    "limit_per_month",
+                    "forbid_same_doctor_session",
+                    "forbid_overlap",
+                )  # fmt: skip
+            },
+        ),
+        ("退号截止", {"fields": ("cancel_deadline_time", "cancel_deadline_working_days", "holidays")}),
+        ("爽约处罚", {"fields": ("ban_tiers",)}),
+    )
+
+    @admin.display(description="适用范围", ordering="hospital")
+    def scope(self, obj: BookingRules) -> str:
+        return obj.hospital.name if obj.hospital_id else "全区域"
+
+    def save_model(self, request: HttpRequest, obj: BookingRules, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        rules_cache_clear()
+        messages.info(request, "预约规则已保存，立即生效")
+
+    def delete_model(self, request: HttpRequest, obj: BookingRules) -> None:
+        super().delete_model(request, obj)
+        rules_cache_clear()
+
+    def delete_queryset(self, request: HttpRequest, queryset) -> None:
+        super().delete_queryset(request, queryset)
+        rules_cache_clear()
+
+
+class NoShowBanForm(forms.ModelForm):
+    lift = forms.BooleanField(label="解除禁约", required=False, help_text="勾选后立即解除，患者可再次预约。")
+    new_ends_on = forms.DateField(label="缩短至（结束日期）", required=False, help_text="只能提前，不能延后。")
+    reason = forms.CharField(label="原因", required=False, max_length=300, help_text="解除或缩短禁约时必填。")
+
+    class Meta:
+        model = NoShowBan
+        fields = ()
+
+
+@admin.register(NoShowBan)
+class NoShowBanAdmin(admin.ModelAdmin):
+    """No-show bans: staff lift or shorten one with a reason (through the service, audited); the
+    patient's no-shows and bans are listed on the page by ID hash (no personal data)."""
+
+    form = NoShowBanForm
+    list_display = ("created_at", "patient_key", "no_shows", "within_days", "starts_on", "ends_on", "state")
+    list_filter = (("ends_on", admin.DateFieldListFilter),)
+    ordering = ("-created_at",)
+    show_full_result_count = False
+    readonly_fields = (
+        "patient_key", "no_shows", "within_days", "starts_on", "ends_on", "lifted_at", "change_reason", "changed_by",
+        "created_at", "history",
+    )  # fmt: skip
+    fieldsets = (
+        (None, {"fields": readonly_fields}),
+        ("解除或缩短", {"fields": ("lift", "new_ends_on", "reason")}),
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @admin.display(description="患者标识（身份证号摘要）")
+    def patient_key(self, obj: NoShowBan) -> str:
+        return f"{obj.id_card_hash[:12]}…"
+
+    @admin.display(description="状态")
+    def state(self, obj: NoShowBan) -> str:
+        if obj.lifted_at:
+            return "已解除"
+        return "生效中" if obj.is_active_on(timezone.localdate()) else "已到期"
+
+    @admin.display(description="该患者的爽约与禁约记录")
+    def history(self, obj: NoShowBan) -> str:
+        records = NoShowRecord.objects.filter(id_card_hash=obj.id_card_hash).select_related("hospital", "order")
+        bans = NoShowBan.objects.filter(id_card_hash=obj.id_card_hash)
+        rows = [(f"{r.work_date:%Y-%m-%d}", f"爽约：{r.hospital.name}，订单{r.order.order_no}") for r in records]
+        rows += [
+            (f"{b.starts_on:%Y-%m-%d}", f"禁约至{b.ends_on:%Y-%m-%d}" + ("（已解除）" if b.lifted_at else ""))
+            for b in bans
+        ]
+        return format_html("<ul>{}</ul>", format_html_join("", "<li>{} {}</li>", sorted(rows)))
+
+    def save_model(self, request: HttpRequest, obj: NoShowBan, form, change: bool) -> None:
+        data = form.cleaned_data
+        if not data.get("lift") and not data.get("new_ends_on"):
+            return
+        try:
+            services.no_show_ban_change(
+                ban_id=obj.pk,
+                ends_on=None if data.get("lift") else data["new_ends_on"],
+                reason=data.get("reason") or "",
+                user=request.user,
+            )
+        except DomainError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+        else:
+            self.message_user(request, "禁约已解除" if data.get("lift") else "禁约已缩短", messages.SUCCESS)

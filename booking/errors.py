@@ -83,3 +83,39 @@ class IdempotencyConflict(Conflict):
     """An Idempotency-Key reused for a different request."""
 
     code = "idempotency_conflict"
+
+
+class BookingNotOpen(Conflict):
+    """Before the release time (放号) of the session."""
+
+    code = "booking_not_open"
+
+
+class BookingClosed(Conflict):
+    """After the booking cut-off before the session starts."""
+
+    code = "booking_closed"
+
+
+class PatientLimitReached(Conflict):
+    """The patient's day / week / month limit across the region."""
+
+    code = "patient_limit"
+
+
+class SessionOverlap(Conflict):
+    """The patient already holds an order at an overlapping time (any hospital)."""
+
+    code = "session_overlap"
+
+
+class CancelDeadlinePassed(Conflict):
+    """Past the cancellation deadline (e.g. 14:00 of the working day before)."""
+
+    code = "cancel_deadline"
+
+
+class PatientBanned(Conflict):
+    """The patient is banned from booking after repeated no-shows (爽约黑名单)."""
+
+    code = "patient_banned"

@@ -9,6 +9,7 @@ import secrets
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from regional.models import Department, Doctor, Hospital
@@ -480,3 +481,128 @@ class LedgerEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.batch} {self.get_kind_display()} {self.amount}"
+
+
+# -- booking rules of the regional pool ------------------------------------------------------------
+
+
+class BookingRules(models.Model):
+    """The booking rules (预约规则) of the regional pool, edited by regional staff: the row without a
+    hospital holds the region's rules; a row for a hospital overrides the fields it fills in. An
+    empty field in the region's row switches that rule off. `booking.rules.rules_for` merges them."""
+
+    hospital = models.OneToOneField(
+        Hospital,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="booking_rules",
+        verbose_name="医院",
+        help_text="留空表示全区域规则；选择医院则为该医院的个别规则，只覆盖已填写的项目。",
+    )
+    # 1. Release and booking window (放号).
+    release_days = models.PositiveSmallIntegerField(
+        "提前放号天数", null=True, blank=True, help_text="出诊日期前多少天开放预约，例如7表示提前7天放号。"
+    )
+    release_time = models.TimeField("放号时间", null=True, blank=True, help_text="放号当天的开放时刻，例如07:30。")
+    booking_cutoff_minutes = models.PositiveIntegerField(
+        "预约截止（开诊前分钟数）",
+        null=True,
+        blank=True,
+        help_text="开诊前多少分钟停止预约，例如60表示开诊前1小时截止；0表示开诊时截止。",
+    )
+    # 2. Patient limits (counted region-wide by the patient's ID hash).
+    limit_per_day = models.PositiveSmallIntegerField(
+        "每人每日预约上限", null=True, blank=True, help_text="同一患者同一就诊日在全区域有效及已履约订单的最大数量。"
+    )
+    limit_per_week = models.PositiveSmallIntegerField(
+        "每人每周预约上限", null=True, blank=True, help_text="同一患者同一自然周（周一至周日，按就诊日期）的最大数量。"
+    )
+    limit_per_month = models.PositiveSmallIntegerField(
+        "每人每月预约上限", null=True, blank=True, help_text="同一患者同一自然月（按就诊日期）的最大数量。"
+    )
+    forbid_same_doctor_session = models.BooleanField(
+        "禁止同一医生同一时段重复预约",
+        null=True,
+        blank=True,
+        help_text="同一患者不能在同一医生、同一日期、同一时段持有两笔有效订单。",
+    )
+    forbid_overlap = models.BooleanField(
+        "禁止时间重叠的预约",
+        null=True,
+        blank=True,
+        help_text="同一患者同一天在任何医院的有效订单出诊时间不能重叠。",
+    )
+    # 3. Cancellation deadline.
+    cancel_deadline_time = models.TimeField(
+        "退号截止时刻", null=True, blank=True, help_text="例如14:00：就诊日前第N个工作日的该时刻之后不能退号。"
+    )
+    cancel_deadline_working_days = models.PositiveSmallIntegerField(
+        "退号截止（就诊前工作日数）",
+        null=True,
+        blank=True,
+        help_text="1表示就诊前一个工作日（跳过周末和下方节假日）；0表示就诊当天。",
+    )
+    holidays = models.TextField(
+        "节假日", blank=True, default="", help_text="计算工作日时跳过的日期，每行一个，格式2026-10-01。"
+    )
+    # 4. No-show bans (爽约黑名单).
+    ban_tiers = models.JSONField(
+        "爽约处罚档位",
+        null=True,
+        blank=True,
+        help_text='例如 [{"no_shows": 3, "within_days": 90, "ban_days": 90}, {"no_shows": 6, "within_days": 180, '
+        '"ban_days": 180}]：统计期内爽约达到次数即暂停预约相应天数（取最高档）。',
+    )
+    updated_at = models.DateTimeField("更新时间", auto_now=True)
+
+    class Meta:
+        verbose_name = "预约规则"
+        verbose_name_plural = "预约规则"
+        ordering = ["hospital_id"]
+        constraints = [
+            # One region-wide row: the hospital is NULL there, which a plain unique column allows twice.
+            models.UniqueConstraint(Coalesce("hospital", models.Value(0)), name="uniq_booking_rules_scope")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hospital}的预约规则" if self.hospital_id else "全区域预约规则"
+
+
+class NoShowBan(models.Model):
+    """A booking ban (爽约黑名单) on a patient (by ID hash) after repeated no-shows, from the day it
+    was imposed until `ends_on` (inclusive). Staff may lift or shorten it with a reason; every change
+    is an audit entry."""
+
+    id_card_hash = LookupHashField("身份证号摘要")
+    no_shows = models.PositiveSmallIntegerField("统计期内爽约次数")
+    within_days = models.PositiveSmallIntegerField("统计天数")
+    starts_on = models.DateField("开始日期")
+    ends_on = models.DateField("结束日期")
+    # The no-show that triggered it: one ban per record, so lifting a ban does not bring it back.
+    trigger = models.OneToOneField(
+        NoShowRecord, on_delete=models.PROTECT, related_name="ban", verbose_name="触发的爽约记录"
+    )
+    lifted_at = models.DateTimeField("解除时间", null=True, blank=True)
+    change_reason = models.CharField("变更原因", max_length=300, blank=True)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name="变更人",
+    )
+    created_at = models.DateTimeField("创建时间", default=timezone.now)
+
+    class Meta:
+        verbose_name = "爽约禁约"
+        verbose_name_plural = "爽约禁约"
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["id_card_hash", "ends_on"], name="no_show_ban_patient")]
+
+    def __str__(self) -> str:
+        return f"禁约至{self.ends_on:%Y-%m-%d}"
+
+    def is_active_on(self, day: dt.date) -> bool:
+        return self.lifted_at is None and self.starts_on <= day <= self.ends_on

@@ -29,7 +29,11 @@ from django.db.models import F, Q
 from django.utils import timezone
 from urllib3.exceptions import ConnectTimeoutError
 
+from booking import clock
 from booking.errors import (
+    BookingClosed,
+    BookingNotOpen,
+    CancelDeadlinePassed,
     DuplicateBooking,
     HospitalAnswerError,
     HospitalUnavailableForBooking,
@@ -39,14 +43,18 @@ from booking.errors import (
     LockRefused,
     OrderNotFound,
     OrderStateConflict,
+    PatientBanned,
+    PatientLimitReached,
     PaymentMismatch,
     ScheduleClosed,
     ScheduleFull,
     ScheduleNotFound,
+    SessionOverlap,
 )
 from booking.models import (
     Channel,
     LedgerEntry,
+    NoShowBan,
     NoShowRecord,
     Order,
     OrderTransition,
@@ -55,6 +63,14 @@ from booking.models import (
     Schedule,
 )
 from booking.notify import notify_patient
+from booking.rules import (
+    EffectiveRules,
+    booking_cutoff_at,
+    cancel_deadline_at,
+    release_at,
+    rules_for,
+    when_text,
+)
 from regional import hospital_client
 from regional.audit import audit_record
 from regional.circuit import OPEN, CircuitOpen
@@ -609,6 +625,7 @@ def order_lock(
     A repeat with the same `idempotency_key` returns the first order (created False).
     """
     _no_transaction()
+    now = now or clock.now()
     patient, violations = _patient_clean(patient)
     hospital_no, work_id, num_source_id = (
         (hospital_no or "").strip(),
@@ -642,6 +659,9 @@ def order_lock(
         raise ScheduleNotFound(f"排班{work_id}不存在")
     hospital = schedule.hospital
     _check_bookable(schedule, now)
+    rules = rules_for(hospital)
+    _check_booking_window(schedule, rules, now)
+    _check_not_banned(lookup_hash(patient.id_card), now)
     if schedule.remaining <= 0:
         # Just read: a rush's losers are answered without a transaction. Only a refusal is decided
         # here; a slot is only ever taken by the conditional UPDATE in `_order_reserve`.
@@ -657,6 +677,7 @@ def order_lock(
             num_source_id=num_source_id,
             idempotency_key=idempotency_key,
             fingerprint=fingerprint,
+            rules=rules,
         )
     except IntegrityError:
         # The same Idempotency-Key committed concurrently: that request's order is the answer.
@@ -706,6 +727,89 @@ def _check_bookable(schedule: Schedule, now: dt.datetime | None = None) -> None:
         raise ScheduleClosed(f"排班{schedule.work_id}的出诊时间已过，不能预约")
 
 
+def _check_booking_window(schedule: Schedule, rules: EffectiveRules, now: dt.datetime) -> None:
+    """Rule 1 (放号): numbers open `release_days` ahead at `release_time`; booking closes
+    `booking_cutoff_minutes` before the session starts. Both refusals name the time."""
+    opens = release_at(rules, schedule.work_date)
+    if opens is not None and now < opens:
+        raise BookingNotOpen(f"排班{schedule.work_id}尚未放号，将于{when_text(opens)}开放预约")
+    closes = booking_cutoff_at(rules, schedule.work_date, schedule.start_time)
+    if closes is not None and now >= closes:
+        raise BookingClosed(f"排班{schedule.work_id}的预约已于{when_text(closes)}截止")
+
+
+def _check_not_banned(id_hash: str, now: dt.datetime) -> None:
+    """Rule 4: a patient under a no-show ban (爽约黑名单) cannot book until the ban ends."""
+    today = timezone.localtime(now).date()
+    ban = (
+        NoShowBan.objects.filter(id_card_hash=id_hash, lifted_at__isnull=True, starts_on__lte=today, ends_on__gte=today)
+        .order_by("-ends_on")
+        .first()
+    )
+    if ban is not None:
+        raise PatientBanned(
+            f"该患者{ban.within_days}天内爽约{ban.no_shows}次，暂停预约至{ban.ends_on:%Y年%m月%d日}（含），期满后可再预约"
+        )
+
+
+def _lock_patient(id_hash: str) -> None:
+    # Two requests of one patient (two channels, two hospitals) must not both pass a limit: a
+    # transaction-scoped advisory lock keyed by the ID hash serialises them until commit, and the
+    # second one's counts (READ COMMITTED, one snapshot per statement) then see the first's order.
+    # SQLite (development only) serialises writers by itself.
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [PATIENT_LOCK_SPACE, id_hash])
+
+
+PATIENT_LOCK_SPACE = 5105  # the advisory-lock namespace of "one patient's bookings"
+
+
+def _check_patient_limits(*, schedule: Schedule, id_hash: str, rules: EffectiveRules) -> None:
+    """Rule 2, inside the reservation transaction: the patient's day / week / month limits across
+    the region (active and visited orders, by visit date), one order per doctor and session, and
+    no overlapping sessions at any hospital."""
+    limits = (rules.limit_per_day, rules.limit_per_week, rules.limit_per_month)
+    if not any(v is not None for v in limits) and not rules.forbid_same_doctor_session and not rules.forbid_overlap:
+        return
+    _lock_patient(id_hash)
+    day = schedule.work_date
+    week = day - dt.timedelta(days=day.weekday())
+    month = day.replace(day=1)
+    next_month = (month + dt.timedelta(days=32)).replace(day=1)
+    held = Order.objects.filter(id_card_hash=id_hash, status__in=(*Order.ACTIVE, Order.VISITED))
+    for limit, start, end, label in (
+        (rules.limit_per_day, day, day + dt.timedelta(days=1), f"{day:%m月%d日}当天"),
+        (rules.limit_per_week, week, week + dt.timedelta(days=7), "当周"),
+        (rules.limit_per_month, month, next_month, f"{month:%Y年%m月}"),
+    ):
+        if limit is None:
+            continue
+        count = held.filter(schedule__work_date__gte=start, schedule__work_date__lt=end).count()
+        if count >= limit:
+            raise PatientLimitReached(f"该患者{label}的预约已达上限（{limit}次），不能再预约")
+    active = Order.objects.filter(id_card_hash=id_hash, status__in=Order.ACTIVE, schedule__work_date=day)
+    if (
+        rules.forbid_same_doctor_session
+        and active.filter(schedule__doctor_id=schedule.doctor_id, schedule__time_code=schedule.time_code)
+        .exclude(schedule=schedule)
+        .exists()
+    ):
+        raise DuplicateBooking("该患者已预约同一医生同一时段，请勿重复预约")
+    if rules.forbid_overlap:
+        other = (
+            active.filter(schedule__start_time__lt=schedule.stop_time, schedule__stop_time__gt=schedule.start_time)
+            .exclude(schedule=schedule)
+            .select_related("schedule")
+            .first()
+        )
+        if other is not None:
+            raise SessionOverlap(
+                f"该患者{day:%m月%d日}{other.schedule.start_time:%H:%M}-{other.schedule.stop_time:%H:%M}"
+                "已有其他预约，时间重叠，不能预约"
+            )
+
+
 @transaction.atomic
 def _order_reserve(
     *,
@@ -715,7 +819,10 @@ def _order_reserve(
     num_source_id: str,
     idempotency_key: str,
     fingerprint: str,
+    rules: EffectiveRules,
 ) -> Order:
+    id_hash = lookup_hash(patient.id_card)
+    _check_patient_limits(schedule=schedule, id_hash=id_hash, rules=rules)
     # Many channels race for the last numbers of a session. One conditional UPDATE takes a slot:
     # PostgreSQL takes the row lock and re-checks `remaining > 0` on the latest committed row, so
     # two requests can never both take the last slot (read-then-write would oversell), and the
@@ -730,7 +837,6 @@ def _order_reserve(
             label = current.get_status_display() if current else "不存在"
             raise ScheduleClosed(f"排班{schedule.work_id}{label}，不能预约")
         raise ScheduleFull(f"排班{schedule.work_id}号源已满，请选择其他排班或时段")
-    id_hash = lookup_hash(patient.id_card)
     if Order.objects.filter(schedule=schedule, id_card_hash=id_hash, status__in=Order.ACTIVE).exists():
         raise DuplicateBooking("该患者已预约此排班，请勿重复预约")
     order = Order.objects.create(
@@ -1004,16 +1110,18 @@ def order_cancel(
     order again answers it unchanged. An order the hospital cancelled itself is never cancelled
     towards the hospital again.
     """
-    now = now or timezone.now()
+    now = now or clock.now()
     reason = (reason or "").strip()[:300] or "患者取消预约"
     order = _order_for_update(channel=channel, order_no=order_no)
     if order.status == Order.CANCELLED:
         return order, False
     if order.status not in (Order.BOOKED, Order.PAID):
         raise OrderStateConflict(f"订单{order_no}{order.get_status_display()}，不能退号")
+    _check_cancel_deadline(order, now)
     previous = order.status
     order.status, order.cancelled_by, order.cancelled_at = Order.CANCELLED, Order.BY_CHANNEL, now
     order.save()
+    _outbox_supersede_payment(order)
     _release_count(order.schedule_id)
     refund = _refund_if_paid(order, f"患者退号：{reason}")
     if previous == Order.PAID or order.pay_type == Order.PAY_ONSITE:
@@ -1033,6 +1141,31 @@ def order_cancel(
         message=f"您预约的{_session_text(order)}已退号。{refund_text}订单号{order.order_no}。",
     )
     return order, True
+
+
+def _check_cancel_deadline(order: Order, now: dt.datetime) -> None:
+    """Rule 3: a booked (paid or pay-at-counter) order can be cancelled until the deadline, e.g.
+    14:00 of the working day before the visit. An unpaid online lock holds nothing and may always
+    be given back."""
+    if order.status == Order.BOOKED and order.pay_type != Order.PAY_ONSITE:
+        return
+    deadline = cancel_deadline_at(rules_for(order.hospital_id), order.schedule.work_date)
+    if deadline is not None and now >= deadline:
+        raise CancelDeadlinePassed(f"退号截止时间为{when_text(deadline)}，已过截止时间，不能退号")
+
+
+def _outbox_supersede_payment(order: Order) -> int:
+    # A PaymentNotice the hospital has not received (pending, or failed for staff) must never be
+    # sent after the cancellation: the hospital would refuse it (已退号，不能支付) and it would stay
+    # failed forever. One being sent right now (lease held) is left to finish: the cancellation
+    # is queued behind it (outbox_deliver sends an order's messages in order).
+    return (
+        OutboxMessage.objects.filter(
+            order=order, kind=OutboxMessage.PAYMENT, status__in=(OutboxMessage.PENDING, OutboxMessage.FAILED)
+        )
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=timezone.now()))
+        .update(status=OutboxMessage.SUPERSEDED, last_error="订单已退号，支付通知无需再发送", claimed_until=None)
+    )
 
 
 # -- expiry of unpaid locks (UnlockReg 3.2) ------------------------------------------------------
@@ -1152,7 +1285,7 @@ def order_report(
         order.finished_at = occurred_at or now
         order.save()
         if target == Order.NO_SHOW:
-            NoShowRecord.objects.get_or_create(
+            record, created = NoShowRecord.objects.get_or_create(
                 order=order,
                 defaults={
                     "id_card_hash": order.id_card_hash,
@@ -1161,9 +1294,82 @@ def order_report(
                     "occurred_at": occurred_at,
                 },
             )
+            if created:
+                no_show_ban_impose(record=record, now=clock.now())
         reason = f"医院报告{'履约' if target == Order.VISITED else '爽约'}" + (f"：{desc}" if desc else "")
     _record(order, from_status=previous, actor=actor, reason=reason)
     return order
+
+
+def no_show_ban_impose(*, record: NoShowRecord, now: dt.datetime) -> NoShowBan | None:
+    """Rule 4: after a no-show, the region's tiers (e.g. 3 in 90 days → 90 days, 6 in 180 → 180)
+    decide a ban on the patient, counted region-wide from NoShowRecord by visit date. The highest
+    tier reached applies; nothing new when a longer ban already runs."""
+    tiers = rules_for(None).ban_tiers
+    today = timezone.localtime(now).date()
+    best: tuple[int, int, int] | None = None
+    for tier in tiers:
+        since = record.work_date - dt.timedelta(days=tier.within_days - 1)
+        count = NoShowRecord.objects.filter(
+            id_card_hash=record.id_card_hash, work_date__gte=since, work_date__lte=record.work_date
+        ).count()
+        if count >= tier.no_shows and (best is None or tier.ban_days > best[2]):
+            best = (count, tier.within_days, tier.ban_days)
+    if best is None:
+        return None
+    ends_on = today + dt.timedelta(days=best[2] - 1)
+    running = NoShowBan.objects.filter(
+        id_card_hash=record.id_card_hash, lifted_at__isnull=True, ends_on__gte=ends_on
+    ).exists()
+    if running:
+        return None
+    ban = NoShowBan.objects.create(
+        id_card_hash=record.id_card_hash,
+        no_shows=best[0],
+        within_days=best[1],
+        starts_on=today,
+        ends_on=ends_on,
+        trigger=record,
+        created_at=now,
+    )
+    audit_record(
+        action="爽约禁约",
+        obj=ban,
+        after={"starts_on": str(ban.starts_on), "ends_on": str(ban.ends_on), "no_shows": ban.no_shows},
+        actor=SYSTEM,
+        reason=f"{best[1]}天内爽约{best[0]}次",
+    )
+    return ban
+
+
+@transaction.atomic
+def no_show_ban_change(*, ban_id: int, ends_on: dt.date | None, reason: str, user=None) -> NoShowBan:
+    """Staff lift a ban (`ends_on` None) or shorten it, with a reason (audited)."""
+    reason = (reason or "").strip()[:300]
+    if not reason:
+        raise InvalidRequest([Violation("reason", "为必填项（解除或缩短禁约的原因）")])
+    ban = NoShowBan.objects.select_for_update().get(pk=ban_id)
+    before = {"ends_on": str(ban.ends_on), "lifted": ban.lifted_at is not None}
+    if ends_on is None:
+        ban.lifted_at = timezone.now()
+        action = "解除爽约禁约"
+    else:
+        if ends_on > ban.ends_on:
+            raise InvalidRequest([Violation("ends_on", "只能缩短禁约，不能延长")])
+        ban.ends_on = ends_on
+        action = "缩短爽约禁约"
+    ban.change_reason = reason
+    ban.changed_by = user if getattr(user, "is_authenticated", False) else None
+    ban.save()
+    audit_record(
+        action=action,
+        obj=ban,
+        before=before,
+        after={"ends_on": str(ban.ends_on), "lifted": ban.lifted_at is not None},
+        user=user,
+        reason=reason,
+    )
+    return ban
 
 
 def _outbox_supersede(order: Order) -> int:
@@ -1409,6 +1615,10 @@ def outbox_deliver(*, message_id: int) -> Delivery:
     order = message.order
     if message.kind in (OutboxMessage.CANCEL, OutboxMessage.UNLOCK) and order.cancelled_by == Order.BY_HOSPITAL:
         _outbox_finish(message, OutboxMessage.SUPERSEDED, "医院已退号，无需再通知医院")
+        return Delivery(Delivery.SUPERSEDED)
+    if message.kind == OutboxMessage.PAYMENT and order.status == Order.CANCELLED:
+        # Cancelled while the notice was waiting (or a staff retry afterwards): never pay a cancelled order.
+        _outbox_finish(message, OutboxMessage.SUPERSEDED, "订单已退号，支付通知无需再发送")
         return Delivery(Delivery.SUPERSEDED)
     try:
         data = dict(message.payload)
