@@ -1,0 +1,78 @@
+"""Rule 2, the patient's limits across the region, over HTTP against live_server with the sandbox
+hospital: per day, one order per doctor and session, no overlapping sessions, and two concurrent
+requests of one patient that cannot both pass a limit."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection
+
+from booking.models import Order, Schedule
+from tests.booking.conftest import patient
+from tests.booking.rules_helpers import lock, region_rules
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class PatientLimitTests:
+    def test_the_daily_limit_counts_active_orders_of_the_patient(self, api, other_api, bookable):
+        region_rules(limit_per_day=1)
+        _, first = bookable(days_ahead=1)
+        _, second = bookable(days_ahead=1)
+        order = lock(api, first, 1)
+        refused = other_api.lock(second, 1)  # another channel: the limit is the region's
+        assert refused.status_code == 409 and refused.json()["code"] == "patient_limit"
+        assert "上限（1次）" in refused.json()["message"]
+        second.refresh_from_db()
+        assert second.remaining == 5
+        lock(api, second, 2)  # another patient
+        assert api.post(f"/api/v1/orders/{order['order_no']}/cancel").status_code == 200
+        lock(other_api, second, 1)  # a cancelled order no longer counts
+
+    def test_one_doctor_and_session_takes_one_active_order(self, api, bookable):
+        region_rules(forbid_same_doctor_session=True)
+        _, first = bookable(days_ahead=1)
+        _, second = bookable(days_ahead=1)
+        Schedule.objects.filter(pk=second.pk).update(doctor=first.doctor)
+        lock(api, first, 1)
+        response = api.lock(second, 1)
+        assert response.status_code == 409 and response.json()["code"] == "duplicate_booking"
+
+    def test_overlapping_sessions_are_refused(self, api, bookable):
+        region_rules(forbid_overlap=True)
+        _, first = bookable(days_ahead=1)
+        _, second = bookable(days_ahead=1)
+        _, next_day = bookable(days_ahead=2)
+        lock(api, first, 1)
+        response = api.lock(second, 1)
+        assert response.status_code == 409 and response.json()["code"] == "session_overlap"
+        assert "08:00-10:00" in response.json()["message"]
+        lock(api, next_day, 1)
+
+    def test_two_concurrent_requests_of_one_patient_cannot_both_pass_the_limit(
+        self, api, other_api, bookable, postgres
+    ):
+        assert connection.vendor == "postgresql"
+        region_rules(limit_per_day=1)
+        _, first = bookable(days_ahead=1)
+        _, second = bookable(days_ahead=1)
+        barrier = threading.Barrier(2)
+        results = {}
+
+        def book(name, client, schedule):
+            barrier.wait()
+            body = {"hospital_no": schedule.hospital.hospital_no, "work_id": schedule.work_id, "patient": patient(1)}
+            results[name] = client.post("/api/v1/orders/", body)
+
+        threads = [
+            threading.Thread(target=book, args=("a", api, first)),
+            threading.Thread(target=book, args=("b", other_api, second)),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(r.status_code for r in results.values()) == [201, 409]
+        assert Order.objects.filter(status__in=Order.ACTIVE).count() == 1
