@@ -4,13 +4,14 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from regional.observability import metrics_view
 from regional.soap.center import center_endpoint
-from regional.views import healthz, interface_docs
+from regional.views import healthz, index, interface_docs
 
 admin.site.site_header = "区域医疗健康资源平台"
 admin.site.site_title = "区域医疗健康资源平台"
 admin.site.index_title = "平台管理"
 
 urlpatterns = [
+    path("", index, name="index"),
     path("admin/", admin.site.urls),
     path("ws/center", center_endpoint, name="center-ws"),
     path("healthz", healthz, name="healthz"),

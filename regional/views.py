@@ -102,3 +102,14 @@ def interface_docs(request: HttpRequest) -> HttpResponse:
             )
         groups.append({"title": title, "items": items})
     return render(request, "regional/interfaces.html", {"groups": groups})
+
+
+def index(request: HttpRequest) -> HttpResponse:
+    """The platform's front page: where each kind of user goes."""
+    from regional.models import Hospital
+
+    return render(
+        request,
+        "regional/index.html",
+        {"hospitals": Hospital.objects.filter(is_deleted=False).order_by("seq_no", "hospital_no")[:50]},
+    )

@@ -156,6 +156,10 @@ class AdminTests:
         health = staff.get("/admin/regional/messagelog/health/").content.decode()
         assert "H0001" in health and "接口健康" in health
 
+    def test_the_front_page_lists_the_entry_points_and_hospitals(self, client, hospital):
+        page = client.get("/").content.decode()
+        assert "/ws/center?wsdl" in page and "/admin/" in page and "测试第一医院" in page
+
     def test_the_interface_catalogue_lists_every_interface(self, client):
         page = client.get("/interfaces/").content.decode()
         for name in (
