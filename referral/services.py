@@ -24,6 +24,7 @@ from django.utils import timezone
 from referral import notify, selectors
 from referral.models import Referral, ReferralAccess, ReferralBooking, ReferralNotification, ReferralTransition
 from referral.selectors import pending_limit
+from regional.audit import audit_record
 from regional.errors import Conflict, DomainError, Forbidden, NotFound
 from regional.models import Department, Hospital
 from regional.pii import lookup_hash
@@ -184,6 +185,16 @@ def _record(referral: Referral, *, from_status: str, to_status: str, actor: Acto
         actor_label=actor.label[:200],
         actor_user=actor.user,
         actor_hospital=actor.hospital,
+        reason=reason,
+    )
+    # The platform-wide audit trail too, so staff browse referral, order and finance changes in one place.
+    audit_record(
+        action="转诊状态变更",
+        obj=referral,
+        before={"status": from_status},
+        after={"status": to_status},
+        user=actor.user,
+        actor=actor.label[:150],
         reason=reason,
     )
 

@@ -160,3 +160,118 @@ class IndependentClientTests:
                 tmp_path,
             )
             expect(operation, answer, error_naming)
+
+
+def _answer(text: str) -> dict:
+    root = etree.fromstring(text.encode())
+    out = {child.tag: (child.text or "") for child in root}
+    for child in root:
+        if len(child):
+            out[child.tag] = [{c.tag: (c.text or "") for c in record} for record in child]
+    return out
+
+
+def sandbox_round(call) -> list[str]:
+    """Every hospital-side operation of the sandbox, in an order where each one has something to act on."""
+    from regional.sandbox.models import SandboxSchedule
+
+    schedule = SandboxSchedule.objects.filter(hospital__hospital_no="S0001", work_date__gt=dt.date.today()).first()
+    work = f"<HospitalNo>S0001</HospitalNo><WorkId>{schedule.work_id}</WorkId>"
+    patient = "<Name>测试患者</Name><TelephoneNo>13400000001</TelephoneNo><IDCode>3306XXXXXXXXXX0001</IDCode>"
+    done = []
+    cards = _answer(
+        call(
+            "queryCardListInfo",
+            "<Request><HospitalNo>S0001</HospitalNo><UserCardNo>3306XXXXXXXXXX0001</UserCardNo>"
+            "<UserName>测试患者</UserName><CardType>01</CardType></Request>",
+        )
+    )
+    assert cards["ResultCode"] == "0" and cards["cardList"][0]["CardNo"], cards
+    card = cards["cardList"][0]["CardNo"]
+    checked = _answer(
+        call(
+            "CheckMediCardIdService",
+            f"<Request><HospitalNo>S0001</HospitalNo><MediCardId>{card}</MediCardId>"
+            "<MediCardType>01</MediCardType><UserCardNo>3306XXXXXXXXXX0001</UserCardNo><UserName>测试患者</UserName></Request>",
+        )
+    )
+    assert checked["ResultCode"] == "0" and checked["IsValid"] == "true", checked
+    info = _answer(
+        call(
+            "getRegistrationInfo",
+            f"<Request><TransactionId>i1</TransactionId>{work}"
+            f"<WorkDate>{schedule.work_date.isoformat()}</WorkDate></Request>",
+        )
+    )
+    assert info["ResultCode"] == "0" and info["WorkInfo"][0]["RegistrationNumber"] == str(schedule.remaining), info
+    slots = _answer(call("GetDaypartingDetailInfo", f"<Request>{work}</Request>"))
+    assert slots["ResultCode"] == "0" and slots["NumberList"][0]["Status"] == "1", slots
+    lineup = _answer(call("GetLineupDetailInfo", f"<Request>{work}</Request>"))
+    assert lineup["ResultCode"] == "0" and lineup["WaitList"], lineup
+    locked = _answer(
+        call("confirmRegistration", f"<Request><TransactionId>l1</TransactionId>{work}{patient}</Request>")
+    )
+    assert locked["ResultCode"] == "0" and locked["WorkFlowId"], locked
+    wf = f"<HospitalNo>S0001</HospitalNo><WorkFlowId>{locked['WorkFlowId']}</WorkFlowId>"
+    paid = _answer(
+        call(
+            "PaymentNotice",
+            f"<Request><TransactionId>p1</TransactionId>{wf}<PayType>4</PayType>"
+            f"<PayAmount>{locked['Fee']}</PayAmount></Request>",
+        )
+    )
+    assert paid["ResultCode"] == "0", paid
+    detail = _answer(call("GetOrderDetailInfo", f"<Request>{wf}</Request>"))
+    assert detail["ResultCode"] == "0" and detail["WorkFlowStatus"] == "2", detail
+    cancelled = _answer(
+        call("getPromiseNotice", f"<Request><TransactionId>c1</TransactionId>{wf}<desc>患者取消</desc></Request>")
+    )
+    assert cancelled["ResultCode"] == "0", cancelled
+    second = _answer(
+        call("confirmRegistration", f"<Request><TransactionId>l2</TransactionId>{work}{patient}</Request>")
+    )
+    unlocked = _answer(
+        call(
+            "UnlockReg",
+            f"<Request><TransactionId>u1</TransactionId><HospitalNo>S0001</HospitalNo>"
+            f"<WorkFlowId>{second['WorkFlowId']}</WorkFlowId></Request>",
+        )
+    )
+    assert unlocked["ResultCode"] == "0", unlocked
+    refused = _answer(
+        call("UnlockReg", "<Request><TransactionId>u2</TransactionId><HospitalNo>S0001</HospitalNo></Request>")
+    )
+    assert refused["ResultCode"] != "0" and "WorkFlowId" in refused["ErrorMsg"], refused
+    done += ["queryCardListInfo", "CheckMediCardIdService", "getRegistrationInfo", "GetDaypartingDetailInfo",
+             "GetLineupDetailInfo", "confirmRegistration", "PaymentNotice", "GetOrderDetailInfo", "getPromiseNotice", "UnlockReg"]  # fmt: skip
+    return done
+
+
+@pytest.fixture
+def sandbox_hospital(db):
+    from regional.sandbox.demo import hospital_build
+
+    return hospital_build(hospital_no="S0001", name="测试沙箱医院", level=2, days=2, slots=5)
+
+
+@pytest.mark.django_db(transaction=True)
+class SandboxIndependentClientTests:
+    def test_php_soapclient_calls_every_hospital_side_operation_of_the_sandbox(
+        self, sandbox_hospital, public_url, php_ready, tmp_path
+    ):
+        wsdl = f"{public_url}/sandbox/his/S0001/ws?wsdl"
+
+        def call(operation, message):
+            return run_client([php_ready, str(CLIENTS / "php_client.php"), wsdl, "", "", operation], message, tmp_path)
+
+        assert len(set(sandbox_round(call))) == 10
+
+    def test_node_soap_calls_every_hospital_side_operation_of_the_sandbox(
+        self, sandbox_hospital, public_url, node_ready, tmp_path
+    ):
+        wsdl = f"{public_url}/sandbox/his/S0001/ws?wsdl"
+
+        def call(operation, message):
+            return run_client([node_ready, str(CLIENTS / "node_client.js"), wsdl, "", "", operation], message, tmp_path)
+
+        assert len(set(sandbox_round(call))) == 10
