@@ -23,7 +23,7 @@ from regional.messages.catalog import HOSPITAL_INTERFACES, Interface
 from regional.messages.reader import local_name
 from regional.sandbox.models import SandboxHospital
 from regional.sandbox.operations import HANDLERS
-from regional.soap.mount import PublicWsdlServer, message_part, prepare_body
+from regional.soap.mount import PublicWsdlServer, message_part, prepare_body, serve_rpc
 
 logger = logging.getLogger("regional.sandbox")
 
@@ -120,4 +120,4 @@ def his_endpoint(request: HttpRequest, hospital_no: str) -> HttpResponse:
         return HttpResponse("沙箱医院模拟的服务器错误", status=500, content_type="text/plain; charset=utf-8")
     request.sandbox_hospital = hospital
     request.sandbox_fault = fault
-    return server.handle_rpc(request)
+    return serve_rpc(server, request)

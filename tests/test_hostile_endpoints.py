@@ -1,0 +1,118 @@
+"""Property-based hostile input at the referral servlet and the sandbox hospital's SOAP operations:
+any input gives a well-formed answer in the interface's own format, never a 500, never a partial write."""
+
+from __future__ import annotations
+
+from xml.sax.saxutils import escape
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from lxml import etree
+
+from regional.messages.catalog import HOSPITAL_INTERFACES, REFERRAL_INTERFACES
+from regional.messages.schema import Field, RecordList
+from tests.conftest import SECRET, spec_example
+
+XML_SAFE = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=40)
+HOSTILE = st.one_of(
+    XML_SAFE, st.sampled_from(["", "<", "&amp;", "]]>", "9" * 50, "-1", "2026-02-30", "MZ", "zy", "１"])
+)
+
+
+def mutate(interface, draw, overrides: dict) -> str:
+    data = interface.request.example()
+
+    def walk(nodes, values):
+        for node in nodes:
+            if isinstance(node, Field):
+                if draw(st.integers(0, 3)) == 0:
+                    values[node.name] = draw(HOSTILE)
+            elif isinstance(node, RecordList):
+                for item in values.get(node.name) or []:
+                    walk(node.fields, item)
+            elif values.get(node.name):
+                walk(node.fields, values[node.name])
+
+    walk(interface.request.fields, data)
+    data.update({k: v for k, v in overrides.items() if k in data})
+    root = etree.Element(interface.request.root)
+
+    def fill(parent, nodes, values):
+        for node in nodes:
+            value = values.get(node.name)
+            child = etree.SubElement(parent, node.name)
+            if isinstance(node, Field):
+                child.text = value if isinstance(value, str) else node.format(value)
+            elif isinstance(node, RecordList):
+                for item in value or []:
+                    fill(etree.SubElement(child, node.item), node.fields, item)
+            else:
+                fill(child, node.fields, value or {})
+
+    fill(root, interface.request.fields, data)
+    return etree.tostring(root, encoding="unicode")
+
+
+@pytest.mark.django_db
+class ReferralServletPropertyTests:
+    @pytest.fixture(autouse=True)
+    def hospital_with_token(self, make_hospital):
+        make_hospital("PDY1234567890", name="测试社区卫生服务中心", secret=SECRET)
+
+    @settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(data=st.data())
+    def test_any_referral_message_gets_a_well_formed_answer_and_a_refusal_writes_nothing(self, client, data):
+        from referral.models import Referral
+
+        interface = data.draw(st.sampled_from(REFERRAL_INTERFACES))
+        body = mutate(interface, data.draw, {"fqyydm": "PDY1234567890", "yydm": "PDY1234567890", "token": SECRET})
+        encoding = data.draw(st.sampled_from(["utf-8", "gb18030"]))
+        raw = body.encode(encoding, "replace")
+        before = Referral.objects.count()
+        response = client.generic(
+            "POST", "/referral/api/SxzzAppServlet", raw, content_type=f"text/xml; charset={encoding}"
+        )
+        assert response.status_code < 500
+        answer = etree.fromstring(response.content)
+        assert answer.findtext("result") in {"true", "false", "error"}
+        if answer.findtext("result") != "true":
+            assert answer.findtext("message") and Referral.objects.count() == before
+
+    @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.binary(max_size=300))
+    def test_arbitrary_bytes_get_a_well_formed_answer(self, client, raw):
+        response = client.generic("POST", "/referral/api/SxzzAppServlet", raw, content_type="text/xml")
+        assert response.status_code < 500
+        assert etree.fromstring(response.content).findtext("result") in {"false", "error"}
+
+    def test_the_specifications_examples_get_answers_naming_their_placeholder_values(self, client):
+        for name in ("referral.xml", "referral-apply.xml"):
+            body = spec_example(name).replace("<token>T12302234</token>", f"<token>{SECRET}</token>")
+            answer = etree.fromstring(
+                client.generic("POST", "/referral/api/SxzzAppServlet", body.encode(), content_type="text/xml").content
+            )
+            assert answer.findtext("result") == "false" and "jjcd" in answer.findtext("message")
+
+
+@pytest.mark.django_db
+class SandboxOperationPropertyTests:
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(data=st.data())
+    def test_any_message_to_any_hospital_side_operation_gets_a_result_code_never_a_fault(self, client, data):
+        from regional.sandbox.models import SandboxHospital
+
+        SandboxHospital.objects.get_or_create(hospital_no="S0001", defaults={"name": "测试沙箱医院"})
+        interface = data.draw(st.sampled_from(HOSPITAL_INTERFACES))
+        message = mutate(interface, data.draw, {"HospitalNo": "S0001"})
+        envelope = (
+            '<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/"><e:Body>'
+            f'<h:{interface.name} xmlns:h="http://regional.health/ws/his"><h:xml>{escape(message)}</h:xml></h:{interface.name}>'
+            "</e:Body></e:Envelope>"
+        )
+        response = client.generic("POST", "/sandbox/his/S0001/ws", envelope.encode(), content_type="text/xml")
+        assert response.status_code == 200, response.content[:300]
+        body = etree.fromstring(response.content)
+        result = next(e for e in body.iter() if isinstance(e.tag, str) and e.tag.endswith("Result"))
+        answer = etree.fromstring(result.text.encode())
+        assert answer.tag == "Response" and answer.findtext("ResultCode") not in (None, "")
