@@ -119,3 +119,19 @@ class PatientBanned(Conflict):
     """The patient is banned from booking after repeated no-shows (爽约黑名单)."""
 
     code = "patient_banned"
+
+
+class WaitlistClosed(Conflict):
+    """The session's waitlist is closed (past its cut-off) or the region offers none."""
+
+    code = "waitlist_closed"
+
+
+class WaitlistNotNeeded(Conflict):
+    """The schedule still has numbers: book it directly."""
+
+    code = "waitlist_not_needed"
+
+
+class WaitlistEntryNotFound(NotFound):
+    code = "waitlist_entry_not_found"

@@ -547,6 +547,13 @@ class BookingRules(models.Model):
         "节假日", blank=True, default="", help_text="计算工作日时跳过的日期，每行一个，格式2026-10-01。"
     )
     # 4. No-show bans (爽约黑名单).
+    # 5. Waitlist (候补).
+    waitlist_close_minutes = models.PositiveIntegerField(
+        "候补截止（开诊前分钟数）",
+        null=True,
+        blank=True,
+        help_text="开诊前多少分钟关闭候补（不再加入，也不再为候补患者锁号）；留空表示不开放候补。",
+    )
     ban_tiers = models.JSONField(
         "爽约处罚档位",
         null=True,
@@ -606,3 +613,64 @@ class NoShowBan(models.Model):
 
     def is_active_on(self, day: dt.date) -> bool:
         return self.lifted_at is None and self.starts_on <= day <= self.ends_on
+
+
+class WaitlistEntry(models.Model):
+    """A patient waiting (候补) for a full schedule through a channel. A slot freed by a cancellation,
+    an expired lock or the hospital's report is offered to the first in line as a normal lock (the
+    patient then pays within the lock time); an unpaid offer expires and the next in line gets it."""
+
+    WAITING, OFFERED, BOOKED, EXPIRED, FAILED, CANCELLED, CLOSED = (
+        "waiting",
+        "offered",
+        "booked",
+        "expired",
+        "failed",
+        "cancelled",
+        "closed",
+    )
+    STATUSES = [
+        (WAITING, "候补中"),
+        (OFFERED, "已锁号待支付"),
+        (BOOKED, "已预约"),
+        (EXPIRED, "超时未支付"),
+        (FAILED, "锁号未成功"),
+        (CANCELLED, "已取消候补"),
+        (CLOSED, "候补已截止"),
+    ]
+    OPEN = (WAITING, OFFERED)
+
+    schedule = models.ForeignKey(Schedule, on_delete=models.PROTECT, related_name="waitlist", verbose_name="排班")
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="+", verbose_name="渠道")
+    status = models.CharField("状态", max_length=10, choices=STATUSES, default=WAITING)
+    patient_name = EncryptedTextField("患者姓名", kind="name")
+    id_card = EncryptedTextField("身份证号", kind="id", hash_field="id_card_hash")
+    id_card_hash = LookupHashField("身份证号摘要", db_index=False)
+    phone = EncryptedTextField("手机号码", kind="phone")
+    card_no = EncryptedTextField("诊疗卡号", kind="card")
+    card_type = models.CharField("卡类型", max_length=2, blank=True)
+    sex = models.CharField("性别编码", max_length=1, blank=True)
+    age = models.CharField("年龄", max_length=30, blank=True)
+    address = EncryptedTextField("地址", kind="address")
+    order = models.OneToOneField(
+        Order, null=True, blank=True, on_delete=models.PROTECT, related_name="waitlist_entry", verbose_name="候补订单"
+    )
+    note = models.CharField("说明", max_length=300, blank=True)
+    created_at = models.DateTimeField("加入时间", default=timezone.now)
+    updated_at = models.DateTimeField("更新时间", auto_now=True)
+
+    class Meta:
+        verbose_name = "候补"
+        verbose_name_plural = "候补"
+        ordering = ["created_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["schedule", "id_card_hash"],
+                condition=models.Q(status__in=["waiting", "offered"]),
+                name="uniq_waitlist_open_patient",
+            )
+        ]
+        indexes = [models.Index(fields=["schedule", "status", "created_at"], name="waitlist_schedule_status")]
+
+    def __str__(self) -> str:
+        return f"候补#{self.pk} {self.schedule}"

@@ -31,6 +31,7 @@ _FIELDS = (
     "cancel_deadline_time",
     "cancel_deadline_working_days",
     "ban_tiers",
+    "waitlist_close_minutes",
 )
 
 
@@ -56,6 +57,7 @@ class EffectiveRules:
     cancel_deadline_time: dt.time | None = None
     cancel_deadline_working_days: int | None = None
     ban_tiers: tuple[BanTier, ...] = ()
+    waitlist_close_minutes: int | None = None
     holidays: frozenset[dt.date] = frozenset()
 
 
@@ -157,3 +159,10 @@ def cancel_deadline_at(rules: EffectiveRules, work_date: dt.date) -> dt.datetime
 
 def when_text(moment: dt.datetime) -> str:
     return f"{timezone.localtime(moment):%Y年%m月%d日%H:%M}"
+
+
+def waitlist_closes_at(rules: EffectiveRules, work_date: dt.date, start_time: dt.time) -> dt.datetime | None:
+    """From this moment on the session's waitlist is closed; None: the region offers no waitlist."""
+    if rules.waitlist_close_minutes is None:
+        return None
+    return _aware(work_date, start_time) - dt.timedelta(minutes=rules.waitlist_close_minutes)

@@ -50,6 +50,9 @@ from booking.errors import (
     ScheduleFull,
     ScheduleNotFound,
     SessionOverlap,
+    WaitlistClosed,
+    WaitlistEntryNotFound,
+    WaitlistNotNeeded,
 )
 from booking.models import (
     Channel,
@@ -61,6 +64,7 @@ from booking.models import (
     OutboxMessage,
     PatientNotification,
     Schedule,
+    WaitlistEntry,
 )
 from booking.notify import notify_patient
 from booking.rules import (
@@ -69,6 +73,7 @@ from booking.rules import (
     cancel_deadline_at,
     release_at,
     rules_for,
+    waitlist_closes_at,
     when_text,
 )
 from regional import hospital_client
@@ -613,6 +618,7 @@ def order_lock(
     num_source_id: str = "",
     idempotency_key: str = "",
     now: dt.datetime | None = None,
+    waitlist: bool = False,
 ) -> tuple[Order, bool]:
     """Book one number: reserve the platform's count, lock it at the hospital, return (order, created).
 
@@ -678,6 +684,7 @@ def order_lock(
             idempotency_key=idempotency_key,
             fingerprint=fingerprint,
             rules=rules,
+            waitlist=waitlist,
         )
     except IntegrityError:
         # The same Idempotency-Key committed concurrently: that request's order is the answer.
@@ -820,6 +827,7 @@ def _order_reserve(
     idempotency_key: str,
     fingerprint: str,
     rules: EffectiveRules,
+    waitlist: bool = False,
 ) -> Order:
     id_hash = lookup_hash(patient.id_card)
     _check_patient_limits(schedule=schedule, id_hash=id_hash, rules=rules)
@@ -837,6 +845,10 @@ def _order_reserve(
             label = current.get_status_display() if current else "不存在"
             raise ScheduleClosed(f"排班{schedule.work_id}{label}，不能预约")
         raise ScheduleFull(f"排班{schedule.work_id}号源已满，请选择其他排班或时段")
+    if not waitlist and WaitlistEntry.objects.filter(schedule=schedule, status=WaitlistEntry.WAITING).exists():
+        # Rule 5: a freed number belongs to the waitlist's first in line (checked under the
+        # schedule's row lock taken above, so a direct booking cannot slip in before the offer).
+        raise ScheduleFull(f"排班{schedule.work_id}号源已满（释放的号源优先给候补患者），可加入候补")
     if Order.objects.filter(schedule=schedule, id_card_hash=id_hash, status__in=Order.ACTIVE).exists():
         raise DuplicateBooking("该患者已预约此排班，请勿重复预约")
     order = Order.objects.create(
@@ -1048,6 +1060,7 @@ def _order_pay(*, channel, order_no, pay_type, amount, pay_trade_no, pay_channel
         "channel": channel.code if channel.code in CHANNEL_CODES else None,
     }
     order.pay_type, order.pay_trade_no, order.pay_channel = pay_type, pay_trade_no, pay_channel
+    WaitlistEntry.objects.filter(order=order, status=WaitlistEntry.OFFERED).update(status=WaitlistEntry.BOOKED)
     if online:
         order.status, order.paid_at = Order.PAID, now
         reason = f"在线支付{amount}元（{order.get_pay_channel_display()}，流水号{pay_trade_no}）"
@@ -1122,6 +1135,7 @@ def order_cancel(
     order.status, order.cancelled_by, order.cancelled_at = Order.CANCELLED, Order.BY_CHANNEL, now
     order.save()
     _outbox_supersede_payment(order)
+    WaitlistEntry.objects.filter(order=order, status=WaitlistEntry.OFFERED).update(status=WaitlistEntry.CANCELLED)
     _release_count(order.schedule_id)
     refund = _refund_if_paid(order, f"患者退号：{reason}")
     if previous == Order.PAID or order.pay_type == Order.PAY_ONSITE:
@@ -1140,6 +1154,8 @@ def order_cancel(
         kind=PatientNotification.CANCELLED,
         message=f"您预约的{_session_text(order)}已退号。{refund_text}订单号{order.order_no}。",
     )
+    # After the outbox row: its delivery (the number given back at the hospital) runs first on commit.
+    _waitlist_kick(order.schedule_id)
     return order, True
 
 
@@ -1166,6 +1182,182 @@ def _outbox_supersede_payment(order: Order) -> int:
         .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=timezone.now()))
         .update(status=OutboxMessage.SUPERSEDED, last_error="订单已退号，支付通知无需再发送", claimed_until=None)
     )
+
+
+# -- waitlist (候补) ---------------------------------------------------------------------------------
+
+
+def _waitlist_kick(schedule_id: int) -> None:
+    """A number was given back: after the commit, offer it to the schedule's waitlist (a task, so
+    that the hospital is never called inside this transaction)."""
+    if WaitlistEntry.objects.filter(schedule_id=schedule_id, status=WaitlistEntry.WAITING).exists():
+        from booking.tasks import waitlist_offer
+
+        transaction.on_commit(lambda: waitlist_offer.delay(schedule_id), robust=True)
+
+
+def _waitlist_schedule(schedule_id: int, now: dt.datetime) -> tuple[Schedule, dt.datetime]:
+    schedule = schedule_get(schedule_id=schedule_id)
+    _check_bookable(schedule, now)
+    closes = waitlist_closes_at(rules_for(schedule.hospital_id), schedule.work_date, schedule.start_time)
+    if closes is None:
+        raise WaitlistClosed("该排班未开放候补")
+    if now >= closes:
+        raise WaitlistClosed(f"排班{schedule.work_id}的候补已于{when_text(closes)}截止")
+    return schedule, closes
+
+
+def waitlist_join(
+    *, channel: Channel, schedule_id: int, patient: Patient, now: dt.datetime | None = None
+) -> WaitlistEntry:
+    """A patient joins a full schedule's waitlist (rule 5): only when no number is left, before the
+    waitlist's cut-off, once per patient and schedule, and never while banned."""
+    now = now or clock.now()
+    patient, violations = _patient_clean(patient)
+    if violations:
+        raise InvalidRequest(violations)
+    schedule, _closes = _waitlist_schedule(schedule_id, now)
+    id_hash = lookup_hash(patient.id_card)
+    _check_not_banned(id_hash, now)
+    if (
+        schedule.remaining > 0
+        and not WaitlistEntry.objects.filter(schedule=schedule, status=WaitlistEntry.WAITING).exists()
+    ):
+        raise WaitlistNotNeeded(f"排班{schedule.work_id}尚有号源，请直接预约")
+    if Order.objects.filter(schedule=schedule, id_card_hash=id_hash, status__in=Order.ACTIVE).exists():
+        raise DuplicateBooking("该患者已预约此排班，无需候补")
+    try:
+        with transaction.atomic():
+            entry = WaitlistEntry.objects.create(
+                schedule=schedule,
+                channel=channel,
+                patient_name=patient.name,
+                id_card=patient.id_card,
+                phone=patient.phone,
+                card_no=patient.card_no,
+                card_type=patient.card_type,
+                sex=patient.sex,
+                age=patient.age,
+                address=patient.address,
+                created_at=now,
+            )
+    except IntegrityError as exc:
+        raise DuplicateBooking("该患者已在此排班候补，请勿重复加入") from exc
+    return entry
+
+
+def waitlist_entries(*, channel: Channel, schedule_id: int) -> list[WaitlistEntry]:
+    """The channel's own entries on a schedule, each with `position` (1 = next in line) while waiting."""
+    schedule = schedule_get(schedule_id=schedule_id)
+    waiting = list(
+        WaitlistEntry.objects.filter(schedule=schedule, status=WaitlistEntry.WAITING)
+        .order_by("created_at", "pk")
+        .values_list("pk", flat=True)
+    )
+    entries = list(WaitlistEntry.objects.filter(schedule=schedule, channel=channel).select_related("order"))
+    for entry in entries:
+        entry.position = waiting.index(entry.pk) + 1 if entry.pk in waiting else None
+    return entries
+
+
+@transaction.atomic
+def waitlist_leave(*, channel: Channel, schedule_id: int, entry_id: int) -> WaitlistEntry:
+    """The patient leaves the waitlist (an offered lock is an order: cancel the order instead)."""
+    entry = (
+        WaitlistEntry.objects.select_for_update().filter(pk=entry_id, schedule_id=schedule_id, channel=channel).first()
+    )
+    if entry is None:
+        raise WaitlistEntryNotFound(f"候补{entry_id}不存在")
+    if entry.status == WaitlistEntry.CANCELLED:
+        return entry
+    if entry.status != WaitlistEntry.WAITING:
+        raise OrderStateConflict(f"候补{entry_id}{entry.get_status_display()}，不能取消候补")
+    entry.status = WaitlistEntry.CANCELLED
+    entry.save(update_fields=["status", "updated_at"])
+    return entry
+
+
+def waitlist_offer(*, schedule_id: int, now: dt.datetime | None = None) -> int:
+    """Offer the schedule's free numbers to its waitlist, first in line first, each through the
+    normal lock (order_lock: rules, hospital lock, lock time as the payment deadline). Called by a
+    task after the commit that freed a number, and by the beat sweeper. Returns the offers made."""
+    _no_transaction()
+    now = now or clock.now()
+    offers = 0
+    while True:
+        schedule = Schedule.objects.select_related("hospital").filter(pk=schedule_id).first()
+        if schedule is None:
+            return offers
+        closes = waitlist_closes_at(rules_for(schedule.hospital_id), schedule.work_date, schedule.start_time)
+        if schedule.status != Schedule.NORMAL or closes is None or now >= closes:
+            WaitlistEntry.objects.filter(schedule=schedule, status=WaitlistEntry.WAITING).update(
+                status=WaitlistEntry.CLOSED, note="候补已截止，未能候补成功"
+            )
+            return offers
+        if schedule.remaining <= 0:
+            return offers
+        with transaction.atomic():
+            # Claimed under a row lock (SKIP LOCKED): a task and the sweeper never offer to the same entry.
+            entry = (
+                WaitlistEntry.objects.select_for_update(skip_locked=True)
+                .filter(schedule=schedule, status=WaitlistEntry.WAITING)
+                .select_related("channel")
+                .order_by("created_at", "pk")
+                .first()
+            )
+            if entry is None:
+                return offers
+            entry.status = WaitlistEntry.OFFERED
+            entry.save(update_fields=["status", "updated_at"])
+        patient = Patient(
+            name=entry.patient_name,
+            id_card=entry.id_card,
+            phone=entry.phone,
+            card_no=entry.card_no,
+            card_type=entry.card_type,
+            sex=entry.sex,
+            age=entry.age,
+            address=entry.address,
+        )
+        try:
+            order, _created = order_lock(
+                channel=entry.channel,
+                hospital_no=schedule.hospital.hospital_no,
+                work_id=schedule.work_id,
+                patient=patient,
+                idempotency_key=f"waitlist-{entry.pk}",
+                now=now,
+                waitlist=True,
+            )
+        except (ScheduleFull, HospitalUnavailableForBooking, HospitalAnswerError):
+            # Taken meanwhile, or the hospital is away: the entry keeps its place for the next try.
+            WaitlistEntry.objects.filter(pk=entry.pk).update(status=WaitlistEntry.WAITING)
+            return offers
+        except DomainError as exc:
+            WaitlistEntry.objects.filter(pk=entry.pk).update(status=WaitlistEntry.FAILED, note=exc.message[:300])
+            continue
+        WaitlistEntry.objects.filter(pk=entry.pk).update(order=order, note="已为候补患者锁号，待支付")
+        deadline = (
+            f"，请于{when_text(order.lock_expires_at)}前支付，逾期号源将顺延给下一位候补患者"
+            if order.lock_expires_at
+            else ""
+        )
+        notify_patient(
+            order=order,
+            kind=PatientNotification.LOCKED,
+            key="waitlist",
+            message=f"您候补的{_session_text(order)}已为您锁号{deadline}。订单号{order.order_no}。",
+        )
+        offers += 1
+
+
+def waitlists_offer_due(*, now: dt.datetime | None = None) -> int:
+    """The beat sweeper: offer free numbers of schedules with a waiting list (a lost task), and close
+    lists past their cut-off. Returns the offers made."""
+    ids = set(
+        WaitlistEntry.objects.filter(status=WaitlistEntry.WAITING).values_list("schedule_id", flat=True).distinct()
+    )
+    return sum(waitlist_offer(schedule_id=pk, now=now) for pk in ids)
 
 
 # -- expiry of unpaid locks (UnlockReg 3.2) ------------------------------------------------------
@@ -1199,7 +1391,11 @@ def order_expire(*, order_id: int, now: dt.datetime | None = None) -> bool:
     order.status = Order.EXPIRED
     order.save(update_fields=["status", "updated_at"])
     _release_count(order.schedule_id)
+    WaitlistEntry.objects.filter(order=order, status=WaitlistEntry.OFFERED).update(
+        status=WaitlistEntry.EXPIRED, note="超过支付时限未支付，号源已顺延给下一位候补患者"
+    )
     _outbox_unlock(order, workflow_id=order.workflow_id, serial_number=order.serial_number)
+    _waitlist_kick(order.schedule_id)  # after the UnlockReg row: unlocked at the hospital first
     minutes = int(settings.ORDER_LOCK_MINUTES)
     _record(order, from_status=Order.BOOKED, actor=SYSTEM, reason=f"超过锁号时间（{minutes}分钟）未支付，已解除锁定")
     notify_patient(
@@ -1273,6 +1469,7 @@ def order_report(
         order.save()
         _release_count(order.schedule_id)
         _outbox_supersede(order)
+        _waitlist_kick(order.schedule_id)
         refund = _refund_if_paid(order, f"医院退号：{desc or '未说明原因'}")
         refund_text = f"挂号费{refund.amount}元将原路退回。" if refund else ""
         notify_patient(

@@ -3,6 +3,8 @@
 - `deliver_outbox(id)`: one message owed to a hospital (PaymentNotice, 退号通知, UnlockReg).
 - `deliver_notification(id)`: one patient notification.
 - `expire_locks()` (beat, every minute): unpaid locks past the lock time are released.
+- `waitlist_offer(schedule_id)`: a freed number offered to the schedule's waitlist (after the commit).
+- `waitlist_sweep()` (beat, every minute): offers a lost task left behind, closes lists past their cut-off.
 - `sweep()` (beat, every minute): re-queues what lost tasks left behind (outbox, notifications)
   and reconciles orders a crash left in `locking`.
 The periodic entries are declared once, in `beat_schedule()` (registered by BookingConfig.ready).
@@ -21,6 +23,8 @@ DELIVER_OUTBOX = "booking.deliver_outbox"
 DELIVER_NOTIFICATION = "booking.deliver_notification"
 EXPIRE_LOCKS = "booking.expire_locks"
 SWEEP = "booking.sweep"
+WAITLIST_OFFER = "booking.waitlist_offer"
+WAITLIST_SWEEP = "booking.waitlist_sweep"
 # Within Redis' visibility timeout (STACK-NOTES: a longer countdown would run twice).
 MAX_COUNTDOWN = 600
 
@@ -31,6 +35,7 @@ def beat_schedule() -> dict:
     return {
         "booking-expire-locks": {"task": EXPIRE_LOCKS, "schedule": dt.timedelta(seconds=seconds)},
         "booking-sweep": {"task": SWEEP, "schedule": dt.timedelta(seconds=seconds)},
+        "booking-waitlist-sweep": {"task": WAITLIST_SWEEP, "schedule": dt.timedelta(seconds=seconds)},
     }
 
 
@@ -68,3 +73,13 @@ def sweep() -> dict:
         "outbox_requeued": services.outbox_sweep(),
         "notifications_requeued": notify.notifications_sweep(),
     }
+
+
+@shared_task(name=WAITLIST_OFFER, acks_late=True)
+def waitlist_offer(schedule_id: int) -> int:
+    return services.waitlist_offer(schedule_id=schedule_id)
+
+
+@shared_task(name=WAITLIST_SWEEP)
+def waitlist_sweep() -> int:
+    return services.waitlists_offer_due()

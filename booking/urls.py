@@ -14,6 +14,15 @@ urlpatterns = [
     path("api/v1/schedules/<int:schedule_id>/", views.ScheduleDetail.as_view(), name="api-schedule"),
     path("api/v1/schedules/<int:schedule_id>/slots/", views.ScheduleSlots.as_view(), name="api-schedule-slots"),
     path("api/v1/schedules/<int:schedule_id>/queue/", views.ScheduleQueue.as_view(), name="api-schedule-queue"),
+    # The waitlist answers with or without a trailing slash (the issue writes it without).
+    re_path(
+        r"^api/v1/schedules/(?P<schedule_id>[0-9]+)/waitlist/?$", views.ScheduleWaitlist.as_view(), name="api-waitlist"
+    ),
+    re_path(
+        r"^api/v1/schedules/(?P<schedule_id>[0-9]+)/waitlist/(?P<entry_id>[0-9]+)/?$",
+        views.ScheduleWaitlistEntry.as_view(),
+        name="api-waitlist-entry",
+    ),
     path("api/v1/cards/check/", views.CardCheck.as_view(), name="api-card-check"),
     path("api/v1/cards/", views.CardList.as_view(), name="api-cards"),
     path("api/v1/orders/", views.OrderListCreate.as_view(), name="api-orders"),

@@ -245,3 +245,21 @@ class ErrorOut(serializers.Serializer):
     code = serializers.CharField(help_text="稳定的错误代码，如 schedule_full、hospital_unavailable")
     message = serializers.CharField(help_text="中文错误说明")
     errors = serializers.DictField(required=False, help_text="按字段列出的错误（参数错误时）")
+
+
+class WaitlistIn(serializers.Serializer):
+    patient = PatientIn(help_text="患者信息")
+
+
+class WaitlistOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    schedule_id = serializers.IntegerField()
+    status = serializers.CharField(
+        help_text="waiting候补中、offered已锁号待支付、booked已预约、expired超时未支付、failed锁号未成功、cancelled已取消、closed已截止"
+    )
+    status_label = serializers.CharField(source="get_status_display")
+    position = serializers.IntegerField(allow_null=True, required=False, help_text="候补顺位（1为下一位）")
+    order_no = serializers.CharField(source="order.order_no", allow_null=True, default=None)
+    lock_expires_at = serializers.DateTimeField(source="order.lock_expires_at", allow_null=True, default=None)
+    note = serializers.CharField()
+    created_at = serializers.DateTimeField()

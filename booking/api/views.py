@@ -31,6 +31,8 @@ from booking.api.serializers import (
     QueueOut,
     ScheduleOut,
     SlotOut,
+    WaitlistIn,
+    WaitlistOut,
 )
 from booking.models import Channel
 
@@ -283,6 +285,45 @@ class OrderCancel(ChannelMixin, APIView):
         order, _changed = services.order_cancel(channel=self.channel, order_no=order_no, reason=data["reason"])
         prefetch_related_objects([order], "ledger")
         return Response(OrderOut(order).data)
+
+
+# -- waitlist (候补) ---------------------------------------------------------------------------------
+
+
+class ScheduleWaitlist(ChannelMixin, APIView):
+    @extend_schema(
+        tags=["候补"],
+        summary="加入候补（排班号源已满时；有号源释放时按顺序为候补患者锁号）",
+        request=WaitlistIn,
+        responses={201: WaitlistOut, **ERRORS},
+    )
+    def post(self, request: Request, schedule_id: int) -> Response:
+        data = _valid(WaitlistIn, request)
+        entry = services.waitlist_join(
+            channel=self.channel, schedule_id=schedule_id, patient=services.Patient(**data["patient"])
+        )
+        entry.position = next(
+            (
+                e.position
+                for e in services.waitlist_entries(channel=self.channel, schedule_id=schedule_id)
+                if e.pk == entry.pk
+            ),
+            None,
+        )
+        return Response(WaitlistOut(entry).data, status=201)
+
+    @extend_schema(tags=["候补"], summary="本渠道在该排班的候补", responses={200: WaitlistOut(many=True), **ERRORS})
+    def get(self, request: Request, schedule_id: int) -> Response:
+        entries = services.waitlist_entries(channel=self.channel, schedule_id=schedule_id)
+        return Response(WaitlistOut(entries, many=True).data)
+
+
+class ScheduleWaitlistEntry(ChannelMixin, APIView):
+    @extend_schema(tags=["候补"], summary="取消候补", responses={200: WaitlistOut, **ERRORS})
+    def delete(self, request: Request, schedule_id: int, entry_id: int) -> Response:
+        entry = services.waitlist_leave(channel=self.channel, schedule_id=schedule_id, entry_id=entry_id)
+        entry.position = None
+        return Response(WaitlistOut(entry).data)
 
 
 def _valid(serializer_class, request: Request) -> dict:

@@ -81,6 +81,9 @@ class Api:
     def post(self, path: str, json: dict | None = None, headers: dict | None = None) -> requests.Response:
         return self.session.post(f"{self.base}{path}", json=json or {}, headers=self._headers(headers), timeout=60)
 
+    def delete(self, path: str, headers: dict | None = None) -> requests.Response:
+        return self.session.delete(f"{self.base}{path}", headers=self._headers(headers), timeout=60)
+
     def lock(self, schedule: Schedule, n: int = 1, **extra) -> requests.Response:
         body = {"hospital_no": schedule.hospital.hospital_no, "work_id": schedule.work_id, "patient": patient(n)}
         body.update(extra)
