@@ -510,7 +510,7 @@ class BookingRulesForm(forms.ModelForm):
         fields = (
             "hospital", "release_days", "release_time", "booking_cutoff_minutes", "limit_per_day", "limit_per_week",
             "limit_per_month", "forbid_same_doctor_session", "forbid_overlap", "cancel_deadline_time",
-            "cancel_deadline_working_days", "holidays", "ban_tiers",
+            "cancel_deadline_working_days", "holidays", "ban_tiers", "waitlist_close_minutes", "reminder_time",
         )  # fmt: skip
 
     def clean_ban_tiers(self):
@@ -564,6 +564,7 @@ class BookingRulesAdmin(admin.ModelAdmin):
         ),
         ("退号截止", {"fields": ("cancel_deadline_time", "cancel_deadline_working_days", "holidays")}),
         ("爽约处罚", {"fields": ("ban_tiers",)}),
+        ("候补与提醒", {"fields": ("waitlist_close_minutes", "reminder_time")}),
     )
 
     @admin.display(description="适用范围", ordering="hospital")

@@ -371,6 +371,7 @@ class PatientNotification(models.Model):
     written with the change it reports and sent by the configured notifier (booking.notify)."""
 
     LOCKED, PAID, STOPPED, CHANGED, CANCELLED, EXPIRED = "locked", "paid", "stopped", "changed", "cancelled", "expired"
+    REMINDER = "reminder"
     KINDS = [
         (LOCKED, "锁号成功"),
         (PAID, "支付成功"),
@@ -378,6 +379,7 @@ class PatientNotification(models.Model):
         (CHANGED, "换诊"),
         (CANCELLED, "退号"),
         (EXPIRED, "超时未支付"),
+        (REMINDER, "就诊提醒"),
     ]
     PENDING, SENT, FAILED = "pending", "sent", "failed"
     STATUSES = [(PENDING, "待发送"), (SENT, "已发送"), (FAILED, "发送失败")]
@@ -547,6 +549,13 @@ class BookingRules(models.Model):
         "节假日", blank=True, default="", help_text="计算工作日时跳过的日期，每行一个，格式2026-10-01。"
     )
     # 4. No-show bans (爽约黑名单).
+    # 6. Reminders.
+    reminder_time = models.TimeField(
+        "就诊提醒时间",
+        null=True,
+        blank=True,
+        help_text="就诊前一天的该时刻起向已预约患者发送就诊提醒，例如18:00；留空表示不发送。",
+    )
     # 5. Waitlist (候补).
     waitlist_close_minutes = models.PositiveIntegerField(
         "候补截止（开诊前分钟数）",

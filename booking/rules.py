@@ -32,6 +32,7 @@ _FIELDS = (
     "cancel_deadline_working_days",
     "ban_tiers",
     "waitlist_close_minutes",
+    "reminder_time",
 )
 
 
@@ -58,6 +59,7 @@ class EffectiveRules:
     cancel_deadline_working_days: int | None = None
     ban_tiers: tuple[BanTier, ...] = ()
     waitlist_close_minutes: int | None = None
+    reminder_time: dt.time | None = None
     holidays: frozenset[dt.date] = frozenset()
 
 

@@ -826,9 +826,10 @@ def _order_reserve(
     num_source_id: str,
     idempotency_key: str,
     fingerprint: str,
-    rules: EffectiveRules,
+    rules: EffectiveRules | None = None,
     waitlist: bool = False,
 ) -> Order:
+    rules = rules if rules is not None else rules_for(schedule.hospital_id)
     id_hash = lookup_hash(patient.id_card)
     _check_patient_limits(schedule=schedule, id_hash=id_hash, rules=rules)
     # Many channels race for the last numbers of a session. One conditional UPDATE takes a slot:
@@ -1358,6 +1359,37 @@ def waitlists_offer_due(*, now: dt.datetime | None = None) -> int:
         WaitlistEntry.objects.filter(status=WaitlistEntry.WAITING).values_list("schedule_id", flat=True).distinct()
     )
     return sum(waitlist_offer(schedule_id=pk, now=now) for pk in ids)
+
+
+# -- reminders ------------------------------------------------------------------------------------
+
+
+def orders_remind_due(*, now: dt.datetime | None = None, limit: int = 2000) -> int:
+    """Rule 6 (the beat task): the day before the visit, from the rules' reminder time on, each
+    booked or paid order's patient is reminded once (the notification's key makes it idempotent)."""
+    now = now or clock.now()
+    local = timezone.localtime(now)
+    tomorrow = local.date() + dt.timedelta(days=1)
+    orders = (
+        Order.objects.filter(status__in=(Order.BOOKED, Order.PAID), schedule__work_date=tomorrow)
+        .exclude(notifications__key=PatientNotification.REMINDER)
+        .select_related("hospital", "schedule", "schedule__department", "schedule__doctor")
+        .order_by("pk")[:limit]
+    )
+    sent = 0
+    for order in orders:
+        at = rules_for(order.hospital_id).reminder_time
+        if at is None or local.time() < at:
+            continue
+        with transaction.atomic():
+            if notify_patient(
+                order=order,
+                kind=PatientNotification.REMINDER,
+                key=PatientNotification.REMINDER,
+                message=f"就诊提醒：您预约了明天的{_session_text(order)}，请按时就诊。订单号{order.order_no}。",
+            ):
+                sent += 1
+    return sent
 
 
 # -- expiry of unpaid locks (UnlockReg 3.2) ------------------------------------------------------

@@ -5,6 +5,7 @@
 - `expire_locks()` (beat, every minute): unpaid locks past the lock time are released.
 - `waitlist_offer(schedule_id)`: a freed number offered to the schedule's waitlist (after the commit).
 - `waitlist_sweep()` (beat, every minute): offers a lost task left behind, closes lists past their cut-off.
+- `remind()` (beat, every minute): the day-before visit reminders, from the rules' reminder time.
 - `sweep()` (beat, every minute): re-queues what lost tasks left behind (outbox, notifications)
   and reconciles orders a crash left in `locking`.
 The periodic entries are declared once, in `beat_schedule()` (registered by BookingConfig.ready).
@@ -25,6 +26,7 @@ EXPIRE_LOCKS = "booking.expire_locks"
 SWEEP = "booking.sweep"
 WAITLIST_OFFER = "booking.waitlist_offer"
 WAITLIST_SWEEP = "booking.waitlist_sweep"
+REMIND = "booking.remind"
 # Within Redis' visibility timeout (STACK-NOTES: a longer countdown would run twice).
 MAX_COUNTDOWN = 600
 
@@ -36,6 +38,7 @@ def beat_schedule() -> dict:
         "booking-expire-locks": {"task": EXPIRE_LOCKS, "schedule": dt.timedelta(seconds=seconds)},
         "booking-sweep": {"task": SWEEP, "schedule": dt.timedelta(seconds=seconds)},
         "booking-waitlist-sweep": {"task": WAITLIST_SWEEP, "schedule": dt.timedelta(seconds=seconds)},
+        "booking-remind": {"task": REMIND, "schedule": dt.timedelta(seconds=seconds)},
     }
 
 
@@ -83,3 +86,8 @@ def waitlist_offer(schedule_id: int) -> int:
 @shared_task(name=WAITLIST_SWEEP)
 def waitlist_sweep() -> int:
     return services.waitlists_offer_due()
+
+
+@shared_task(name=REMIND)
+def remind() -> int:
+    return services.orders_remind_due()

@@ -139,6 +139,8 @@ class JourneyTests:
     def test_lock_pay_cancel_and_refund(self, celery_worker, api, schedule):
         order = lock(api, schedule)
         api.pay(order, pay_channel="alipay")
+        # Delivered before the cancel: a payment notice still undelivered at the cancel would be superseded.
+        wait_for(lambda: all_sent(OutboxMessage, kind="PaymentNotice"), message="payment notice delivered")
         cancelled = api.post(f"/api/v1/orders/{order['order_no']}/cancel", {"reason": "行程有变"}).json()
         assert cancelled["status"] == "3" and cancelled["refund_amount"] == order["fee"]
         entries = {e.kind: e for e in LedgerEntry.objects.all()}
@@ -202,8 +204,13 @@ class HospitalDownTests:
         )
         tasks.expire_locks.delay()
         wait_for(lambda: OutboxMessage.objects.count() == 4, message="four messages queued")
+        # The cancelled order's payment notice, if still undelivered, is superseded by the cancellation.
         wait_for(
-            lambda: not OutboxMessage.objects.filter(attempts=0, kind__in=["PaymentNotice", "UnlockReg"]).exists(),
+            lambda: (
+                not OutboxMessage.objects.filter(
+                    attempts=0, status="pending", kind__in=["PaymentNotice", "UnlockReg"]
+                ).exists()
+            ),
             message="first delivery attempts",
         )
         assert not OutboxMessage.objects.filter(status="sent").exists()
@@ -215,10 +222,17 @@ class HospitalDownTests:
             client.delete(key)
         OutboxMessage.objects.filter(status="pending").update(next_attempt_at=timezone.now() - dt.timedelta(hours=1))
         tasks.sweep.delay()
-        wait_for(lambda: all_sent(OutboxMessage), timeout=60, message="every queued message delivered")
-        # Exactly once in effect: one payment per paid order, one cancellation each.
+        wait_for(
+            lambda: not OutboxMessage.objects.exclude(status__in=["sent", "superseded"]).exists(),
+            timeout=60,
+            message="every queued message delivered",
+        )
+        # Exactly once in effect: one payment for the paid order (the cancelled order's payment
+        # notice was superseded by its cancellation), one cancellation each.
+        superseded = OutboxMessage.objects.get(status="superseded")
+        assert superseded.kind == "PaymentNotice" and superseded.order.order_no == cancelled["order_no"]
         payments = SandboxPayment.objects.values_list("order__work_flow_id", flat=True)
-        assert sorted(payments) == sorted([paid["workflow_id"], cancelled["workflow_id"]])
+        assert list(payments) == [paid["workflow_id"]]
         kinds = dict(SandboxCancellation.objects.values_list("order__work_flow_id", "kind"))
         assert kinds == {
             cancelled["workflow_id"]: SandboxCancellation.PLATFORM,

@@ -25,6 +25,8 @@ FORM = {
     "cancel_deadline_working_days": "1",
     "holidays": "2026-10-01\n2026-10-02",
     "ban_tiers": '[{"no_shows": 3, "within_days": 90, "ban_days": 90}]',
+    "waitlist_close_minutes": "60",
+    "reminder_time": "18:00",
 }
 
 
@@ -35,7 +37,8 @@ class BookingRulesAdminTests:
         for text in (
             "提前放号天数", "放号时间", "预约截止（开诊前分钟数）", "每人每日预约上限", "每人每周预约上限",
             "每人每月预约上限", "禁止同一医生同一时段重复预约", "禁止时间重叠的预约", "退号截止时刻",
-            "退号截止（就诊前工作日数）", "节假日", "爽约处罚档位", "留空表示全区域规则",
+            "退号截止（就诊前工作日数）", "节假日", "爽约处罚档位", "留空表示全区域规则", "候补截止（开诊前分钟数）",
+            "就诊提醒时间",
         ):  # fmt: skip
             assert text in page, text
 
@@ -46,6 +49,7 @@ class BookingRulesAdminTests:
         rules = rules_for(hospital)
         assert (rules.release_days, rules.release_time, rules.limit_per_day) == (7, dt.time(7, 30), 2)
         assert rules.ban_tiers[0].ban_days == 90 and dt.date(2026, 10, 2) in rules.holidays
+        assert (rules.waitlist_close_minutes, rules.reminder_time) == (60, dt.time(18, 0))
         override = {key: "" for key in FORM} | {"hospital": str(hospital.pk), "release_days": "14"}
         assert admin_client.post(reverse("admin:booking_bookingrules_add"), override).status_code == 302
         assert rules_for(hospital).release_days == 14 and rules_for(hospital).limit_per_day == 2
