@@ -71,3 +71,9 @@ class NoteForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2}),
         error_messages={"max_length": f"说明不能超过{TEXT_LIMIT}字"},
     )
+
+
+class AcceptForm(NoteForm):
+    """Accepting a referral: an optional note and, optionally, a schedule to book (its WorkId; empty: 不预约)."""
+
+    schedule = forms.CharField(required=False, max_length=100)

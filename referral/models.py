@@ -113,6 +113,16 @@ class Referral(models.Model):
     original = models.ForeignKey(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="returns", verbose_name="原转诊单（回转）"
     )
+    # The booking the receiving hospital made when accepting (through the booking service's
+    # REFERRAL channel); null when accepted without one. PROTECT: orders are never deleted.
+    booking_order = models.OneToOneField(
+        "booking.Order",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="referral",
+        verbose_name="转诊预约订单",
+    )
     accept_note = models.TextField("接收说明", blank=True)
     reject_reason = models.TextField("拒绝原因", blank=True)
     cancel_reason = models.TextField("取消原因", blank=True)

@@ -14,6 +14,7 @@ from django.db import DatabaseError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from booking.models import Order
 from referral.models import Referral
 from regional.models import Department, Hospital
 from regional.services import pinyin_abbr
@@ -113,16 +114,36 @@ def booking_schedule_for(*, hospital: Hospital, date: dt.date, department_code: 
         return None
 
 
-def booking_schedules_for(*, hospital: Hospital | None, department_code: str, limit: int = 20) -> list:
-    """Upcoming schedules of a department, shown read-only on the receiving hospital's notice."""
+def booking_schedules_for(
+    *, hospital: Hospital | None, department_code: str, limit: int = 20, bookable: bool = False
+) -> list:
+    """Upcoming schedules of a department for the receiving hospital's notice; with `bookable`
+    only those one may book now (正常, not over, numbers left), offered when accepting."""
     if hospital is None or not department_code:
         return []
     try:
         with transaction.atomic():
-            schedules, _ = _schedules(hospital=hospital, date=None, department_code=department_code)
-            return list(schedules[:limit]) if schedules is not None else []
+            schedules, names = _schedules(hospital=hospital, date=None, department_code=department_code)
+            if schedules is None:
+                return []
+            if bookable and {"status", "remaining"} <= names:
+                schedules = schedules.filter(status="normal", remaining__gt=0)
+                if hasattr(schedules, "not_over"):
+                    schedules = schedules.not_over()
+            return list(schedules.select_related("doctor")[:limit])
     except (FieldError, DatabaseError, ValueError, TypeError):
         return []
+
+
+def referral_order(*, referral: Referral):
+    """The booking made when the referral was accepted (booking.models.Order), or None."""
+    if not referral.booking_order_id:
+        return None
+    return (
+        Order.objects.select_related("schedule__doctor", "schedule__department")
+        .filter(pk=referral.booking_order_id)
+        .first()
+    )
 
 
 # -- overdue and statistics -------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from booking import services as booking
+from booking.models import Channel, Order, Schedule
 from referral import notify, selectors
 from referral.models import Referral, ReferralAccess, ReferralBooking, ReferralNotification, ReferralTransition
 from referral.selectors import pending_limit
@@ -29,7 +32,16 @@ from regional.errors import Conflict, DomainError, Forbidden, NotFound
 from regional.models import Department, Hospital
 from regional.pii import lookup_hash
 
+logger = logging.getLogger(__name__)
+
 Status = Referral.Status
+
+# The booking service's internal channel for bookings made when a referral is accepted.
+REFERRAL_CHANNEL_CODE = "REFERRAL"
+REFERRAL_CHANNEL_NAME = "双向转诊"
+# Referral card types (jzklx) → the booking service's card types: only the hospital's own
+# self-pay card (2 通用就诊卡) is a 院内就诊卡; other cards are not sent with the booking.
+BOOKING_CARD_TYPES = {"2": "01"}
 
 # Which status may follow which; anything else is refused with the current status named.
 ALLOWED: dict[str, tuple[str, ...]] = {
@@ -450,14 +462,112 @@ def referral_submit(
 
 
 @transaction.atomic
-def referral_accept(*, referral: Referral, actor: Actor, note: str = "") -> Referral:
+def referral_accept(*, referral: Referral, actor: Actor, note: str = "", order: Order | None = None) -> Referral:
+    """The receiving hospital accepts; with `order` (already locked at the hospital by
+    `referral_accept_with_booking`) the booking is linked and kept for payment at the counter."""
     locked, from_status = _move(referral, to=Status.ACCEPTED, actor=actor, side=ReferralAccess.RECEIVER)
     if len(note or "") > TEXT_LIMIT:
         raise ReferralInvalid({"note": f"接收说明不能超过{TEXT_LIMIT}字"})
     locked.accept_note = (note or "").strip()
+    reason = locked.accept_note
+    if order is not None:
+        locked.booking_order = order
+        if order.fee > 0:
+            # 现场支付: the hospital keeps the number for the counter, so the unpaid lock does not
+            # expire after the lock time (the patient pays on arrival). PaymentNotice goes after commit.
+            booking.order_pay(
+                channel=order.channel, order_no=order.order_no, pay_type=Order.PAY_ONSITE, amount=order.fee
+            )
+        reason = "；".join(filter(None, [f"接收并预约挂号：{booking_summary(order)}", reason]))
     locked.save()
-    _record(locked, from_status=from_status, to_status=Status.ACCEPTED, actor=actor, reason=locked.accept_note)
+    _record(locked, from_status=from_status, to_status=Status.ACCEPTED, actor=actor, reason=reason)
     return locked
+
+
+def referral_channel() -> Channel:
+    """The booking channel of referral bookings (REFERRAL 双向转诊), created on first use. Its API
+    token is issued only because every channel has one; nobody is ever given it."""
+    channel = Channel.objects.filter(code=REFERRAL_CHANNEL_CODE).first()
+    if channel is not None:
+        return channel
+    try:
+        with transaction.atomic():
+            channel, _token = booking.channel_issue_token(code=REFERRAL_CHANNEL_CODE, name=REFERRAL_CHANNEL_NAME)
+    except IntegrityError:
+        # Created by a concurrent first accept.
+        channel = Channel.objects.get(code=REFERRAL_CHANNEL_CODE)
+    return channel
+
+
+def booking_patient(referral: Referral) -> booking.Patient:
+    """The booking's patient from the referral's (decrypted) personal data."""
+    card_type = BOOKING_CARD_TYPES.get(referral.card_type, "")
+    return booking.Patient(
+        name=referral.patient_name or "",
+        id_card=referral.id_no or "",
+        phone=referral.phone or "",
+        card_no=(referral.card_no or "") if card_type else "",
+        card_type=card_type,
+        address=(referral.address or "")[:200],
+    )
+
+
+def booking_summary(order: Order) -> str:
+    """订单号, date and time, doctor and serial number of a referral's booking (for the history)."""
+    schedule = order.schedule
+    text = (
+        f"订单号{order.order_no}，{schedule.work_date:%Y-%m-%d} {schedule.start_time:%H:%M}–{schedule.stop_time:%H:%M}，"
+        f"{schedule.department.name} {schedule.doctor.name}"
+    )
+    if order.serial_number is not None:
+        text += f"，序号{order.serial_number}"
+    return text
+
+
+def referral_accept_with_booking(*, referral: Referral, actor: Actor, work_id: str, note: str = "") -> Referral:
+    """Accept a referral and book the patient on one of the receiving department's schedules.
+
+    Lock first, then accept and link, because the booking calls the hospital over SOAP and must
+    run outside any database transaction:
+    1. Checks without writing: the actor may accept now, the schedule is the receiving department's.
+    2. `booking.order_lock` (no transaction). A refusal (号源已满, 停诊, hospital unavailable…)
+       raises the booking service's DomainError with its Chinese message; the referral stays
+       un-accepted, so the doctor may pick another schedule or accept without booking.
+    3. One transaction: `referral_accept` with the order (linked, 现场支付, reason in the history).
+       Should that fail (the sender cancelled meanwhile), the new order is cancelled again
+       (UnlockReg to the hospital through the booking outbox) and the error raised.
+    """
+    current = Referral.objects.select_related("receiving_hospital").get(pk=referral.pk)
+    if Status.ACCEPTED not in ALLOWED.get(current.status, ()):
+        raise TransitionNotAllowed(f"转诊单当前状态为“{current.get_status_display()}”，不能接收")
+    _require_party(current, actor, ReferralAccess.RECEIVER)
+    if len(note or "") > TEXT_LIMIT:
+        raise ReferralInvalid({"note": f"接收说明不能超过{TEXT_LIMIT}字"})
+    work_id = (work_id or "").strip()
+    hospital = current.receiving_hospital
+    schedule = Schedule.objects.filter(hospital=hospital, work_id=work_id).first() if hospital and work_id else None
+    if schedule is None or (
+        current.receiving_department_code and schedule.department_code != current.receiving_department_code
+    ):
+        raise ReferralInvalid({"schedule": "所选排班不属于转入科室，请重新选择"})
+    channel = referral_channel()
+    order, _created = booking.order_lock(
+        channel=channel, hospital_no=hospital.hospital_no, work_id=work_id, patient=booking_patient(current)
+    )
+    order = Order.objects.select_related("channel", "schedule__department", "schedule__doctor").get(pk=order.pk)
+    try:
+        return referral_accept(referral=current, actor=actor, note=note, order=order)
+    except Exception:
+        _booking_release(order)
+        raise
+
+
+def _booking_release(order: Order) -> None:
+    """Cancel a booking whose referral could not be accepted after all (best effort, logged)."""
+    try:
+        booking.order_cancel(channel=order.channel, order_no=order.order_no, reason="转诊接收未成功，撤销预约")
+    except DomainError:
+        logger.exception("referral booking %s could not be cancelled", order.order_no)
 
 
 @transaction.atomic

@@ -24,7 +24,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
 from referral import protocol, selectors, services
-from referral.forms import NoteForm, ReasonForm, SubmitForm
+from referral.forms import AcceptForm, NoteForm, ReasonForm, SubmitForm
 from referral.models import Referral, ReferralAccess, ReferralBooking
 from referral.services import Actor, ReferralInvalid
 from regional import auth, ratelimit
@@ -183,6 +183,7 @@ def _context(request: HttpRequest, opened: Opened, **extra) -> dict:
         "opened": opened,
         "transitions": referral.transitions.select_related("actor_user").all(),
         "booking": ReferralBooking.objects.filter(referral=referral).first(),
+        "order": selectors.referral_order(referral=referral),
         "this_url": request.get_full_path(),
         **extra,
     }
@@ -293,7 +294,7 @@ def znts_notice(request: HttpRequest) -> HttpResponse:
     except Unavailable as exc:
         return _unavailable(request, exc)
     referral = opened.referral
-    accept_form = NoteForm(prefix="accept")
+    accept_form = AcceptForm(prefix="accept")
     reject_form = ReasonForm(prefix="reject")
     note_form = NoteForm(prefix="step")
     if request.method == "POST":
@@ -303,10 +304,19 @@ def znts_notice(request: HttpRequest) -> HttpResponse:
         form = {"accept": accept_form, "reject": reject_form}.get(action, note_form)
         try:
             if action == "accept":
-                form = accept_form = NoteForm(request.POST, prefix="accept")
+                form = accept_form = AcceptForm(request.POST, prefix="accept")
                 if form.is_valid():
-                    services.referral_accept(referral=referral, actor=opened.actor, note=form.cleaned_data["note"])
-                    messages.success(request, "已接收转诊。")
+                    work_id, note = form.cleaned_data["schedule"], form.cleaned_data["note"]
+                    if work_id:
+                        # A booking refusal (号源已满, 停诊, hospital unavailable) is shown on this form
+                        # by the DomainError branch below; the referral then stays un-accepted.
+                        services.referral_accept_with_booking(
+                            referral=referral, actor=opened.actor, work_id=work_id, note=note
+                        )
+                        messages.success(request, "已接收转诊，并已为患者预约挂号。")
+                    else:
+                        services.referral_accept(referral=referral, actor=opened.actor, note=note)
+                        messages.success(request, "已接收转诊。")
                     return redirect(request.get_full_path())
             elif action == "reject":
                 form = reject_form = ReasonForm(request.POST, prefix="reject")
@@ -330,12 +340,15 @@ def znts_notice(request: HttpRequest) -> HttpResponse:
         except ReferralInvalid as exc:
             _attach(form, exc.errors)
         except DomainError as exc:
-            messages.error(request, exc.message)
+            if action == "accept":
+                form.add_error(None, exc.message)
+            else:
+                messages.error(request, exc.message)
         referral.refresh_from_db()
     schedules = []
     if referral.status == Referral.Status.SUBMITTED:
         schedules = selectors.booking_schedules_for(
-            hospital=referral.receiving_hospital, department_code=referral.receiving_department_code
+            hospital=referral.receiving_hospital, department_code=referral.receiving_department_code, bookable=True
         )
     context = _context(
         request,
