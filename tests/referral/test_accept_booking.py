@@ -1,0 +1,128 @@
+"""Accepting a referral with a booking: the receiving hospital is the sandbox hospital, its HIS over
+SOAP at /sandbox/his/H0002/ws (live_server), its sessions pushed to the center like a real HIS."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from booking.models import Order, Schedule
+from booking.services import Patient, channel_issue_token, order_lock
+from referral.models import Referral
+from regional.sandbox import services as sandbox
+from regional.sandbox.models import SandboxHospital, SandboxOrder
+from tests.booking.conftest import booking_state  # noqa: F401  (autouse: clean caches, eager outbox)
+from tests.conftest import SECRET
+from tests.referral.support import RECEIVER_NO, query_xml, start_xml
+from tests.referral.test_pages import HIS, ZNTS, form
+from tests.sandbox.factories import SandboxDepartmentFactory, SandboxDoctorFactory, SandboxHospitalFactory, his_url
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def his(public_url, receiver) -> SandboxHospital:
+    """The receiving hospital H0002 is the sandbox hospital: the platform calls its HIS over HTTP."""
+    receiver.endpoint_url = his_url(public_url, RECEIVER_NO)
+    receiver.save()
+    return SandboxHospitalFactory(
+        hospital_no=RECEIVER_NO, name="测试第二人民医院", center_url=f"{public_url}/ws/center", center_secret=SECRET
+    )
+
+
+@pytest.fixture
+def pushed(his):
+    """A morning session of 心血管内科 (K01, the referral's department) with 王医生, pushed to the center."""
+
+    def make(slots: int = 5, days_ahead: int = 1) -> Schedule:
+        department = SandboxDepartmentFactory(hospital=his, department_id="K01", name="心血管内科")
+        doctor = SandboxDoctorFactory(hospital=his, department=department, doctor_id="D100", name="王医生")
+        session = sandbox.schedule_create(
+            hospital=his, doctor=doctor, work_date=timezone.localdate() + dt.timedelta(days=days_ahead),
+            work_time_code="1", start_time=dt.time(8, 0), stop_time=dt.time(10, 0), slots=slots,
+            price=Decimal("12.50"),
+        )  # fmt: skip
+        answer = sandbox.center_push_schedules(hospital=his, schedules=[session], full=False)
+        assert answer.ok, answer.summary()
+        return Schedule.objects.select_related("hospital").get(work_id=session.work_id)
+
+    return make
+
+
+@pytest.fixture
+def links(sender, receiver, his, client, post) -> tuple[str, str]:
+    """(his.html, znts.html) as the two HIS open them: a submitted referral of 张三 to 心血管内科."""
+    his_page = f"{HIS}?{post(start_xml()).parm}"
+    assert client.post(his_page, form()).status_code == 302
+    return his_page, f"{ZNTS}?{post(query_xml(), as_hospital=RECEIVER_NO).parm}"
+
+
+def accept(client, url: str, work_id: str, note: str = "明日上午心内科门诊"):
+    return client.post(url, {"action": "accept", "accept-note": note, "accept-schedule": work_id})
+
+
+class AcceptWithBookingTests:
+    def test_the_notice_offers_the_bookable_sessions_and_no_booking(self, links, pushed, client):
+        schedule = pushed(slots=5)
+        page = client.get(links[1]).content.decode()
+        assert 'name="accept-schedule" value=""' in page and "不预约" in page
+        assert f'value="{schedule.work_id}"' in page and "王医生（剩余5）" in page
+        assert 'name="csrfmiddlewaretoken"' in page
+
+    def test_accepting_with_a_session_locks_a_number_and_links_the_order(self, links, pushed, client):
+        his_page, znts_page = links
+        schedule = pushed(slots=5)
+        response = accept(client, znts_page, schedule.work_id)
+        assert response.status_code == 302, response.content.decode()
+        referral = Referral.objects.get()
+        order = referral.booking_order
+        assert referral.status == "accepted" and order is not None
+        assert order.status == Order.BOOKED and order.channel.code == "REFERRAL" and order.channel.name == "双向转诊"
+        assert order.pay_type == Order.PAY_ONSITE and order.lock_expires_at is None  # kept for the counter
+        assert order.patient_name == "张三" and order.id_card == "3306XXXXXXXXXX1234" and order.phone == "13400001234"
+        at_hospital = SandboxOrder.objects.get(work_flow_id=order.workflow_id)
+        assert at_hospital.status == SandboxOrder.BOOKED and at_hospital.serial_number == order.serial_number
+        assert at_hospital.onsite_payment  # the PaymentNotice reached the hospital after commit
+        schedule.refresh_from_db()
+        assert schedule.remaining == 4
+        transition = referral.transitions.get(to_status="accepted")
+        assert order.order_no in transition.reason and "明日上午心内科门诊" in transition.reason
+        for page in (client.get(znts_page).content.decode(), client.get(his_page).content.decode()):
+            assert order.order_no in page and "王医生" in page and f"序号 {order.serial_number}" in page
+            assert "08:00–10:00" in page
+
+    def test_a_full_session_is_refused_inline_and_nothing_is_booked(self, links, pushed, client):
+        schedule = pushed(slots=1)
+        page = client.get(links[1]).content.decode()
+        assert f'value="{schedule.work_id}"' in page
+        # Someone else takes the last number while the doctor reads the notice.
+        channel, _ = channel_issue_token(code="JKMZWX", name="微信公众号")
+        other = Patient(name="测试患者一", id_card="3306XXXXXXXXXX0001", phone="13400000001")
+        order_lock(channel=channel, hospital_no=RECEIVER_NO, work_id=schedule.work_id, patient=other)
+        response = accept(client, links[1], schedule.work_id)
+        assert response.status_code == 400
+        page = response.content.decode()
+        assert "号源已满" in page and 'id="accept-form"' in page
+        assert f'value="{schedule.work_id}"' not in page  # no longer offered
+        referral = Referral.objects.get()
+        assert referral.status == "submitted" and referral.booking_order is None
+        assert not Order.objects.filter(channel__code="REFERRAL").exists()
+        assert SandboxOrder.objects.count() == 1
+
+    def test_accepting_without_a_booking_still_works(self, links, pushed, client):
+        pushed(slots=5)
+        response = accept(client, links[1], "")
+        assert response.status_code == 302
+        referral = Referral.objects.get()
+        assert referral.status == "accepted" and referral.booking_order is None
+        assert not Order.objects.exists() and not SandboxOrder.objects.exists()
+
+    def test_a_session_of_another_department_is_refused(self, links, pushed, client, receiver):
+        schedule = pushed(slots=5)
+        Schedule.objects.filter(pk=schedule.pk).update(department_code="K02")
+        response = accept(client, links[1], schedule.work_id)
+        assert response.status_code == 400 and "所选排班不属于转入科室" in response.content.decode()
+        assert Referral.objects.get().status == "submitted" and not Order.objects.exists()
