@@ -183,7 +183,7 @@ class StatementLineAdmin(ReadOnly):
     search_help_text = "按交易流水号、渠道交易号或退款单号精确搜索"
     list_select_related = ("hospital",)
     list_per_page = 100
-    ordering = ("-bill_date", "statement", "line_no")
+    ordering = ("-statement", "line_no")  # the (statement, line_no) index
 
 
 # -- runs ----------------------------------------------------------------------------------------------

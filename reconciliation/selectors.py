@@ -84,9 +84,11 @@ def ledger_trades(*, pay_channel: str, day: dt.date, hospital: Hospital | None =
         )  # fmt: skip
 
 
-def statement_trades(*, pay_channel: str, day: dt.date, hospital: Hospital | None = None) -> Iterator[Trade]:
-    """The bill's trades of one payment channel on one day, sorted by Batch."""
-    lines = StatementLine.objects.filter(pay_channel=pay_channel, bill_date=day)
+def statement_trades(
+    *, statement_id: int, pay_channel: str, day: dt.date, hospital: Hospital | None = None
+) -> Iterator[Trade]:
+    """The trades of one bill (one payment channel, one day), sorted by Batch."""
+    lines = StatementLine.objects.filter(statement_id=statement_id)
     if hospital is not None:
         lines = lines.filter(hospital=hospital)
     rows = (

@@ -103,7 +103,7 @@ def statement_import(
             )
             _write_lines(statement, bill.rows())
             if connection.vendor != "postgresql":
-                _attribute_lines(statement=statement)
+                _attribute_lines(statement_ids=[statement.pk])
             totals = bill.totals
             statement.account = bill.account
             statement.line_count = totals.line_count
@@ -198,35 +198,28 @@ def _write_lines(statement: Statement, rows: Iterator[StatementRow]) -> None:
     StatementLine.objects.bulk_create(batch)
 
 
-def _attribute_lines(*, statement: Statement | None = None, pay_channels=(), days=()) -> None:
-    """Give bill lines their hospital: the ledger's, by Batch; else the code in 商户数据包/备注.
-
-    Scope: one statement's lines, or the lines of some channels and days still without one.
-    """
+def _attribute_lines(*, statement_ids: Sequence[int]) -> None:
+    """Give bill lines still without a hospital theirs: the ledger's, by Batch; else the code the
+    platform put in 商户数据包/备注 (lines imported before their ledger entries were written)."""
     from django.db.models import OuterRef, Subquery
 
-    if statement is not None:
-        lines = StatementLine.objects.filter(statement=statement, hospital__isnull=True)
-    else:
-        lines = StatementLine.objects.filter(pay_channel__in=pay_channels, bill_date__in=days, hospital__isnull=True)
+    if not statement_ids:
+        return
+    lines = StatementLine.objects.filter(statement_id__in=statement_ids, hospital__isnull=True)
     if connection.vendor == "postgresql":
         table = connection.ops.quote_name(StatementLine._meta.db_table)
         ledger = connection.ops.quote_name(LedgerEntry._meta.db_table)
-        if statement is not None:
-            scope, params = "{t}.statement_id = %s", [statement.pk]
-        else:
-            scope, params = "{t}.pay_channel = ANY(%s) AND {t}.bill_date = ANY(%s)", [list(pay_channels), list(days)]
         with connection.cursor() as cursor:
             cursor.execute(
                 f"""
                 UPDATE {table} AS line SET hospital_id = ledger.hospital_id
                 FROM (SELECT batch, MIN(hospital_id) AS hospital_id FROM {ledger}
-                      WHERE batch IN (SELECT batch FROM {table} AS bill
-                                      WHERE {scope.format(t="bill")} AND bill.hospital_id IS NULL)
+                      WHERE batch IN (SELECT batch FROM {table}
+                                      WHERE statement_id = ANY(%s) AND hospital_id IS NULL)
                       GROUP BY batch) AS ledger
-                WHERE {scope.format(t="line")} AND line.hospital_id IS NULL AND line.batch = ledger.batch
+                WHERE line.statement_id = ANY(%s) AND line.hospital_id IS NULL AND line.batch = ledger.batch
                 """,
-                [*params, *params],
+                [list(statement_ids), list(statement_ids)],
             )
     else:
         by_ledger = LedgerEntry.objects.filter(batch=OuterRef("batch")).values("hospital_id")[:1]
@@ -398,11 +391,14 @@ def _days(first: dt.date, last: dt.date) -> list[dt.date]:
 def _reconcile(run: ReconciliationRun) -> None:
     days = _days(run.date_from, run.date_to)
     channels = [run.pay_channel] if run.pay_channel else list(PayChannel.values)
-    billed = set(
-        Statement.objects.filter(pay_channel__in=channels, bill_date__in=days).values_list("pay_channel", "bill_date")
-    )
+    billed = {
+        (channel, day): pk
+        for pk, channel, day in Statement.objects.filter(pay_channel__in=channels, bill_date__in=days).values_list(
+            "pk", "pay_channel", "bill_date"
+        )
+    }
     # Bills imported before their ledger entries were written have lines without a hospital yet.
-    _attribute_lines(pay_channels=channels, days=days)
+    _attribute_lines(statement_ids=list(billed.values()))
     limit = _setting("RECONCILIATION_MAX_DISCREPANCIES", 50_000)
     tally, findings, covered, missing = Tally(), [], [], []
     for channel in channels:
@@ -419,7 +415,9 @@ def _reconcile(run: ReconciliationRun) -> None:
             covered.append((channel, day))
             for finding in engine.match(
                 selectors.ledger_trades(pay_channel=channel, day=day, hospital=run.hospital),
-                selectors.statement_trades(pay_channel=channel, day=day, hospital=run.hospital),
+                selectors.statement_trades(
+                    statement_id=billed[(channel, day)], pay_channel=channel, day=day, hospital=run.hospital
+                ),
                 tally,
             ):
                 findings.append(finding)
