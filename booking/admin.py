@@ -31,7 +31,7 @@ from booking.models import (
     PatientNotification,
     Schedule,
 )
-from booking.rules import parse_ban_tiers, parse_holidays, rules_cache_clear
+from booking.rules import parse_ban_tiers, parse_channel_quotas, parse_holidays, rules_cache_clear
 from regional.admin import PersonalDataAdminMixin
 from regional.errors import DomainError
 
@@ -511,6 +511,7 @@ class BookingRulesForm(forms.ModelForm):
             "hospital", "release_days", "release_time", "booking_cutoff_minutes", "limit_per_day", "limit_per_week",
             "limit_per_month", "forbid_same_doctor_session", "forbid_overlap", "cancel_deadline_time",
             "cancel_deadline_working_days", "holidays", "ban_tiers", "waitlist_close_minutes", "reminder_time",
+            "channel_quotas", "quota_release_minutes",
         )  # fmt: skip
 
     def clean_ban_tiers(self):
@@ -519,6 +520,14 @@ class BookingRulesForm(forms.ModelForm):
             parse_ban_tiers(value)
         except ValueError as exc:
             raise forms.ValidationError(f"爽约处罚档位格式不正确：{exc}") from exc
+        return value
+
+    def clean_channel_quotas(self):
+        value = self.cleaned_data.get("channel_quotas")
+        try:
+            parse_channel_quotas(value)
+        except ValueError as exc:
+            raise forms.ValidationError(f"渠道号源配额格式不正确：{exc}") from exc
         return value
 
     def clean_holidays(self):
@@ -565,6 +574,7 @@ class BookingRulesAdmin(admin.ModelAdmin):
         ("退号截止", {"fields": ("cancel_deadline_time", "cancel_deadline_working_days", "holidays")}),
         ("爽约处罚", {"fields": ("ban_tiers",)}),
         ("候补与提醒", {"fields": ("waitlist_close_minutes", "reminder_time")}),
+        ("渠道号源配额", {"fields": ("channel_quotas", "quota_release_minutes")}),
     )
 
     @admin.display(description="适用范围", ordering="hospital")

@@ -135,3 +135,9 @@ class WaitlistNotNeeded(Conflict):
 
 class WaitlistEntryNotFound(NotFound):
     code = "waitlist_entry_not_found"
+
+
+class ChannelQuotaExhausted(Conflict):
+    """The channel's share of the schedule is used up (until unsold quotas are released)."""
+
+    code = "channel_quota"

@@ -549,6 +549,20 @@ class BookingRules(models.Model):
         "节假日", blank=True, default="", help_text="计算工作日时跳过的日期，每行一个，格式2026-10-01。"
     )
     # 4. No-show bans (爽约黑名单).
+    # 7. Channel quotas.
+    channel_quotas = models.JSONField(
+        "渠道号源配额（%）",
+        null=True,
+        blank=True,
+        help_text='按渠道代码分配平台可预约号源（号源总数减医院保留号源）的百分比，例如 {"JKMZWX": 60, "JKMYAPP": 40}；'
+        "未列出的渠道在配额释放前不能预约；留空表示不分配。",
+    )
+    quota_release_minutes = models.PositiveIntegerField(
+        "配额释放（开诊前分钟数）",
+        null=True,
+        blank=True,
+        help_text="开诊前多少分钟起各渠道未售出的配额由所有渠道共享，例如1440表示前一天同一时刻。",
+    )
     # 6. Reminders.
     reminder_time = models.TimeField(
         "就诊提醒时间",

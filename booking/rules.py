@@ -33,6 +33,8 @@ _FIELDS = (
     "ban_tiers",
     "waitlist_close_minutes",
     "reminder_time",
+    "channel_quotas",
+    "quota_release_minutes",
 )
 
 
@@ -60,6 +62,8 @@ class EffectiveRules:
     ban_tiers: tuple[BanTier, ...] = ()
     waitlist_close_minutes: int | None = None
     reminder_time: dt.time | None = None
+    channel_quotas: dict | None = None
+    quota_release_minutes: int | None = None
     holidays: frozenset[dt.date] = frozenset()
 
 
@@ -168,3 +172,32 @@ def waitlist_closes_at(rules: EffectiveRules, work_date: dt.date, start_time: dt
     if rules.waitlist_close_minutes is None:
         return None
     return _aware(work_date, start_time) - dt.timedelta(minutes=rules.waitlist_close_minutes)
+
+
+def parse_channel_quotas(value) -> dict[str, int]:
+    """{channel code: percentage 0–100}; raises ValueError on anything else."""
+    if not value:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError('应为对象，例如 {"JKMZWX": 60}')
+    quotas = {}
+    for code, percent in value.items():
+        if isinstance(percent, bool) or not isinstance(percent, int | float) or not 0 <= percent <= 100:
+            raise ValueError(f"渠道{code}的百分比应为0到100之间的数")
+        quotas[str(code)] = percent
+    return quotas
+
+
+def channel_quota(rules: EffectiveRules, *, channel_code: str, bookable: int) -> int | None:
+    """How many of the schedule's `bookable` numbers the channel may hold; None: no quota applies."""
+    quotas = parse_channel_quotas(rules.channel_quotas)
+    if not quotas:
+        return None
+    return int(bookable * quotas.get(channel_code, 0) // 100)
+
+
+def quota_released_at(rules: EffectiveRules, work_date: dt.date, start_time: dt.time) -> dt.datetime | None:
+    """From this moment on, the channels' unsold quotas are shared (None: never released early)."""
+    if rules.quota_release_minutes is None:
+        return None
+    return _aware(work_date, start_time) - dt.timedelta(minutes=rules.quota_release_minutes)

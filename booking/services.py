@@ -34,6 +34,7 @@ from booking.errors import (
     BookingClosed,
     BookingNotOpen,
     CancelDeadlinePassed,
+    ChannelQuotaExhausted,
     DuplicateBooking,
     HospitalAnswerError,
     HospitalUnavailableForBooking,
@@ -71,6 +72,8 @@ from booking.rules import (
     EffectiveRules,
     booking_cutoff_at,
     cancel_deadline_at,
+    channel_quota,
+    quota_released_at,
     release_at,
     rules_for,
     waitlist_closes_at,
@@ -685,6 +688,7 @@ def order_lock(
             fingerprint=fingerprint,
             rules=rules,
             waitlist=waitlist,
+            now=now,
         )
     except IntegrityError:
         # The same Idempotency-Key committed concurrently: that request's order is the answer.
@@ -817,6 +821,25 @@ def _check_patient_limits(*, schedule: Schedule, id_hash: str, rules: EffectiveR
             )
 
 
+def _check_channel_quota(*, schedule: Schedule, channel: Channel, rules: EffectiveRules, now: dt.datetime) -> None:
+    """Rule 7: the channel's share of the schedule's platform-bookable numbers, until the unsold
+    quotas are released to every channel. Runs under the schedule's row lock (the conditional
+    UPDATE in `_order_reserve`), so two requests racing for a channel's last quota number are
+    serialised and the second one counts the first one's order: exactly one wins."""
+    released = quota_released_at(rules, schedule.work_date, schedule.start_time)
+    if released is not None and now >= released:
+        return
+    quota = channel_quota(rules, channel_code=channel.code, bookable=schedule.total - schedule.hospital_reserved)
+    if quota is None:
+        return
+    held = Order.objects.filter(
+        schedule=schedule, channel=channel, status__in=(*Order.ACTIVE, Order.VISITED, Order.NO_SHOW)
+    ).count()
+    if held >= quota:
+        when = f"，{when_text(released)}起未售出的配额向所有渠道开放" if released else ""
+        raise ChannelQuotaExhausted(f"排班{schedule.work_id}分配给本渠道的号源（{quota}个）已约满{when}")
+
+
 @transaction.atomic
 def _order_reserve(
     *,
@@ -828,6 +851,7 @@ def _order_reserve(
     fingerprint: str,
     rules: EffectiveRules | None = None,
     waitlist: bool = False,
+    now: dt.datetime | None = None,
 ) -> Order:
     rules = rules if rules is not None else rules_for(schedule.hospital_id)
     id_hash = lookup_hash(patient.id_card)
@@ -850,6 +874,8 @@ def _order_reserve(
         # Rule 5: a freed number belongs to the waitlist's first in line (checked under the
         # schedule's row lock taken above, so a direct booking cannot slip in before the offer).
         raise ScheduleFull(f"排班{schedule.work_id}号源已满（释放的号源优先给候补患者），可加入候补")
+    if not waitlist:
+        _check_channel_quota(schedule=schedule, channel=channel, rules=rules, now=now or clock.now())
     if Order.objects.filter(schedule=schedule, id_card_hash=id_hash, status__in=Order.ACTIVE).exists():
         raise DuplicateBooking("该患者已预约此排班，请勿重复预约")
     order = Order.objects.create(

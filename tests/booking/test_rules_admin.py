@@ -27,6 +27,8 @@ FORM = {
     "ban_tiers": '[{"no_shows": 3, "within_days": 90, "ban_days": 90}]',
     "waitlist_close_minutes": "60",
     "reminder_time": "18:00",
+    "channel_quotas": '{"JKMZWX": 60, "JKMYAPP": 40}',
+    "quota_release_minutes": "1440",
 }
 
 
@@ -38,7 +40,7 @@ class BookingRulesAdminTests:
             "提前放号天数", "放号时间", "预约截止（开诊前分钟数）", "每人每日预约上限", "每人每周预约上限",
             "每人每月预约上限", "禁止同一医生同一时段重复预约", "禁止时间重叠的预约", "退号截止时刻",
             "退号截止（就诊前工作日数）", "节假日", "爽约处罚档位", "留空表示全区域规则", "候补截止（开诊前分钟数）",
-            "就诊提醒时间",
+            "就诊提醒时间", "渠道号源配额（%）", "配额释放（开诊前分钟数）",
         ):  # fmt: skip
             assert text in page, text
 
@@ -50,6 +52,7 @@ class BookingRulesAdminTests:
         assert (rules.release_days, rules.release_time, rules.limit_per_day) == (7, dt.time(7, 30), 2)
         assert rules.ban_tiers[0].ban_days == 90 and dt.date(2026, 10, 2) in rules.holidays
         assert (rules.waitlist_close_minutes, rules.reminder_time) == (60, dt.time(18, 0))
+        assert rules.channel_quotas == {"JKMZWX": 60, "JKMYAPP": 40} and rules.quota_release_minutes == 1440
         override = {key: "" for key in FORM} | {"hospital": str(hospital.pk), "release_days": "14"}
         assert admin_client.post(reverse("admin:booking_bookingrules_add"), override).status_code == 302
         assert rules_for(hospital).release_days == 14 and rules_for(hospital).limit_per_day == 2
@@ -62,9 +65,9 @@ class BookingRulesAdminTests:
         assert "全区域" in listing and hospital.name in listing
 
     def test_bad_tiers_and_holidays_are_refused_in_chinese(self, admin_client):
-        bad = FORM | {"ban_tiers": '[{"no_shows": 3}]', "holidays": "十月一日"}
+        bad = FORM | {"ban_tiers": '[{"no_shows": 3}]', "holidays": "十月一日", "channel_quotas": '{"JKMZWX": 160}'}
         page = admin_client.post(reverse("admin:booking_bookingrules_add"), bad).content.decode()
-        assert "爽约处罚档位格式不正确" in page and "节假日应每行一个日期" in page
+        assert "爽约处罚档位格式不正确" in page and "节假日应每行一个日期" in page and "渠道号源配额格式不正确" in page
         assert not BookingRules.objects.exists()
 
     def test_a_second_region_row_is_refused(self, admin_client):
