@@ -12,7 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from booking.models import LedgerEntry
+from booking.models import LedgerEntry, Order
 from regional.models import Hospital
 
 MONEY = {"max_digits": 12, "decimal_places": 2}
@@ -332,7 +332,9 @@ class Discrepancy(models.Model):
     hospital = models.ForeignKey(
         Hospital, null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name="医院"
     )
-    order_id = models.BigIntegerField("订单ID", null=True, blank=True)
+    order = models.ForeignKey(
+        Order, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name="订单"
+    )
     batch = models.CharField("交易流水号", max_length=100)
     pay_trade_no = models.CharField("渠道交易号", max_length=100, blank=True)
     ledger_amount = models.DecimalField("平台金额", null=True, blank=True, **MONEY)
