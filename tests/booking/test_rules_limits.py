@@ -4,10 +4,12 @@ requests of one patient that cannot both pass a limit."""
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from booking.models import Order, Schedule
 from tests.booking.conftest import patient
@@ -76,3 +78,32 @@ class PatientLimitTests:
             thread.join()
         assert sorted(r.status_code for r in results.values()) == [201, 409]
         assert Order.objects.filter(status__in=Order.ACTIVE).count() == 1
+
+
+def days_until(day) -> int:
+    return (day - timezone.localdate()).days
+
+
+class WeekAndMonthLimitTests:
+    def test_the_weekly_limit_counts_the_visit_dates_iso_week(self, api, bookable):
+        region_rules(limit_per_week=1)
+        today = timezone.localdate()
+        monday = today + dt.timedelta(days=(7 - today.weekday()) % 7 or 7)
+        _, first = bookable(days_ahead=days_until(monday))
+        _, same_week = bookable(days_ahead=days_until(monday + dt.timedelta(days=6)))
+        _, next_week = bookable(days_ahead=days_until(monday + dt.timedelta(days=7)))
+        lock(api, first, 1)
+        refused = api.lock(same_week, 1)
+        assert refused.status_code == 409 and refused.json()["code"] == "patient_limit"
+        assert "当周" in refused.json()["message"]
+        lock(api, next_week, 1)
+
+    def test_the_monthly_limit_counts_the_visit_dates_calendar_month(self, api, bookable):
+        region_rules(limit_per_month=2)
+        first_of_next = (timezone.localdate().replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+        schedules = [bookable(days_ahead=days_until(first_of_next + dt.timedelta(days=d)))[1] for d in (0, 1, 2)]
+        lock(api, schedules[0], 1)
+        lock(api, schedules[1], 1)
+        refused = api.lock(schedules[2], 1)
+        assert refused.status_code == 409 and refused.json()["code"] == "patient_limit"
+        assert f"{first_of_next:%Y年%m月}" in refused.json()["message"]
