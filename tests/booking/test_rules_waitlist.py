@@ -10,6 +10,8 @@ import pytest
 
 from booking import clock, services
 from booking.models import Order, PatientNotification, Schedule, WaitlistEntry
+from regional.sandbox import services as sandbox
+from regional.sandbox.models import SandboxOrder
 from tests.booking.conftest import patient
 from tests.booking.rules_helpers import local, lock, region_rules
 
@@ -96,3 +98,12 @@ class WaitlistTests:
             api.post(f"/api/v1/orders/{order['order_no']}/cancel")
         assert WaitlistEntry.objects.get(pk=entry["id"]).status == WaitlistEntry.CLOSED
         assert Schedule.objects.get(pk=schedule.pk).remaining == 1
+
+    def test_a_number_the_hospital_cancels_goes_to_the_first_in_line(self, api, full):
+        schedule, order = full
+        entry = join(api, schedule, 2).json()
+        held = SandboxOrder.objects.get(work_flow_id=order["workflow_id"])
+        sandbox.order_withdraw(order=held, reason="患者电话取消")
+        assert sandbox.center_push_promise(orders=[held]).ok
+        offered = WaitlistEntry.objects.select_related("order").get(pk=entry["id"])
+        assert offered.status == WaitlistEntry.OFFERED and offered.order.status == Order.BOOKED
