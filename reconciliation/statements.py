@@ -8,6 +8,9 @@
 - Alipay 业务明细: `#` comment lines (`#支付宝业务明细查询`, `#账号：[…]`, `#起始日期：[…]   终止日期：[…]`),
   a header row `支付宝交易号,商户订单号,业务类型,…`, one row per 交易 or 退款 (values padded with
   a tab, refund amounts negative), `#-----业务明细列表结束-----` and `#交易合计：…` summary lines.
+  Its 账务明细 (`#支付宝账务明细查询`, `账务流水号,业务流水号,商户订单号,…,收入金额（+元）,支出金额（-元）,…`)
+  is read too: income with a merchant order number is a payment, a 交易退款 outgo a refund, fees
+  and withdrawals are skipped; `#收入合计`/`#支出合计` are checked.
 
 Files arrive in GBK (read as GB18030, its superset) or UTF-8, with or without a BOM. They are
 read as a stream, row by row, so a bill of any size needs little memory; the summary lines are
@@ -368,6 +371,7 @@ ALIPAY_TYPES = {"交易": PAYMENT, "退款": REFUND}
 _BRACKETED = re.compile(r"\[([^\]]*)\]")
 _CN_TIME = re.compile(r"(\d{4})年(\d{1,2})月(\d{1,2})日\s*(\d{1,2}):(\d{2}):(\d{2})")
 _TOTAL_LINE = re.compile(r"^#\s*(交易|退款)合计[：:]\s*(\d+)\s*笔[，,]\s*商家实收(?:共|[：:])?\s*(-?[\d.,]+)\s*元")
+_FLOW_TOTAL = re.compile(r"^#\s*(收入|支出)合计[：:]\s*(\d+)\s*笔[，,]\s*共\s*(-?[\d.,]+)\s*元")
 
 
 def _cn_time(text: str) -> dt.datetime | None:
@@ -416,6 +420,9 @@ def _alipay_rows(bill: Bill) -> Iterator[StatementRow]:
     line, header = bill._first  # type: ignore[misc]
     names = [_header_name(v) for v in header]
     index = {name: i for i, name in enumerate(names) if name}
+    if "账务流水号" in index:
+        yield from _alipay_account_rows(bill, names, index)
+        return
     time_name = "完成时间" if "完成时间" in index else "创建时间"
     missing = [n for n in ("支付宝交易号", "商户订单号", "业务类型", "订单金额（元）", time_name) if n not in index]
     if missing:
@@ -485,3 +492,81 @@ def _alipay_rows(bill: Bill) -> Iterator[StatementRow]:
             raise StatementFileError(stated_line, f"{label}合计为{count}笔，明细实有{counted[kind]}笔")
         if received is not None and total != received_sum[kind]:
             raise StatementFileError(stated_line, f"{label}合计商家实收为{total}元，明细合计为{received_sum[kind]}元")
+
+
+def _alipay_account_rows(bill: Bill, names: list[str], index: dict[str, int]) -> Iterator[StatementRow]:
+    """Alipay 账务明细 (the account's money movements): a trade's payment is income with the merchant
+    order number, its refund an outgo of type 交易退款; fees (收费), withdrawals and transfers are
+    not trades and are skipped, but count towards the 收入合计/支出合计 lines that are checked."""
+    line = bill._first[0]  # type: ignore[index]
+    income_col = next((index[n] for n in ("收入金额（+元）", "收入金额") if n in index), None)
+    outgo_col = next((index[n] for n in ("支出金额（-元）", "支出金额") if n in index), None)
+    missing = [n for n in ("业务流水号", "商户订单号", "发生时间", "业务类型") if n not in index]
+    if income_col is None or outgo_col is None:
+        missing.append("收入金额（+元）/支出金额（-元）")
+    if missing:
+        raise StatementFileError(line, f"表头缺少列：{'、'.join(missing)}")
+    tz = timezone.get_current_timezone()
+    start, end = bill._period
+    width = len(names)
+    moved = {"收入": [0, ZERO], "支出": [0, ZERO]}
+    stated: dict[str, tuple[int, int, Decimal]] = {}
+    ended = False
+    for values in bill._reader:  # type: ignore[union-attr]
+        line = bill.line
+        if values and values[0].lstrip().startswith("#"):
+            joined = ",".join(values).strip().rstrip(",")
+            if "账务明细列表结束" in joined:
+                ended = True
+            elif (total := _FLOW_TOTAL.match(joined)) is not None:
+                stated[total.group(1)] = (
+                    line,
+                    int(total.group(2)),
+                    _amount(total.group(3), line, f"{total.group(1)}合计"),
+                )
+            continue
+        if len(values) < width:
+            if not any(v.strip() for v in values):
+                continue
+            raise StatementFileError(line, f"应有{width}列，实际{len(values)}列")
+        if ended:
+            raise StatementFileError(line, "“账务明细列表结束”之后不应再有明细")
+        income = _amount(values[income_col].strip() or "0", line, names[income_col])
+        outgo = abs(_amount(values[outgo_col].strip() or "0", line, names[outgo_col]))
+        for label, value in (("收入", income), ("支出", outgo)):
+            if value:
+                moved[label][0] += 1
+                moved[label][1] += value
+        occurred = _time(values[index["发生时间"]].strip(), line, "发生时间")
+        if start is not None and (occurred < start or (end is not None and occurred >= end)):
+            raise StatementFileError(line, f"发生时间{values[index['发生时间']].strip()}不在账单起止日期内")
+        if start is None and occurred.date() != bill.bill_date:
+            raise StatementFileError(line, f"发生时间不在账单日期{bill.bill_date:%Y-%m-%d}内")
+        batch = values[index["商户订单号"]].strip()
+        business = values[index["业务类型"]].strip()
+        if not batch:
+            continue  # 收费, 提现, 转账: money of the account, not of a trade
+        if income > 0 and not outgo:
+            kind, amount = PAYMENT, income
+        elif outgo > 0 and not income and "退款" in business:
+            kind, amount = REFUND, outgo
+        else:
+            continue
+        yield StatementRow(
+            line_no=line,
+            kind=kind,
+            batch=_trade_no(batch, line, "商户订单号"),
+            pay_trade_no=_trade_no(values[index["业务流水号"]].strip(), line, "业务流水号"),
+            refund_no="",
+            amount=amount,
+            occurred_at=occurred.replace(tzinfo=tz),
+            status=business[:20],
+            hospital_hint=values[index["备注"]].strip()[:128] if "备注" in index else "",
+        )
+    if not ended and (start is not None or stated):
+        raise StatementFileError(bill.line + 1, "缺少“账务明细列表结束”标记，文件可能不完整")
+    for label, (stated_line, count, total) in stated.items():
+        if count != moved[label][0] or abs(total) != moved[label][1]:
+            raise StatementFileError(
+                stated_line, f"{label}合计为{count}笔{abs(total)}元，明细实有{moved[label][0]}笔{moved[label][1]}元"
+            )

@@ -170,3 +170,36 @@ class AlipayBillTests:
     def test_an_unknown_business_type_is_refused(self):
         content = written("alipay").decode().replace(",交易,", ",冻结,", 1)
         assert "业务类型“冻结”无法识别" in refused(content).message
+
+
+ACCOUNT_BILL = """#支付宝账务明细查询
+#账号：[20880000000000000156]
+#起始日期：[2026年11月25日 00:00:00]   终止日期：[2026年11月26日 00:00:00]
+#-----------------------------------------账务明细列表----------------------------------------
+账务流水号,业务流水号,商户订单号,商品名称,发生时间,对方账号,收入金额（+元）,支出金额（-元）,账户余额（元）,交易渠道,业务类型,备注
+54632446537371\t,2026112522001400000001\t,T0001\t,预约挂号费\t,2026-11-25 09:02:06,张** (134****0001)\t,12.50,0.00,112.50,支付宝,在线支付,H0001
+54632446537372\t,2026112522001400000001\t,\t,服务费\t,2026-11-25 09:02:06,支付宝\t,0.00,-0.08,112.42,支付宝,收费,
+54632446537373\t,2026112522001400000002\t,T0002\t,预约挂号费\t,2026-11-25 10:31:32,李** (134****0002)\t,30.00,0.00,142.42,支付宝,在线支付,H0001
+54632446537374\t,2026112522001400000001\t,T0001\t,预约挂号费\t,2026-11-25 18:00:00,张** (134****0001)\t,0.00,-12.50,129.92,支付宝,交易退款,H0001
+#-----------------------------------------账务明细列表结束------------------------------------
+#支出合计：2笔，共-12.58元
+#收入合计：2笔，共42.50元
+#导出时间：[2026年11月26日 09:30:00]
+"""
+
+
+class AlipayAccountBillTests:
+    def test_the_account_statement_layout_reads_trades_and_skips_fees(self):
+        bill, rows = read(ACCOUNT_BILL.encode("gbk"), "alipay")
+        assert bill.layout == "alipay" and bill.encoding == "gb18030" and bill.account == "20880000000000000156"
+        assert [(r.batch, r.kind, r.amount, r.pay_trade_no) for r in rows] == [
+            ("T0001", "payment", Decimal("12.50"), "2026112522001400000001"),
+            ("T0002", "payment", Decimal("30.00"), "2026112522001400000002"),
+            ("T0001", "refund", Decimal("12.50"), "2026112522001400000001"),
+        ]
+        assert rows[0].hospital_hint == "H0001" and rows[2].status == "交易退款"
+
+    def test_totals_that_disagree_with_the_movements_are_refused(self):
+        content = ACCOUNT_BILL.replace("#收入合计：2笔，共42.50元", "#收入合计：2笔，共42.00元")
+        error = refused(content.encode("gbk"))
+        assert error.line == 12 and "收入合计为2笔42.00元，明细实有2笔42.50元" in error.message
