@@ -175,7 +175,7 @@ class ReferralAdmin(PersonalDataAdminMixin, admin.ModelAdmin):
                 "fields": (
                     ("care_type", "urgency", "direction", "status"),
                     "purpose",
-                    "original",
+                    ("original", "booking_order"),
                     ("accept_note", "reject_reason", "cancel_reason"),
                     "page_link",
                 )

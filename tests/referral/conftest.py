@@ -3,10 +3,19 @@ level-3 hospital with departments, and a poster for the servlet."""
 
 from __future__ import annotations
 
-import pytest
+import datetime as dt
+from decimal import Decimal
 
+import pytest
+from django.utils import timezone
+
+from booking.models import Schedule
 from regional.models import Department
-from tests.referral.support import RECEIVER_NO, SENDER_NO, SERVLET, answer, basic
+from regional.sandbox import services as sandbox
+from regional.sandbox.models import SandboxHospital
+from tests.conftest import SECRET
+from tests.referral.support import HIS, RECEIVER_NO, SENDER_NO, SERVLET, ZNTS, answer, basic, form, query_xml, start_xml
+from tests.sandbox.factories import SandboxDepartmentFactory, SandboxDoctorFactory, SandboxHospitalFactory, his_url
 
 
 @pytest.fixture(autouse=True)
@@ -52,3 +61,40 @@ def post(client):
         return answer(response.status_code, response["Content-Type"], response.content)
 
     return send
+
+
+@pytest.fixture
+def his(public_url, receiver) -> SandboxHospital:
+    """The receiving hospital H0002 is the sandbox hospital: the platform calls its HIS over HTTP."""
+    receiver.endpoint_url = his_url(public_url, RECEIVER_NO)
+    receiver.save()
+    return SandboxHospitalFactory(
+        hospital_no=RECEIVER_NO, name="测试第二人民医院", center_url=f"{public_url}/ws/center", center_secret=SECRET
+    )
+
+
+@pytest.fixture
+def pushed(his):
+    """A morning session of 心血管内科 (K01, the referral's department) with 王医生, pushed to the center."""
+
+    def make(slots: int = 5, days_ahead: int = 1) -> Schedule:
+        department = SandboxDepartmentFactory(hospital=his, department_id="K01", name="心血管内科")
+        doctor = SandboxDoctorFactory(hospital=his, department=department, doctor_id="D100", name="王医生")
+        session = sandbox.schedule_create(
+            hospital=his, doctor=doctor, work_date=timezone.localdate() + dt.timedelta(days=days_ahead),
+            work_time_code="1", start_time=dt.time(8, 0), stop_time=dt.time(10, 0), slots=slots,
+            price=Decimal("12.50"),
+        )  # fmt: skip
+        answer = sandbox.center_push_schedules(hospital=his, schedules=[session], full=False)
+        assert answer.ok, answer.summary()
+        return Schedule.objects.select_related("hospital").get(work_id=session.work_id)
+
+    return make
+
+
+@pytest.fixture
+def links(sender, receiver, his, client, post) -> tuple[str, str]:
+    """(his.html, znts.html) as the two HIS open them: a submitted referral of 张三 to 心血管内科."""
+    his_page = f"{HIS}?{post(start_xml()).parm}"
+    assert client.post(his_page, form()).status_code == 302
+    return his_page, f"{ZNTS}?{post(query_xml(), as_hospital=RECEIVER_NO).parm}"

@@ -14,6 +14,8 @@ from tests.conftest import SECRET
 SENDER_NO = "PDY1234567890"  # the hospital code the specification's examples use
 RECEIVER_NO = "H0002"
 SERVLET = "/referral/api/SxzzAppServlet"
+HIS = "/referral/referral/his.html"
+ZNTS = "/referral/referral/znts.html"
 PARM = re.compile(r"^referralCode=([0-9A-F]{40})&type=(mz|zy)$")
 
 START_VALUES = {
@@ -53,6 +55,19 @@ BESPEAK = {
     "kssj": "08:00",
     "jssj": "08:30",
 }
+
+
+def form(**overrides) -> dict:
+    """The application form (his.html) as the sending doctor submits it: to H0002's 心血管内科."""
+    return {
+        "action": "submit",
+        "hospital": RECEIVER_NO,
+        "department": "K01",
+        "urgency": "1",
+        "purpose": "进一步诊治",
+        "notes": "请安排床位",
+        **overrides,
+    }
 
 
 def apply_values(**overrides) -> dict:

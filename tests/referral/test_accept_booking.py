@@ -3,61 +3,16 @@ SOAP at /sandbox/his/H0002/ws (live_server), its sessions pushed to the center l
 
 from __future__ import annotations
 
-import datetime as dt
-from decimal import Decimal
-
 import pytest
-from django.utils import timezone
 
 from booking.models import Order, Schedule
 from booking.services import Patient, channel_issue_token, order_lock
 from referral.models import Referral
-from regional.sandbox import services as sandbox
-from regional.sandbox.models import SandboxHospital, SandboxOrder
+from regional.sandbox.models import SandboxOrder
 from tests.booking.conftest import booking_state  # noqa: F401  (autouse: clean caches, eager outbox)
-from tests.conftest import SECRET
-from tests.referral.support import RECEIVER_NO, query_xml, start_xml
-from tests.referral.test_pages import HIS, ZNTS, form
-from tests.sandbox.factories import SandboxDepartmentFactory, SandboxDoctorFactory, SandboxHospitalFactory, his_url
+from tests.referral.support import RECEIVER_NO
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def his(public_url, receiver) -> SandboxHospital:
-    """The receiving hospital H0002 is the sandbox hospital: the platform calls its HIS over HTTP."""
-    receiver.endpoint_url = his_url(public_url, RECEIVER_NO)
-    receiver.save()
-    return SandboxHospitalFactory(
-        hospital_no=RECEIVER_NO, name="测试第二人民医院", center_url=f"{public_url}/ws/center", center_secret=SECRET
-    )
-
-
-@pytest.fixture
-def pushed(his):
-    """A morning session of 心血管内科 (K01, the referral's department) with 王医生, pushed to the center."""
-
-    def make(slots: int = 5, days_ahead: int = 1) -> Schedule:
-        department = SandboxDepartmentFactory(hospital=his, department_id="K01", name="心血管内科")
-        doctor = SandboxDoctorFactory(hospital=his, department=department, doctor_id="D100", name="王医生")
-        session = sandbox.schedule_create(
-            hospital=his, doctor=doctor, work_date=timezone.localdate() + dt.timedelta(days=days_ahead),
-            work_time_code="1", start_time=dt.time(8, 0), stop_time=dt.time(10, 0), slots=slots,
-            price=Decimal("12.50"),
-        )  # fmt: skip
-        answer = sandbox.center_push_schedules(hospital=his, schedules=[session], full=False)
-        assert answer.ok, answer.summary()
-        return Schedule.objects.select_related("hospital").get(work_id=session.work_id)
-
-    return make
-
-
-@pytest.fixture
-def links(sender, receiver, his, client, post) -> tuple[str, str]:
-    """(his.html, znts.html) as the two HIS open them: a submitted referral of 张三 to 心血管内科."""
-    his_page = f"{HIS}?{post(start_xml()).parm}"
-    assert client.post(his_page, form()).status_code == 302
-    return his_page, f"{ZNTS}?{post(query_xml(), as_hospital=RECEIVER_NO).parm}"
 
 
 def accept(client, url: str, work_id: str, note: str = "明日上午心内科门诊"):

@@ -12,6 +12,7 @@ import requests
 
 from referral import services
 from referral.models import Referral
+from tests.booking.conftest import booking_state  # noqa: F401  (autouse: clean caches, eager outbox)
 from tests.conftest import SECRET
 from tests.referral.support import RECEIVER_NO, SENDER_NO, SERVLET, answer, query_xml, start_xml
 from tests.services import MISSING
@@ -142,6 +143,19 @@ class DoctorPagesInBrowserTests:
         referral.refresh_from_db()
         assert referral.status == "accepted" and referral.accept_note == "请于明日8:00至心血管内科门诊"
         assert [t.to_status for t in referral.transitions.all()] == ["draft", "submitted", "accepted"]
+
+    def test_the_receiving_doctor_accepts_and_books_a_session(self, page, public_url, links, pushed):
+        schedule = pushed(slots=3)
+        page.goto(public_url + links[1])
+        assert page.locator("#schedule-none").is_checked()
+        page.check(f"input[name='accept-schedule'][value='{schedule.work_id}']")
+        page.fill("#id_accept-note", "请于明日8:00至心血管内科门诊")
+        page.click("#accept")
+        page.wait_for_selector("text=已为患者预约挂号")
+        order = Referral.objects.get().booking_order
+        assert order is not None and order.status == "1"
+        assert order.order_no in page.locator("#booking-order").inner_text()
+        page.screenshot(path=str(ARTIFACTS / "referral-znts-booked.png"), full_page=True)
 
     def test_an_expired_link_shows_a_friendly_page(self, page, public_url, sender, receiver):
         started = call(public_url, start_xml(), SENDER_NO)

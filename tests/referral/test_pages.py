@@ -12,30 +12,15 @@ from django.utils import timezone
 
 from referral.models import Referral, ReferralAccess
 from regional.models import Doctor
-from tests.referral.support import RECEIVER_NO, query_xml, start_xml
+from tests.referral.support import HIS, RECEIVER_NO, ZNTS, form, query_xml, start_xml
 
 pytestmark = pytest.mark.django_db
-
-HIS = "/referral/referral/his.html"
-ZNTS = "/referral/referral/znts.html"
 
 
 @pytest.fixture
 def his_url(sender, receiver, post):
     """his.html as the HIS opens it: from the parm of a real `referral` answer."""
     return f"{HIS}?{post(start_xml()).parm}"
-
-
-def form(**overrides) -> dict:
-    return {
-        "action": "submit",
-        "hospital": RECEIVER_NO,
-        "department": "K01",
-        "urgency": "1",
-        "purpose": "进一步诊治",
-        "notes": "请安排床位",
-        **overrides,
-    }
 
 
 @pytest.fixture
