@@ -30,6 +30,7 @@ from booking.models import (
     OutboxMessage,
     PatientNotification,
     Schedule,
+    WaitlistEntry,
 )
 from booking.rules import parse_ban_tiers, parse_channel_quotas, parse_holidays, rules_cache_clear
 from regional.admin import PersonalDataAdminMixin
@@ -666,3 +667,31 @@ class NoShowBanAdmin(admin.ModelAdmin):
             self.message_user(request, exc.message, messages.ERROR)
         else:
             self.message_user(request, "禁约已解除" if data.get("lift") else "禁约已缩短", messages.SUCCESS)
+
+
+@admin.register(WaitlistEntry)
+class WaitlistEntryAdmin(PersonalDataAdminMixin, ReadOnlyAdmin):
+    """The waitlists (候补): written by the channels and the offer task; staff browse them."""
+
+    personal_fields = {"patient_name": "name", "phone": "phone"}
+    list_display = ("created_at", "schedule", "channel", "status", "masked_patient_name", "masked_phone", "order_link")
+    list_filter = ("status", "channel")
+    search_fields = ("=schedule__work_id",)
+    search_help_text = "按排班班次精确搜索"
+    list_select_related = ("schedule", "channel", "order")
+    ordering = ("-created_at",)
+    fields = ("schedule", "channel", "status", "masked_patient_name", "masked_phone", "order_link", "note",
+              "created_at", "updated_at")  # fmt: skip
+    readonly_fields = fields
+
+    @admin.display(description="订单")
+    def order_link(self, obj: WaitlistEntry) -> str:
+        return _order_link(obj.order)
+
+    @admin.display(description="患者姓名")
+    def masked_patient_name(self, obj: WaitlistEntry) -> str:
+        return self.masked(obj, "patient_name")
+
+    @admin.display(description="手机号码")
+    def masked_phone(self, obj: WaitlistEntry) -> str:
+        return self.masked(obj, "phone")

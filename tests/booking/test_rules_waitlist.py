@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.urls import reverse
 
 from booking import clock, services
 from booking.models import Order, PatientNotification, Schedule, WaitlistEntry
@@ -107,3 +108,11 @@ class WaitlistTests:
         assert sandbox.center_push_promise(orders=[held]).ok
         offered = WaitlistEntry.objects.select_related("order").get(pk=entry["id"])
         assert offered.status == WaitlistEntry.OFFERED and offered.order.status == Order.BOOKED
+
+
+class WaitlistAdminTests:
+    def test_staff_see_the_waitlist_masked(self, api, full, admin_client):
+        schedule, _order = full
+        join(api, schedule, 2)
+        page = admin_client.get(reverse("admin:booking_waitlistentry_changelist")).content.decode()
+        assert "候补中" in page and "134****0002" in page and "13400000002" not in page
