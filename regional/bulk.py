@@ -52,7 +52,9 @@ def _copy_upsert(model, objects, unique_fields, update_fields) -> int:
     column_list = ", ".join(quote(c) for c in columns)
     with connection.cursor() as cursor:
         raw = cursor.cursor
-        raw.execute(f"CREATE TEMP TABLE {temp} ON COMMIT DROP AS SELECT {column_list} FROM {quote(meta.db_table)} WITH NO DATA")
+        raw.execute(
+            f"CREATE TEMP TABLE {temp} ON COMMIT DROP AS SELECT {column_list} FROM {quote(meta.db_table)} WITH NO DATA"
+        )
         with raw.copy(f"COPY {temp} ({column_list}) FROM STDIN") as copy:
             for obj in objects:
                 copy.write_row([f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields])
