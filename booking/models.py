@@ -555,7 +555,7 @@ class BookingRules(models.Model):
         null=True,
         blank=True,
         help_text='按渠道代码分配平台可预约号源（号源总数减医院保留号源）的百分比，例如 {"JKMZWX": 60, "JKMYAPP": 40}；'
-        "未列出的渠道在配额释放前不能预约；留空表示不分配。",
+        "未列出的渠道（如转诊）不受配额限制；留空表示不分配。",
     )
     quota_release_minutes = models.PositiveIntegerField(
         "配额释放（开诊前分钟数）",

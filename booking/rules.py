@@ -189,11 +189,13 @@ def parse_channel_quotas(value) -> dict[str, int]:
 
 
 def channel_quota(rules: EffectiveRules, *, channel_code: str, bookable: int) -> int | None:
-    """How many of the schedule's `bookable` numbers the channel may hold; None: no quota applies."""
+    """How many of the schedule's `bookable` numbers the channel may hold; None: no quota applies
+    (no quotas, or a channel that has no share)."""
     quotas = parse_channel_quotas(rules.channel_quotas)
-    if not quotas:
+    if channel_code not in quotas:
+        # A channel without a share (a referral, say) is not held back by the others' quotas.
         return None
-    return int(bookable * quotas.get(channel_code, 0) // 100)
+    return int(bookable * quotas[channel_code] // 100)
 
 
 def quota_released_at(rules: EffectiveRules, work_date: dt.date, start_time: dt.time) -> dt.datetime | None:

@@ -60,6 +60,12 @@ class ChannelQuotaTests:
         lock(other_api, schedule, 4)
         assert Order.objects.filter(status=Order.BOOKED).count() == 4
 
+    def test_a_channel_without_a_share_is_not_held_back(self, api, other_api, bookable):
+        region_rules(channel_quotas={"JKMZWX": 50})
+        _, schedule = bookable(slots=2, days_ahead=1)
+        lock(other_api, schedule, 1)
+        lock(other_api, schedule, 2)
+
     def test_a_cancelled_order_gives_the_quota_back(self, api, bookable):
         region_rules(channel_quotas={"JKMZWX": 50, "JKMYAPP": 50})
         _, schedule = bookable(slots=2, days_ahead=1)
