@@ -23,16 +23,9 @@ from regional.sandbox.models import SandboxOrder
 from tests.booking import conftest as booking
 from tests.reconciliation.support import source, yesterday
 
-# The booking suite's actors, reused: a channel with its token and REST client, the sandbox
-# hospital pushing a session to the platform, and the per-test broker state.
-api, bookable, booking_state, channel, his = (
-    booking.api,
-    booking.bookable,
-    booking.booking_state,
-    booking.channel,
-    booking.his,
-)
-wait_for = booking.wait_for
+# The booking suite's actors, reused: a channel with its token and its REST client, and the
+# sandbox hospital pushing a session to the platform.
+api, bookable, channel, his, wait_for = booking.api, booking.bookable, booking.channel, booking.his, booking.wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 T = Discrepancy.Type
