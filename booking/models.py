@@ -278,6 +278,9 @@ class Order(models.Model):
             models.Index(fields=["hospital", "created_at"], name="order_hospital_created"),
             models.Index(fields=["channel", "created_at"], name="order_channel_created"),
             models.Index(fields=["status", "created_at"], name="order_status_created"),
+            # The reconciliation's hospital check selects a day's payments and cancellations.
+            models.Index(fields=["paid_at"], name="order_paid_at"),
+            models.Index(fields=["cancelled_at"], name="order_cancelled_at"),
         ]
 
     def __str__(self) -> str:
@@ -479,6 +482,8 @@ class LedgerEntry(models.Model):
             models.Index(fields=["batch"], name="ledger_batch"),
             models.Index(fields=["hospital", "created_at"], name="ledger_hospital_created"),
             models.Index(fields=["pay_trade_no"], name="ledger_pay_trade_no"),
+            # A reconciliation run reads one payment channel's day.
+            models.Index(fields=["pay_channel", "created_at"], name="ledger_channel_created"),
         ]
 
     def __str__(self) -> str:
