@@ -265,14 +265,16 @@ def _post(hospital: Hospital, iface: Interface, text: str, timeout: float, conte
     finally:
         _call_timeout.reset(token)
     status = response.status_code
-    if status >= 500:
+    if status >= 400:
         code, fault = _fault(response.content)
+        # SOAP 1.1 says 500 for every fault; many servers (ours included) answer a client fault with 400.
         if code.rsplit(":", 1)[-1].split(".")[0] in {"Client", "Sender"}:
             # The hospital says our envelope is wrong for it: its namespace or part name is misconfigured.
             raise HospitalBadAnswer(
                 f"医院接口{iface.name}拒绝了SOAP请求（SOAP Fault：{fault}），请检查命名空间、参数名和SOAP版本配置",
                 **context,
             )
+    if status >= 500:
         detail = f"（SOAP Fault：{fault}）" if fault else ""
         raise HospitalUnavailable(f"医院接口{iface.name}返回HTTP {status}{detail}", **context)
     if status >= 400:
