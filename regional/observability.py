@@ -114,12 +114,12 @@ class RequestContextMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         incoming = request.META.get("HTTP_X_REQUEST_ID", "")[:64]
         rid = incoming if incoming.replace("-", "").isalnum() else uuid.uuid4().hex
-        token = request_id_var.set(rid)
+        # Set, not reset afterwards: Django logs the response (django.request) after this returns,
+        # and a worker thread serves the next request with fresh values anyway.
+        request_id_var.set(rid)
+        transaction_id_var.set("")
         started = time.monotonic()
-        try:
-            response = self.get_response(request)
-        finally:
-            request_id_var.reset(token)
+        response = self.get_response(request)
         match = getattr(request, "resolver_match", None)
         route = match.route if match and match.route else "unmatched"
         HTTP_REQUESTS.labels(route, f"{response.status_code // 100}xx").inc()

@@ -99,3 +99,18 @@ class TrustedProxyTests:
         settings.TRUSTED_PROXIES = ["127.0.0.1"]
         assert client_address(rf.get("/", REMOTE_ADDR="127.0.0.1", HTTP_X_REAL_IP="10.1.2.3")) == "10.1.2.3"
         assert client_address(rf.get("/", REMOTE_ADDR="192.0.2.9", HTTP_X_REAL_IP="10.1.2.3")) == "192.0.2.9"
+
+
+class RedisDownTests:
+    def test_rate_limits_and_breakers_fail_open_when_redis_is_down(self):
+        from regional import ratelimit
+        from regional.cache import ResilientRedisCache
+
+        dead = ResilientRedisCache("redis://127.0.0.1:1/0", {"OPTIONS": {"socket_connect_timeout": 0.2}})
+        assert dead.get("k") is None and dead.get("k", 5) == 5 and dead.add("k", 1) is True
+        with pytest.raises(ValueError):
+            dead.incr("k")
+        from unittest import mock
+
+        with mock.patch("regional.ratelimit.cache", dead):
+            assert ratelimit.allow("hospital:H0001", limit=1) and ratelimit.allow("hospital:H0001", limit=1)

@@ -1,0 +1,49 @@
+"""The Redis cache, made so that Redis being down never fails a request.
+
+Rate limits, circuit breakers and short-lived caches live in Redis; while it restarts, reads miss
+and writes are dropped (logged), so limits fail open and breakers count nothing, instead of
+answering patients and hospitals with a 500.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+from django.core.cache.backends.redis import RedisCache
+from redis.exceptions import RedisError
+
+logger = logging.getLogger("regional.cache")
+
+
+def _resilient(fallback):
+    def wrap(method):
+        @functools.wraps(method)
+        def safe(self, *args, **kwargs):
+            try:
+                return method(self, *args, **kwargs)
+            except RedisError as exc:
+                logger.warning("cache %s skipped, Redis unavailable: %s", method.__name__, type(exc).__name__)
+                if isinstance(fallback, type) and issubclass(fallback, Exception):
+                    raise fallback("cache unavailable") from exc
+                return fallback(args, kwargs) if callable(fallback) else fallback
+
+        return safe
+
+    return wrap
+
+
+class ResilientRedisCache(RedisCache):
+    get = _resilient(lambda args, kwargs: kwargs.get("default", args[1] if len(args) > 1 else None))(RedisCache.get)
+    get_many = _resilient({})(RedisCache.get_many)
+    has_key = _resilient(False)(RedisCache.has_key)
+    add = _resilient(True)(RedisCache.add)
+    set = _resilient(None)(RedisCache.set)
+    set_many = _resilient([])(RedisCache.set_many)
+    touch = _resilient(False)(RedisCache.touch)
+    delete = _resilient(False)(RedisCache.delete)
+    delete_many = _resilient(None)(RedisCache.delete_many)
+    # Callers treat ValueError as "no such key" and fall back to set(), which is dropped too.
+    incr = _resilient(ValueError)(RedisCache.incr)
+    decr = _resilient(ValueError)(RedisCache.decr)
+    clear = _resilient(None)(RedisCache.clear)
