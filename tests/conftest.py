@@ -10,6 +10,7 @@ import zeep
 from zeep.transports import Transport
 
 from tests.services import require
+from tests.simulators.vendor_his import vendor_his  # noqa: F401 - a fixture for every test package
 
 SPEC_FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "spec"
 SECRET = "test-secret-not-for-production-0001"
