@@ -212,6 +212,9 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "区域医疗健康资源平台 渠道接口",
     "DESCRIPTION": "预约挂号渠道（微信 JKMZWX、APP JKMYAPP）使用的 REST 接口",
     "VERSION": "1.0.0",
+    # The channel's whole reference: description, error codes, life cycle, quick-start, examples.
+    "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "booking.api.docs.postprocess"],
 }
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
