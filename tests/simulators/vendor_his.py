@@ -4,8 +4,8 @@ Plain WSGI and lxml (no Spyne, no catalog): the ten hospital-side operations the
 in one of three vendor styles, served over HTTP on a free port.
 
 - `cxf`   JAX-WS/CXF: SOAP 1.1, an *unqualified* part `xmlStr`; a namespaced part gets JAXB's
-          `unexpected element (uri:…, local:"xmlStr"). Expected elements are <{}xmlStr>`; a SOAPAction
-          that is not empty (the WSDL's soapAction="") gets "does not match an operation".
+          `unexpected element (uri:…, local:"xmlStr"). Expected elements are <{}xmlStr>`; the
+          SOAPAction is ignored, as JAX-WS does.
 - `asmx`  .NET asmx with SOAP 1.1 switched off: SOAP 1.2 only, namespace http://tempuri.org/, a
           qualified part `xmlString`, dispatch on the action `http://tempuri.org/<operation>`.
 - `gbk`   a domestic HIS: SOAP 1.1 in GBK, an unqualified part `arg0`, answers with lower-case element
@@ -61,7 +61,7 @@ class Style:
     qualified_part: bool
     encoding: str = "UTF-8"
     lower_case_answers: bool = False
-    # What SOAPAction the service insists on: "" (none or empty), or a prefix before the operation name.
+    # The SOAPAction the service dispatches on: a prefix before the operation name; None: ignored (JAX-WS).
     action_prefix: str | None = None
 
     def expected_action(self, operation: str) -> str:
@@ -103,6 +103,7 @@ class HisState:
     hospital_no: str
     sessions: dict[str, Session] = field(default_factory=dict)
     orders: dict[str, Order] = field(default_factory=dict)
+    cards: dict[str, str] = field(default_factory=dict)  # ID number → card number
     # Inner request messages as received, per operation, in order.
     received: dict[str, list[str]] = field(default_factory=dict)
     # operation → answers still to lose: do the work, then answer only after this many seconds.
@@ -195,7 +196,7 @@ class Handlers:
         return {"WorkFlowId": order.work_flow_id, "SerialNumber": str(order.serial), "Worktime": "08:00-08:30"}
 
     def getRegistrationInfo(self, data: dict) -> dict:
-        _require(data, "WorkId")
+        _require(data, "WorkId", "WorkDate")
         session = self.state.sessions.get(data["WorkId"])
         if session is None:
             raise HisRefusal("排班不存在")
@@ -256,12 +257,16 @@ class Handlers:
 
     def CheckMediCardIdService(self, data: dict) -> dict:
         _require(data, "MediCardId", "UserCardNo")
-        return {"IsValid": "true", "UserCardNo": data["UserCardNo"], "UserName": data.get("UserName", "")}
+        valid = self.state.cards.get(data["UserCardNo"]) == data["MediCardId"]
+        return {"IsValid": "true" if valid else "false", "UserCardNo": data["UserCardNo"],
+                "UserName": data.get("UserName", "")}  # fmt: skip
 
     def queryCardListInfo(self, data: dict) -> dict:
         _require(data, "UserCardNo")
+        # A patient without a card gets one (建档), as the platform's channels expect.
+        card = self.state.cards.setdefault(data["UserCardNo"], f"{len(self.state.cards) + 1:010d}")
         now = _java_now()
-        return {"cardList": [{"CardNo": "0001234567", "Name": data.get("UserName", ""), "CreateTime": now,
+        return {"cardList": [{"CardNo": card, "Name": data.get("UserName", ""), "CreateTime": now,
                               "LastTime": now, "phone": "13400001234"}]}  # fmt: skip
 
 
@@ -354,12 +359,8 @@ class VendorHis:
             )
         operation = qname.localname
         action = _action(content_type) if soap12 else (soap_action or "").strip('"')
-        if action != style.expected_action(operation) and not (style.action_prefix is None and action == ""):
-            text = (
-                f"Server did not recognize the value of HTTP Header SOAPAction: {action}."
-                if style.action_prefix is not None
-                else f"The given SOAPAction {action} does not match an operation."
-            )
+        if style.action_prefix is not None and action != style.expected_action(operation):
+            text = f"Server did not recognize the value of HTTP Header SOAPAction: {action}."
             raise _Reject("500 Internal Server Error", self._fault("Client", text))
         part = next((e for e in wrapper if isinstance(e.tag, str)), None)
         wanted = f"{{{style.namespace}}}{style.part}" if style.qualified_part else style.part
