@@ -497,8 +497,10 @@ PAYMENT_NOTICE = Interface(
     ),
     _response(
         Field("WorkFlowId", "挂号交易流水号", required=True),
-        Field("SerialNumber", "挂号序号", INT, required=True),
-        Field("Worktime", "就诊时段", required=True, max_length=20),
+        # Required in the table, but ResultCode 0 already says the payment was applied: an answer
+        # without them is a success, not a reason to send the notice again (the lock gave them).
+        Field("SerialNumber", "挂号序号", INT),
+        Field("Worktime", "就诊时段", max_length=20),
     ),
 )
 

@@ -177,3 +177,11 @@ class SendingTests:
         cards = QUERY_CARD_LIST.request.example({"CardType": "02"})
         with pytest.raises(MessageInvalid, match="CardType"):
             QUERY_CARD_LIST.request.parse(read_xml(QUERY_CARD_LIST.request.render(cards)), version="2.2")
+
+    def test_a_payment_answer_without_serial_number_and_worktime_is_a_success(self):
+        from regional.messages.catalog import PAYMENT_NOTICE
+
+        answer = PAYMENT_NOTICE.response.parse(
+            read_xml("<Response><ResultCode>0</ResultCode><ErrorMsg/><WorkFlowId>HIS1</WorkFlowId></Response>")
+        )
+        assert answer["WorkFlowId"] == "HIS1" and answer["SerialNumber"] is None and answer["Worktime"] is None
