@@ -139,11 +139,15 @@ def call(hospital: Hospital, name: str, data: dict, *, timeout: float | None = N
         payload["TransactionId"] = new_transaction_id()
     if "HospitalNo" in fields:
         payload["HospitalNo"] = hospital.hospital_no
+    version = hospital.interface_version or None
+    encoding = hospital.soap_encoding or "UTF-8"
     try:
-        text = iface.request.render(payload, version=hospital.interface_version or None)
+        text = iface.request.render(payload, version=version, encoding=encoding)
     except (InvalidOperation, ValueError, TypeError) as exc:
         raise MessageInvalid([Violation("", f"无法生成{name}报文：{exc}")]) from exc
-    iface.request.parse(read_xml(text))  # what goes on the wire obeys the description, or nothing goes
+    # What goes on the wire obeys the description, in the hospital's byte lengths and interface
+    # version (no 居民健康卡 to a V2.0 hospital), or nothing goes.
+    iface.request.parse(read_xml(text), encoding=encoding, version=version)
     return _exchange(hospital, iface, text, payload.get("TransactionId") or "", timeout)
 
 
@@ -447,7 +451,15 @@ def _service(hospital: Hospital, timeout: float, context: dict):
         key = ("wsdl", hospital.wsdl_url, encoding)
     else:
         namespace = hospital.soap_namespace or DEFAULT_NAMESPACE
-        key = ("generated", namespace, hospital.soap_part_name or "xml", version, encoding)
+        key = (
+            "generated",
+            namespace,
+            hospital.soap_part_name or "xml",
+            version,
+            encoding,
+            hospital.soap_part_form or Hospital.PART_QUALIFIED,
+            hospital.soap_action_style or Hospital.ACTION_OPERATION,
+        )
     service_key = (*key, version, hospital.endpoint_url)
     service = _services.get(service_key)
     if service is not None:
@@ -472,8 +484,11 @@ def _build_client(hospital: Hospital, key: tuple, encoding: str, timeout: float,
     try:
         if key[0] == "wsdl":
             return zeep.Client(hospital.wsdl_url, transport=transport, settings=options)
-        _, namespace, part, version, _ = key
-        document = io.BytesIO(generated_wsdl(namespace=namespace, part_name=part, soap_version=version).encode())
+        _, namespace, part, version, _, part_form, action_style = key
+        wsdl = generated_wsdl(
+            namespace=namespace, part_name=part, soap_version=version, part_form=part_form, action_style=action_style
+        )
+        document = io.BytesIO(wsdl.encode())
         return zeep.Client(document, transport=transport, settings=options)
     except requests.RequestException as exc:
         raise HospitalUnavailable(f"无法获取医院WSDL（{type(exc).__name__}）", **context) from exc
@@ -505,9 +520,26 @@ _OPERATION_NAMES = (
 )
 
 
-def generated_wsdl(*, namespace: str, part_name: str = "xml", soap_version: str = Hospital.SOAP_11) -> str:
+def soap_action(namespace: str, operation: str, style: str) -> str:
+    """The SOAPAction of `operation`: its name, the namespace + name (.NET asmx), or empty (JAX-WS/CXF)."""
+    if style == Hospital.ACTION_EMPTY:
+        return ""
+    if style == Hospital.ACTION_NAMESPACE:
+        return f"{namespace.rstrip('/')}/{operation}"
+    return operation
+
+
+def generated_wsdl(
+    *,
+    namespace: str,
+    part_name: str = "xml",
+    soap_version: str = Hospital.SOAP_11,
+    part_form: str = Hospital.PART_QUALIFIED,
+    action_style: str = Hospital.ACTION_OPERATION,
+) -> str:
     """A document/literal wrapped WSDL of the ten `String op(String xml)` operations, for a hospital
-    that publishes none: its namespace, part name and SOAP version come from its settings."""
+    that publishes none: its namespace, part name, part form (a JAX-WS/CXF service expects the part
+    unqualified, `<xmlStr>` not `<ns:xmlStr>`), SOAPAction style and SOAP version from its settings."""
     soap_ns = (
         "http://schemas.xmlsoap.org/wsdl/soap12/"
         if soap_version == Hospital.SOAP_12
@@ -515,6 +547,7 @@ def generated_wsdl(*, namespace: str, part_name: str = "xml", soap_version: str 
     )
     ns = quoteattr(namespace)
     part = quoteattr(part_name)
+    form = "unqualified" if part_form == Hospital.PART_UNQUALIFIED else "qualified"
     types, messages, operations, bindings = [], [], [], []
     for name in _OPERATION_NAMES:
         types.append(
@@ -535,7 +568,8 @@ def generated_wsdl(*, namespace: str, part_name: str = "xml", soap_version: str 
             f'<wsdl:output message="tns:{name}Response"/></wsdl:operation>'
         )
         bindings.append(
-            f'<wsdl:operation name="{name}"><soap:operation soapAction="{name}" style="document"/>'
+            f'<wsdl:operation name="{name}">'
+            f'<soap:operation soapAction={quoteattr(soap_action(namespace, name, action_style))} style="document"/>'
             f'<wsdl:input><soap:body use="literal"/></wsdl:input>'
             f'<wsdl:output><soap:body use="literal"/></wsdl:output></wsdl:operation>'
         )
@@ -543,7 +577,7 @@ def generated_wsdl(*, namespace: str, part_name: str = "xml", soap_version: str 
         '<?xml version="1.0" encoding="UTF-8"?>'
         f'<wsdl:definitions xmlns:wsdl="http://schemas.xmlsoap.org/wsdl/" xmlns:soap="{soap_ns}" '
         f'xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:tns={ns} targetNamespace={ns} name="HospitalService">'
-        f'<wsdl:types><xs:schema targetNamespace={ns} elementFormDefault="qualified">{"".join(types)}</xs:schema>'
+        f'<wsdl:types><xs:schema targetNamespace={ns} elementFormDefault="{form}">{"".join(types)}</xs:schema>'
         f"</wsdl:types>{''.join(messages)}"
         f'<wsdl:portType name="HospitalPortType">{"".join(operations)}</wsdl:portType>'
         f'<wsdl:binding name="HospitalBinding" type="tns:HospitalPortType">'

@@ -233,9 +233,11 @@ class PaymentTests:
     def test_online_payment_needs_a_trade_number_and_a_payment_channel(self, api, bookable):
         _, schedule = bookable()
         order = lock(api, schedule)
-        response = api.pay(order, pay_trade_no="", pay_channel="cash")
+        response = api.pay(order, pay_trade_no="", pay_channel="")
         assert response.status_code == 400
         assert set(response.json()["errors"]) == {"pay_trade_no", "pay_channel"}
+        unknown = api.pay(order, pay_channel="cash")  # an enum in the document: refused by its shape
+        assert unknown.status_code == 400 and set(unknown.json()["errors"]) == {"pay_channel"}
 
 
 class CancelTests:
