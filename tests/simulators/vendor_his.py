@@ -14,7 +14,8 @@ in one of three vendor styles, served over HTTP on a free port.
 All three answer like real systems do: amounts with four decimals (`12.5000`, SQL Server `money`),
 timestamps as Java prints them (`2026-12-01 19:33:09.0`), and a second booking of the same patient
 on the same session is refused ("该患者已预约该班次，不能重复预约") whatever its TransactionId: nothing
-is replayed. `lose_answers` makes an operation do its work and then answer too late for the caller.
+is replayed. `lose_answers` makes an operation do its work and then answer too late for the caller;
+`lose_requests` makes it answer too late without doing anything.
 """
 
 from __future__ import annotations
@@ -108,6 +109,8 @@ class HisState:
     received: dict[str, list[str]] = field(default_factory=dict)
     # operation → answers still to lose: do the work, then answer only after this many seconds.
     lose_answers: dict[str, list[float]] = field(default_factory=dict)
+    # operation → requests to drop: wait this many seconds, then fail without doing anything.
+    lose_requests: dict[str, list[float]] = field(default_factory=dict)
     # operation → (ResultCode, ErrorMsg) to refuse with, once per entry.
     refuse_next: dict[str, list[str]] = field(default_factory=dict)
     # PaymentNotice answers without SerialNumber and Worktime (seen in the field).
@@ -383,6 +386,12 @@ class VendorHis:
     def _answer(self, operation: str, text: str) -> tuple[str, float]:
         lost = 0.0
         with self.state.lock:
+            dropped = self.state.lose_requests.get(operation)
+            delay = dropped.pop(0) if dropped else None
+        if delay is not None:
+            time.sleep(delay)
+            raise _Reject("503 Service Unavailable", b"busy", "text/plain")
+        with self.state.lock:
             self.state.received.setdefault(operation, []).append(text)
             try:
                 message = etree.fromstring(
@@ -516,3 +525,15 @@ def vendor_his():
     yield start
     for his in running:
         his.stop()
+
+
+def hospital_releases(state: HisState, work_id: str) -> int:
+    """The hospital's staff release every lock held on `work_id` at their desk; returns how many."""
+    released = 0
+    with state.lock:
+        for order in state.orders.values():
+            if order.work_id == work_id and order.status == "1":
+                order.status = "3"
+                state.sessions[work_id].remaining += 1
+                released += 1
+    return released
