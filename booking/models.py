@@ -196,8 +196,9 @@ class Order(models.Model):
     ]
     # Orders that hold a number at the hospital (or are about to).
     ACTIVE = (LOCKING, BOOKED, PAID)
-    MARK_NONE, MARK_STOPPED, MARK_CHANGED = "", "stopped", "changed"
-    MARKS = [(MARK_NONE, "无"), (MARK_STOPPED, "停诊"), (MARK_CHANGED, "换诊")]
+    MARK_NONE, MARK_STOPPED, MARK_CHANGED, MARK_REFUSED = "", "stopped", "changed", "refused"
+    # `refused`: paid on the platform, but the hospital refused the PaymentNotice (staff settle it).
+    MARKS = [(MARK_NONE, "无"), (MARK_STOPPED, "停诊"), (MARK_CHANGED, "换诊"), (MARK_REFUSED, "医院拒绝支付通知")]
     BY_CHANNEL, BY_HOSPITAL, BY_STOP, BY_STAFF = "channel", "hospital", "stop", "staff"
     CANCELLED_BY = [
         (BY_CHANNEL, "患者（渠道）取消"),
@@ -332,14 +333,22 @@ class OutboxMessage(models.Model):
     Delivery is at-least-once: the TransactionId is fixed when the row is written, so a repeat is
     the same message and the hospital may recognise it. `claimed_until` is a lease: one worker at a
     time sends a row. An UnlockReg for a lock whose outcome is unknown (the call timed out, or the
-    platform crashed mid-lock) has `recover` in its payload: the lock is first repeated with its
-    original TransactionId to learn the WorkFlowId, then unlocked.
+    platform crashed mid-lock) has `recover` in its payload, and `holds` while the platform keeps the
+    number out of sale for it. The specification never promises that a hospital replays a repeated
+    TransactionId, so the lock is not repeated: the hospital's count is read back (getRegistrationInfo)
+    to settle it, and while that cannot tell, the row is `unknown`, on the staff's worklist (待核实的锁号).
     """
 
     PAYMENT, CANCEL, UNLOCK = "PaymentNotice", "getPromiseNotice", "UnlockReg"
     KINDS = [(PAYMENT, "支付通知（3.3）"), (CANCEL, "退号通知（3.5）"), (UNLOCK, "解除锁定（3.2）")]
-    PENDING, SENT, FAILED, SUPERSEDED = "pending", "sent", "failed", "superseded"
-    STATUSES = [(PENDING, "待发送"), (SENT, "已送达"), (FAILED, "发送失败"), (SUPERSEDED, "无需发送")]
+    PENDING, SENT, FAILED, SUPERSEDED, UNKNOWN = "pending", "sent", "failed", "superseded", "unknown"
+    STATUSES = [
+        (PENDING, "待发送"),
+        (SENT, "已送达"),
+        (FAILED, "发送失败"),
+        (SUPERSEDED, "无需发送"),
+        (UNKNOWN, "结果未知（待核实）"),
+    ]
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="outbox", verbose_name="订单")
     hospital = models.ForeignKey(Hospital, on_delete=models.PROTECT, related_name="+", verbose_name="医院")
@@ -374,7 +383,7 @@ class PatientNotification(models.Model):
     written with the change it reports and sent by the configured notifier (booking.notify)."""
 
     LOCKED, PAID, STOPPED, CHANGED, CANCELLED, EXPIRED = "locked", "paid", "stopped", "changed", "cancelled", "expired"
-    REMINDER = "reminder"
+    REMINDER, REFUSED = "reminder", "refused"
     KINDS = [
         (LOCKED, "锁号成功"),
         (PAID, "支付成功"),
@@ -383,6 +392,7 @@ class PatientNotification(models.Model):
         (CANCELLED, "退号"),
         (EXPIRED, "超时未支付"),
         (REMINDER, "就诊提醒"),
+        (REFUSED, "医院拒绝支付通知"),
     ]
     PENDING, SENT, FAILED = "pending", "sent", "failed"
     STATUSES = [(PENDING, "待发送"), (SENT, "已发送"), (FAILED, "发送失败")]
@@ -702,3 +712,14 @@ class WaitlistEntry(models.Model):
 
     def __str__(self) -> str:
         return f"候补#{self.pk} {self.schedule}"
+
+
+class LostLock(OutboxMessage):
+    """The staff's worklist of locks whose outcome is unknown: the hospital may hold a number the
+    platform has no WorkFlowId for. Settled by reading the count back or by staff after asking the
+    hospital; the number is not offered again until then."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "待核实的锁号"
+        verbose_name_plural = "待核实的锁号"

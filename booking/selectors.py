@@ -124,3 +124,12 @@ def register_gauges() -> None:
         "regional_booking_notifications_failed", "Patient notifications that failed for good", _notifications_failed
     )
     register_gauge("regional_booking_orders_locking", "Orders waiting for the hospital's lock answer", _orders_locking)
+
+
+def lost_locks() -> QuerySet[OutboxMessage]:
+    """The staff's worklist: locks whose outcome is unknown (the hospital may hold the number)."""
+    return (
+        OutboxMessage.objects.filter(kind=OutboxMessage.UNLOCK, status=OutboxMessage.UNKNOWN)
+        .select_related("hospital", "order", "order__schedule")
+        .order_by("created_at")
+    )

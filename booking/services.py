@@ -703,11 +703,18 @@ def order_lock(
         _order_lock_failed(order_id=order.pk, reason=f"医院拒绝锁号：{reason}", recover=False)
         raise LockRefused(f"医院拒绝锁号：{reason}") from exc
     except HospitalUnavailable as exc:
-        _order_lock_failed(order_id=order.pk, reason=exc.message, recover=_may_have_arrived(exc))
+        arrived = _may_have_arrived(exc)
+        _order_lock_failed(order_id=order.pk, reason=exc.message, recover=arrived)
+        if arrived:
+            raise HospitalUnavailableForBooking(
+                f"{hospital.name}锁号结果未知（{exc.message}），本次预约未成功，平台将向医院核实；请稍后重试或选择其他号源"
+            ) from exc
         raise HospitalUnavailableForBooking(f"{hospital.name}暂时无法锁号：{exc.message}。请稍后重试") from exc
     except HospitalBadAnswer as exc:
         _order_lock_failed(order_id=order.pk, reason=exc.message, recover=True)
-        raise HospitalAnswerError(f"{hospital.name}的锁号应答无法识别，本次预约未成功，请稍后重试") from exc
+        raise HospitalAnswerError(
+            f"{hospital.name}的锁号应答无法识别，锁号结果未知，本次预约未成功，平台将向医院核实；请稍后重试"
+        ) from exc
     except MessageInvalid as exc:
         _order_lock_failed(order_id=order.pk, reason=exc.summary(), recover=False)
         raise InvalidRequest(exc.violations) from exc
@@ -945,11 +952,15 @@ def _order_lock_failed(*, order_id: int, reason: str, recover: bool) -> None:
     order.status = Order.FAILED
     order.failure_reason = reason[:500]
     order.save(update_fields=["status", "failure_reason", "updated_at"])
-    _release_count(order.schedule_id)
-    if recover:
-        # The hospital may hold the lock after all: find it by the lock's TransactionId and unlock it.
-        _outbox_add(order, OutboxMessage.UNLOCK, {"recover": True})
-    _record(order, from_status=Order.LOCKING, actor=SYSTEM, reason=f"锁号失败，号源已释放：{reason}")
+    if not recover:
+        _release_count(order.schedule_id)
+        _record(order, from_status=Order.LOCKING, actor=SYSTEM, reason=f"锁号失败，号源已释放：{reason}")
+        return
+    # The hospital may hold the lock: the number stays out of sale (`holds`) until the outcome is
+    # settled. Not sent now: settling reads the hospital's count back, later and outside this request
+    # (without a broker, tasks would run in it), by the sweep.
+    _outbox_add(order, OutboxMessage.UNLOCK, {"recover": True, "holds": True}, now=False)
+    _record(order, from_status=Order.LOCKING, actor=SYSTEM, reason=f"锁号结果未知，号源暂不释放，待核实：{reason}")
 
 
 @transaction.atomic
@@ -1004,8 +1015,12 @@ def _outbox_unlock(order: Order, *, workflow_id: str, serial_number) -> None:
         return
     pending = next((message for message in unlocks if message.status == OutboxMessage.PENDING), None)
     if pending is not None:
-        # A recovery still to run: the lock it looks for is now known.
+        # A recovery still to run: the lock it looks for is now known, so it is a plain unlock, sent now.
+        payload["holds"] = bool(pending.payload.get("holds"))
         OutboxMessage.objects.filter(pk=pending.pk, status=OutboxMessage.PENDING).update(payload=payload)
+        from booking.tasks import deliver_outbox
+
+        transaction.on_commit(lambda: deliver_outbox.delay(pending.pk), robust=True)
         return
     # First unlock of the order, or another lock than the one a recovery undid (a hospital that
     # does not recognise a repeated TransactionId made a second lock): each is unlocked.
@@ -1800,11 +1815,14 @@ class Delivery:
     outcome: str
     retry_in: float = 0.0
 
-    SENT, FAILED, SUPERSEDED, SKIPPED, RETRY = "sent", "failed", "superseded", "skipped", "retry"
+    SENT, FAILED, SUPERSEDED, SKIPPED, RETRY, UNKNOWN = "sent", "failed", "superseded", "skipped", "retry", "unknown"
 
 
-def _outbox_add(order: Order, kind: str, payload: dict, *, dedupe_key: str | None = None) -> OutboxMessage:
-    """Write a message owed to the order's hospital (inside the caller's transaction); send it after commit."""
+def _outbox_add(
+    order: Order, kind: str, payload: dict, *, dedupe_key: str | None = None, now: bool = True
+) -> OutboxMessage:
+    """Write a message owed to the order's hospital (inside the caller's transaction); send it after
+    commit, or (`now=False`) leave it to the sweep."""
     message = OutboxMessage.objects.create(
         order=order,
         hospital_id=order.hospital_id,
@@ -1814,9 +1832,10 @@ def _outbox_add(order: Order, kind: str, payload: dict, *, dedupe_key: str | Non
         payload=payload,
         next_attempt_at=timezone.now(),
     )
-    from booking.tasks import deliver_outbox
+    if now:
+        from booking.tasks import deliver_outbox
 
-    transaction.on_commit(lambda: deliver_outbox.delay(message.pk), robust=True)
+        transaction.on_commit(lambda: deliver_outbox.delay(message.pk), robust=True)
     return message
 
 
@@ -1877,15 +1896,15 @@ def outbox_deliver(*, message_id: int) -> Delivery:
         return Delivery(Delivery.SUPERSEDED)
     try:
         data = dict(message.payload)
+        holds = data.pop("holds", False)
         if message.kind == OutboxMessage.UNLOCK and data.pop("recover", False):
-            found = _recover_lock(message)
-            if found is None:
-                _outbox_finish(message, OutboxMessage.SENT, "医院没有该锁号，无需解除")
-                return Delivery(Delivery.SENT)
-            data = found
+            return _settle_lost_lock(message)
         hospital_client.call(message.hospital, message.kind, {**data, "TransactionId": message.transaction_id})
     except HospitalRefused as exc:
-        _outbox_finish(message, OutboxMessage.FAILED, f"医院拒绝：{mask_text(exc.error_msg or exc.message)}")
+        reason = mask_text(exc.error_msg or exc.message)
+        _outbox_finish(message, OutboxMessage.FAILED, f"医院拒绝：{reason}")
+        if message.kind == OutboxMessage.PAYMENT:
+            _payment_refused(order_id=order.pk, reason=reason)
         return Delivery(Delivery.FAILED)
     except MessageInvalid as exc:
         _outbox_finish(message, OutboxMessage.FAILED, f"报文不符合接口规范：{exc.summary()}")
@@ -1903,6 +1922,11 @@ def outbox_deliver(*, message_id: int) -> Delivery:
             claimed_until=None,
         )
         return Delivery(Delivery.RETRY, wait)
+    if holds:
+        with transaction.atomic():
+            _release_count(order.schedule_id)  # the number the unknown lock held is for sale again
+            _outbox_finish(message, OutboxMessage.SENT, "已解除医院锁号，平台号源已释放")
+        return Delivery(Delivery.SENT)
     _outbox_finish(message, OutboxMessage.SENT, "")
     return Delivery(Delivery.SENT)
 
@@ -1917,20 +1941,102 @@ def _outbox_finish(message: OutboxMessage, status: str, note: str, *, attempts: 
     )
 
 
-def _recover_lock(message: OutboxMessage) -> dict | None:
-    """The UnlockReg fields of a lock whose outcome was unknown: the lock is repeated with its
-    original TransactionId (a conforming hospital answers a repeat with the lock it made); a
-    refusal means the hospital holds nothing. Raises HospitalUnavailable to retry later."""
+def _settle_lost_lock(message: OutboxMessage) -> Delivery:
+    """Settle a lock whose answer was lost, by the hospital's count (getRegistrationInfo).
+
+    The lock is never repeated: the specification does not promise that a repeated TransactionId is
+    replayed, and a HIS that refuses a second booking of the patient says nothing about the first.
+    The platform still counts the number as taken. A hospital count above the platform's means the
+    hospital holds nothing for it: the number is released. Otherwise the hospital very likely holds it,
+    with a WorkFlowId the platform never received, so nothing can be unlocked: the row becomes
+    `unknown` for staff, and the number stays out of sale. Raises HospitalUnavailable to retry later.
+    """
     order = message.order
+    schedule = Schedule.objects.select_related("doctor", "department").get(pk=order.schedule_id)
     try:
-        answer = hospital_client.call(message.hospital, "confirmRegistration", _lock_message(order, order.schedule))
-    except HospitalRefused:
-        return None
-    found = {"WorkFlowId": answer["WorkFlowId"], "SerialNumber": answer.get("SerialNumber")}
-    found["SerialNumber"] = str(found["SerialNumber"]) if found["SerialNumber"] is not None else None
-    # Remembered, so that a retry of the unlock does not lock again.
-    OutboxMessage.objects.filter(pk=message.pk).update(payload=found)
-    return found
+        answer = hospital_client.call(message.hospital, "getRegistrationInfo", registration_query(schedule))
+    except (HospitalRefused, MessageInvalid) as exc:
+        note = f"无法核实：医院未给出该排班的号源数（{mask_text(getattr(exc, 'message', str(exc)))[:200]}）"
+        _outbox_finish(message, OutboxMessage.UNKNOWN, note)
+        return Delivery(Delivery.UNKNOWN)
+    record = next((r for r in answer.get("WorkInfo") or [] if r.get("WorkId") == schedule.work_id), None)
+    if record is None:
+        _outbox_finish(message, OutboxMessage.UNKNOWN, "无法核实：医院应答中没有该排班的号源数")
+        return Delivery(Delivery.UNKNOWN)
+    at_hospital, on_platform = int(record["RegistrationNumber"]), schedule.remaining
+    if at_hospital > on_platform:
+        with transaction.atomic():
+            _release_count(schedule.pk)
+            _outbox_finish(
+                message,
+                OutboxMessage.SENT,
+                f"医院剩余{at_hospital}，平台剩余{on_platform}（含待核实的此号）：医院未占用该号，平台号源已释放",
+            )
+        return Delivery(Delivery.SENT)
+    _outbox_finish(
+        message,
+        OutboxMessage.UNKNOWN,
+        f"医院剩余{at_hospital}，平台剩余{on_platform}（含此号）：医院很可能仍占用该号。锁号应答丢失，平台没有挂号流水号，"
+        "无法自动解除；请联系医院解除后在“待核实的锁号”中重新核实，或标记为医院已解除",
+    )
+    return Delivery(Delivery.UNKNOWN)
+
+
+def lost_lock_recheck(*, message_ids: Sequence[int], user=None) -> int:
+    """Staff: read the hospital's count back again for locks of unknown outcome; returns how many
+    are now settled (the number released). Never inside a transaction: it calls the hospital."""
+    settled = 0
+    for pk in message_ids:
+        updated = OutboxMessage.objects.filter(pk=pk, kind=OutboxMessage.UNLOCK, status=OutboxMessage.UNKNOWN).update(
+            status=OutboxMessage.PENDING, claimed_until=None, next_attempt_at=timezone.now()
+        )
+        if updated and outbox_deliver(message_id=pk).outcome == Delivery.SENT:
+            settled += 1
+    return settled
+
+
+@transaction.atomic
+def lost_lock_released(*, message_ids: Sequence[int], user=None, reason: str = "") -> int:
+    """Staff: the hospital confirmed it released the number of a lock of unknown outcome; the
+    platform releases it too. Returns how many were settled."""
+    reason = (reason or "").strip()[:200] or "工作人员确认医院已解除"
+    messages = list(
+        OutboxMessage.objects.select_for_update().filter(
+            pk__in=list(message_ids), kind=OutboxMessage.UNLOCK, status=OutboxMessage.UNKNOWN
+        )
+    )
+    for message in messages:
+        _release_count(message.order.schedule_id)
+        _outbox_finish(message, OutboxMessage.SENT, f"工作人员确认医院已解除，平台号源已释放：{reason}")
+        audit_record(
+            action="确认医院已解除锁号",
+            obj=message,
+            before={"status": OutboxMessage.UNKNOWN},
+            after={"status": OutboxMessage.SENT},
+            user=user,
+            reason=reason,
+        )
+    return len(messages)
+
+
+@transaction.atomic
+def _payment_refused(*, order_id: int, reason: str) -> None:
+    """The hospital refused the PaymentNotice of a paid order: the channel sees it on the order
+    (mark `refused` with the hospital's reason) and the patient is told; staff settle it."""
+    order = _order_for_update(pk=order_id)
+    if order.status != Order.PAID or order.mark == Order.MARK_REFUSED:
+        return
+    order.mark, order.mark_reason = Order.MARK_REFUSED, f"医院拒绝支付通知：{reason}"[:500]
+    order.save(update_fields=["mark", "mark_reason", "updated_at"])
+    _record(order, from_status=order.status, actor=_actor_hospital(order.hospital), reason=order.mark_reason)
+    notify_patient(
+        order=order,
+        kind=PatientNotification.REFUSED,
+        message=(
+            f"您预约的{_session_text(order)}已支付，但医院未确认收到支付（{reason[:60]}）。"
+            f"平台工作人员将尽快处理，如需退款将原路退回。订单号{order.order_no}。"
+        ),
+    )
 
 
 def outbox_sweep(*, now: dt.datetime | None = None, grace: dt.timedelta = dt.timedelta(seconds=60)) -> int:

@@ -233,7 +233,7 @@ class OrderOut(serializers.ModelSerializer):
         ]  # fmt: skip
         extra_kwargs = {
             "order_no": {"help_text": "平台订单号（之后的支付、退号、查询都用它）"},
-            "mark": {"help_text": "标记：stopped医院停诊，changed医院换诊，空为无"},
+            "mark": {"help_text": "标记：stopped医院停诊，changed医院换诊，refused医院拒绝支付通知，空为无"},
             "mark_reason": {"help_text": "停诊或换诊的原因"},
             "num_source_id": {"help_text": "号源ID（分时段预约时）"},
             "workflow_id": {"help_text": "医院的挂号交易流水号"},

@@ -5,19 +5,22 @@ specification's request tables, version gating included."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
+import time
 from xml.sax.saxutils import escape
 
 import pytest
 import requests
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from booking.models import Order, OutboxMessage, Schedule
 from regional.messages.catalog import HOSPITAL, SYNCHRONIZED_WORK_INFO, interface
 from tests.booking.conftest import patient
 from tests.conftest import SECRET
 from tests.regional.test_spec_tables import read_tables, spec_file
-from tests.simulators.vendor_his import STYLES
+from tests.simulators.vendor_his import STYLES, hospital_releases
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -83,6 +86,14 @@ def onboard(vendor_his, make_hospital, public_url):
         return his, schedule
 
     return start
+
+
+def wait_until(predicate, timeout: float = 10.0) -> None:
+    """Wait for the simulator's own thread (it answers late on purpose); never used to let time pass."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "the simulated hospital did not get there"
+        time.sleep(0.05)
 
 
 def received_names(his, operation: str) -> list[set[str]]:
@@ -193,3 +204,95 @@ class VendorPaymentTests:
                      "WorkTimeCode", "WorkStartDate", "WorkStopDate"):  # fmt: skip
             assert sent.findtext(name), name
         assert Order.objects.count() == 0
+
+
+class LostLockTests:
+    """A lock whose answer was lost, at a hospital that does not replay a repeated TransactionId
+    (item 2): the outcome stays unknown, visible to staff, until the count read back settles it."""
+
+    def test_a_lost_lock_answer_is_never_settled_by_a_repeat_and_the_number_is_held(self, onboard, api, settings):
+        from booking import services
+
+        settings.HOSPITAL_CALL_TIMEOUT = 1
+        his, schedule = onboard("cxf")
+        his.state.lose_answers["confirmRegistration"] = [2.5]
+        started = time.monotonic()
+        response = api.post("/api/v1/orders/", {"hospital_no": schedule.hospital.hospital_no,
+                                                "work_id": schedule.work_id, "patient": patient(1)})  # fmt: skip
+        elapsed = time.monotonic() - started
+        assert response.status_code == 503 and "结果未知" in response.json()["message"], response.text
+        # Nothing more was asked of the hospital inside the request (no broker: tasks run in process).
+        assert elapsed < 2 and len(his.state.received["confirmRegistration"]) == 1
+        wait_until(lambda: his.state.sessions[schedule.work_id].remaining == 4)  # the hospital made the lock
+        schedule.refresh_from_db()
+        assert schedule.remaining == 4  # not offered again while unknown
+        message = OutboxMessage.objects.get(kind="UnlockReg")
+        services.outbox_sweep(now=timezone.now() + dt.timedelta(minutes=5))
+        message.refresh_from_db()
+        assert message.status == OutboxMessage.UNKNOWN, message.last_error
+        assert "剩余4" in message.last_error and "无需解除" not in message.last_error
+        assert len(his.state.received["confirmRegistration"]) == 1  # never repeated
+        assert his.state.received["getRegistrationInfo"]  # settled by reading the count back
+        schedule.refresh_from_db()
+        assert schedule.remaining == 4
+        # Staff see it on their worklist; the hospital's desk releases the number; a re-check settles it.
+        from booking import selectors
+
+        assert message.pk in set(selectors.lost_locks().values_list("pk", flat=True))
+        hospital_releases(his.state, schedule.work_id)
+        assert services.lost_lock_recheck(message_ids=[message.pk]) == 1
+        message.refresh_from_db()
+        schedule.refresh_from_db()
+        assert message.status == OutboxMessage.SENT and "已释放" in message.last_error
+        assert schedule.remaining == 5 == his.state.sessions[schedule.work_id].remaining
+
+    def test_a_lost_request_is_settled_by_the_count_and_the_number_given_back(self, onboard, api, settings):
+        from booking import services
+
+        settings.HOSPITAL_CALL_TIMEOUT = 1
+        his, schedule = onboard("gbk")
+        his.state.lose_requests["confirmRegistration"] = [1.5]
+        response = api.post("/api/v1/orders/", {"hospital_no": schedule.hospital.hospital_no,
+                                                "work_id": schedule.work_id, "patient": patient(1)})  # fmt: skip
+        assert response.status_code == 503
+        schedule.refresh_from_db()
+        assert schedule.remaining == 4
+        services.outbox_sweep(now=timezone.now() + dt.timedelta(minutes=5))
+        message = OutboxMessage.objects.get(kind="UnlockReg")
+        schedule.refresh_from_db()
+        assert message.status == OutboxMessage.SENT and schedule.remaining == 5
+        assert his.state.sessions[schedule.work_id].remaining == 5 and not his.state.orders
+
+    def test_staff_may_settle_a_lost_lock_the_hospital_confirmed_released(self, onboard, api, settings, admin_user):
+        from booking import services
+
+        settings.HOSPITAL_CALL_TIMEOUT = 1
+        his, schedule = onboard("cxf")
+        his.state.lose_answers["confirmRegistration"] = [2.5]
+        api.post("/api/v1/orders/", {"hospital_no": schedule.hospital.hospital_no, "work_id": schedule.work_id,
+                                     "patient": patient(1)})  # fmt: skip
+        wait_until(lambda: his.state.sessions[schedule.work_id].remaining == 4)
+        services.outbox_sweep(now=timezone.now() + dt.timedelta(minutes=5))
+        message = OutboxMessage.objects.get(kind="UnlockReg")
+        assert message.status == OutboxMessage.UNKNOWN
+        hospital_releases(his.state, schedule.work_id)
+        assert services.lost_lock_released(message_ids=[message.pk], user=admin_user, reason="医院电话确认已解除") == 1
+        message.refresh_from_db()
+        schedule.refresh_from_db()
+        assert message.status == OutboxMessage.SENT and schedule.remaining == 5
+
+
+class RefusedPaymentTests:
+    def test_a_refused_payment_notice_reaches_the_channel_as_order_state_and_a_notification(self, onboard, api):
+        from booking.models import PatientNotification
+
+        his, schedule = onboard("asmx")
+        order = api.post("/api/v1/orders/", {"hospital_no": schedule.hospital.hospital_no, "work_id": schedule.work_id,
+                                             "patient": patient(1)}).json()  # fmt: skip
+        his.state.refuse_next["PaymentNotice"] = ["该订单已超过医院支付时限"]
+        paid = api.pay(order)
+        assert paid.status_code == 200
+        detail = api.get(f"/api/v1/orders/{order['order_no']}").json()
+        assert detail["mark"] == "refused" and "该订单已超过医院支付时限" in detail["mark_reason"]
+        notice = PatientNotification.objects.get(order__order_no=order["order_no"], kind="refused")
+        assert "医院未确认" in notice.message
