@@ -448,7 +448,9 @@ class PatientNotificationAdmin(PersonalDataAdminMixin, ReadOnlyAdmin):
 
     @admin.action(description="立即重新发送所选通知", permissions=["retry"])
     def retry_selected(self, request: HttpRequest, queryset: QuerySet[PatientNotification]) -> None:
-        count = notify.notifications_retry(notification_ids=list(queryset.values_list("pk", flat=True)))
+        count = notify.notifications_retry(
+            notification_ids=list(queryset.values_list("pk", flat=True)), user=request.user
+        )
         self.message_user(request, f"已重新发送{count}条患者通知", messages.SUCCESS if count else messages.WARNING)
 
 

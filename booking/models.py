@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from regional.delivery import DeliveryRow
 from regional.models import Department, Doctor, Hospital
 from regional.pii import EncryptedTextField, LookupHashField
 
@@ -324,22 +325,20 @@ class OrderTransition(models.Model):
         return f"{self.order_id}: {self.from_status or '-'} → {self.to_status}"
 
 
-class OutboxMessage(models.Model):
+class OutboxMessage(DeliveryRow):
     """A message the platform owes a hospital (PaymentNotice 3.3, 退号通知 getPromiseNotice 3.5,
     UnlockReg 3.2), written in the same transaction as the state change it reports and delivered
     afterwards by Celery, with retries, until the hospital has it.
 
     Delivery is at-least-once: the TransactionId is fixed when the row is written, so a repeat is
-    the same message and the hospital may recognise it. `claimed_until` is a lease: one worker at a
-    time sends a row. An UnlockReg for a lock whose outcome is unknown (the call timed out, or the
+    the same message and the hospital may recognise it; the delivery columns and their loop are
+    the ground floor's (regional.delivery), how one row is sent is booking's outbox. An UnlockReg for a lock whose outcome is unknown (the call timed out, or the
     platform crashed mid-lock) has `recover` in its payload: the lock is first repeated with its
     original TransactionId to learn the WorkFlowId, then unlocked.
     """
 
     PAYMENT, CANCEL, UNLOCK = "PaymentNotice", "getPromiseNotice", "UnlockReg"
     KINDS = [(PAYMENT, "支付通知（3.3）"), (CANCEL, "退号通知（3.5）"), (UNLOCK, "解除锁定（3.2）")]
-    PENDING, SENT, FAILED, SUPERSEDED = "pending", "sent", "failed", "superseded"
-    STATUSES = [(PENDING, "待发送"), (SENT, "已送达"), (FAILED, "发送失败"), (SUPERSEDED, "无需发送")]
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="outbox", verbose_name="订单")
     hospital = models.ForeignKey(Hospital, on_delete=models.PROTECT, related_name="+", verbose_name="医院")
@@ -349,13 +348,7 @@ class OutboxMessage(models.Model):
     transaction_id = models.CharField("访问流水号", max_length=36)
     # The message fields (spec element names); no personal data.
     payload = models.JSONField("报文内容", default=dict)
-    status = models.CharField("状态", max_length=10, choices=STATUSES, default=PENDING)
-    attempts = models.PositiveIntegerField("尝试次数", default=0)
-    last_error = models.CharField("最近错误", max_length=1000, blank=True)
-    next_attempt_at = models.DateTimeField("下次尝试时间", default=timezone.now)
-    claimed_until = models.DateTimeField("发送租约到期", null=True, blank=True)
     created_at = models.DateTimeField("创建时间", default=timezone.now)
-    sent_at = models.DateTimeField("送达时间", null=True, blank=True)
 
     class Meta:
         verbose_name = "医院通知发件箱"
@@ -369,9 +362,10 @@ class OutboxMessage(models.Model):
         return f"{self.get_kind_display()} #{self.pk}"
 
 
-class PatientNotification(models.Model):
+class PatientNotification(DeliveryRow):
     """A message to a patient about their order (locked, paid, stopped, changed, cancelled, expired),
-    written with the change it reports and sent by the configured notifier (booking.notify)."""
+    written with the change it reports and sent by the configured notifier (regional.notify) through
+    the delivery engine (regional.delivery; booking.notify says how one row is sent)."""
 
     LOCKED, PAID, STOPPED, CHANGED, CANCELLED, EXPIRED = "locked", "paid", "stopped", "changed", "cancelled", "expired"
     REMINDER = "reminder"
@@ -384,8 +378,6 @@ class PatientNotification(models.Model):
         (EXPIRED, "超时未支付"),
         (REMINDER, "就诊提醒"),
     ]
-    PENDING, SENT, FAILED = "pending", "sent", "failed"
-    STATUSES = [(PENDING, "待发送"), (SENT, "已发送"), (FAILED, "发送失败")]
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="notifications", verbose_name="订单")
     kind = models.CharField("类型", max_length=10, choices=KINDS)
@@ -393,14 +385,8 @@ class PatientNotification(models.Model):
     key = models.CharField("去重键", max_length=50)
     phone = EncryptedTextField("手机号码", kind="phone")
     message = models.CharField("内容", max_length=500)
-    status = models.CharField("状态", max_length=10, choices=STATUSES, default=PENDING)
     backend = models.CharField("发送方式", max_length=100, blank=True)
-    attempts = models.PositiveIntegerField("尝试次数", default=0)
-    last_error = models.CharField("最近错误", max_length=1000, blank=True)
-    next_attempt_at = models.DateTimeField("下次尝试时间", default=timezone.now)
-    claimed_until = models.DateTimeField("发送租约到期", null=True, blank=True)
     created_at = models.DateTimeField("创建时间", default=timezone.now)
-    sent_at = models.DateTimeField("发送时间", null=True, blank=True)
 
     class Meta:
         verbose_name = "患者通知"

@@ -19,6 +19,7 @@ from celery import shared_task
 from django.conf import settings
 
 from booking import notify, services
+from regional.delivery import task_outcome
 
 DELIVER_OUTBOX = "booking.deliver_outbox"
 DELIVER_NOTIFICATION = "booking.deliver_notification"
@@ -27,8 +28,6 @@ SWEEP = "booking.sweep"
 WAITLIST_OFFER = "booking.waitlist_offer"
 WAITLIST_SWEEP = "booking.waitlist_sweep"
 REMIND = "booking.remind"
-# Within Redis' visibility timeout (STACK-NOTES: a longer countdown would run twice).
-MAX_COUNTDOWN = 600
 
 
 def beat_schedule() -> dict:
@@ -44,24 +43,12 @@ def beat_schedule() -> dict:
 
 @shared_task(bind=True, name=DELIVER_OUTBOX, max_retries=8, acks_late=True)
 def deliver_outbox(self, message_id: int) -> str:
-    result = services.outbox_deliver(message_id=message_id)
-    if (
-        result.outcome == services.Delivery.RETRY
-        and not self.request.is_eager
-        and self.request.retries < self.max_retries
-    ):
-        # In process (no broker) the sweeper retries instead of blocking the caller; after
-        # max_retries the sweeper takes over as well (the row stays pending with its next time).
-        raise self.retry(countdown=min(result.retry_in, MAX_COUNTDOWN))
-    return result.outcome
+    return task_outcome(self, services.outbox_deliver(message_id=message_id))
 
 
 @shared_task(bind=True, name=DELIVER_NOTIFICATION, max_retries=5, acks_late=True)
-def deliver_notification(self, notification_id: int) -> bool:
-    sent = notify.notification_deliver(notification_id=notification_id)
-    if not sent and not self.request.is_eager and self.request.retries < self.max_retries:
-        raise self.retry(countdown=min(60 * 2**self.request.retries, MAX_COUNTDOWN))
-    return sent
+def deliver_notification(self, notification_id: int) -> str:
+    return task_outcome(self, notify.notification_deliver(notification_id=notification_id))
 
 
 @shared_task(name=EXPIRE_LOCKS)

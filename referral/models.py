@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from regional.delivery import DeliveryRow
 from regional.models import Department, Hospital
 from regional.pii import EncryptedTextField, LookupHashField
 
@@ -239,11 +240,12 @@ class ReferralAccess(models.Model):
         return f"{self.get_audience_display()} {self.referral_id}"
 
 
-class ReferralNotification(models.Model):
+class ReferralNotification(DeliveryRow):
     """A reminder about a referral (a pending one not acted on in time), kept until delivered.
 
     Rows are written in the transaction that decides to notify; delivery through the configured
-    backends happens after commit and is retried by the periodic scan, so nothing is lost.
+    notifier (regional.notify) happens after commit through the delivery engine
+    (regional.delivery), retried with backoff and swept by the periodic scan, so nothing is lost.
     """
 
     OVERDUE = "overdue"
@@ -259,9 +261,6 @@ class ReferralNotification(models.Model):
     )
     message = models.TextField("内容")
     created_at = models.DateTimeField("生成时间", default=timezone.now)
-    sent_at = models.DateTimeField("发送时间", null=True, blank=True)
-    attempts = models.PositiveIntegerField("发送次数", default=0)
-    last_error = models.TextField("最近错误", blank=True)
 
     class Meta:
         verbose_name = "转诊提醒"
@@ -270,7 +269,7 @@ class ReferralNotification(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["referral", "kind", "recipient"], name="uniq_referral_notification")
         ]
-        indexes = [models.Index(fields=["sent_at", "created_at"], name="referral_notification_unsent")]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="referral_notification_due")]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} → {self.recipient}"

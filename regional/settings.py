@@ -157,16 +157,30 @@ HOSPITAL_CIRCUIT_FAILURES = env_int("HOSPITAL_CIRCUIT_FAILURES", 5)
 HOSPITAL_CIRCUIT_RESET_SECONDS = env_int("HOSPITAL_CIRCUIT_RESET_SECONDS", 30)
 ORDER_LOCK_MINUTES = env_int("ORDER_LOCK_MINUTES", 15)
 
-# Booking: patient notifications (the log by default; "booking.notify.SmsGatewayBackend" posts to
-# an SMS gateway), outbox delivery and sweeps, live-data caches.
-BOOKING_NOTIFIER = env_str("BOOKING_NOTIFIER", "booking.notify.LogBackend")
-BOOKING_SMS_GATEWAY_URL = env_str("BOOKING_SMS_GATEWAY_URL")
-BOOKING_SMS_GATEWAY_KEY = env_str("BOOKING_SMS_GATEWAY_KEY")
-BOOKING_SMS_TIMEOUT = env_int("BOOKING_SMS_TIMEOUT", 5)
-BOOKING_OUTBOX_MAX_ATTEMPTS = env_int("BOOKING_OUTBOX_MAX_ATTEMPTS", 20)
-BOOKING_OUTBOX_BACKOFF_SECONDS = env_int("BOOKING_OUTBOX_BACKOFF_SECONDS", 5)
-BOOKING_OUTBOX_BACKOFF_MAX_SECONDS = env_int("BOOKING_OUTBOX_BACKOFF_MAX_SECONDS", 600)
-BOOKING_NOTIFICATION_MAX_ATTEMPTS = env_int("BOOKING_NOTIFICATION_MAX_ATTEMPTS", 10)
+# Delivery of what is owed after a commit (notices to hospitals, texts to patients, referral
+# reminders; regional.delivery). The BOOKING_OUTBOX_* names of earlier releases still work.
+DELIVERY_MAX_ATTEMPTS = env_int("DELIVERY_MAX_ATTEMPTS", env_int("BOOKING_OUTBOX_MAX_ATTEMPTS", 20))
+DELIVERY_BACKOFF_SECONDS = env_int("DELIVERY_BACKOFF_SECONDS", env_int("BOOKING_OUTBOX_BACKOFF_SECONDS", 5))
+DELIVERY_BACKOFF_MAX_SECONDS = env_int(
+    "DELIVERY_BACKOFF_MAX_SECONDS", env_int("BOOKING_OUTBOX_BACKOFF_MAX_SECONDS", 600)
+)
+DELIVERY_LEASE_SECONDS = env_int("DELIVERY_LEASE_SECONDS", 60)
+
+
+def _notifier(value: str) -> str:
+    """A backend of regional.notify by its class name: BOOKING_NOTIFIER of earlier releases named
+    the same classes under their old module."""
+    return f"regional.notify.{value.rsplit('.', 1)[-1]}" if value else ""
+
+
+# Notices to patients, hospitals and staff (regional.notify): the log by default;
+# "regional.notify.SmsGatewayBackend" posts texts to an SMS gateway.
+NOTIFIER = env_str("NOTIFIER") or _notifier(env_str("BOOKING_NOTIFIER")) or "regional.notify.LogBackend"
+SMS_GATEWAY_URL = env_str("SMS_GATEWAY_URL") or env_str("BOOKING_SMS_GATEWAY_URL")
+SMS_GATEWAY_KEY = env_str("SMS_GATEWAY_KEY") or env_str("BOOKING_SMS_GATEWAY_KEY")
+SMS_GATEWAY_TIMEOUT = env_int("SMS_GATEWAY_TIMEOUT", env_int("BOOKING_SMS_TIMEOUT", 5))
+
+# Booking: sweeps and live-data caches.
 BOOKING_SWEEP_SECONDS = env_int("BOOKING_SWEEP_SECONDS", 60)
 BOOKING_LOCKING_STALE_SECONDS = env_int("BOOKING_LOCKING_STALE_SECONDS", 120)
 BOOKING_SLOTS_CACHE_SECONDS = env_int("BOOKING_SLOTS_CACHE_SECONDS", 10)

@@ -501,7 +501,7 @@ class OutboxTests:
         assert SandboxPayment.objects.count() == 0 and sandbox_order(order).status == SandboxOrder.CANCELLED
 
     def test_after_the_retry_budget_a_message_fails_for_staff(self, api, bookable, his, settings):
-        settings.BOOKING_OUTBOX_MAX_ATTEMPTS = 2
+        settings.DELIVERY_MAX_ATTEMPTS = 2
         _, schedule = bookable()
         order = lock(api, schedule)
         sandbox.hospital_fault_set(hospital=his, mode=SandboxHospital.FAULT_HTTP500, operations=["PaymentNotice"])

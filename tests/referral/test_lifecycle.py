@@ -244,7 +244,7 @@ class OverdueTests:
         self, waiting, caplog, settings, django_capture_on_commit_callbacks
     ):
         settings.REFERRAL_PENDING_HOURS = 48
-        with caplog.at_level(logging.WARNING, logger="referral.notify"):
+        with caplog.at_level(logging.WARNING, logger="regional.notify"):
             with django_capture_on_commit_callbacks(execute=True):
                 assert services.referral_overdue_scan() == 1
         assert Referral.objects.get(pk=waiting.pk).overdue_flagged_at is not None
@@ -274,7 +274,7 @@ class OverdueTests:
     def test_a_failed_delivery_is_kept_and_redelivered_later(
         self, waiting, settings, django_capture_on_commit_callbacks
     ):
-        settings.REFERRAL_NOTIFICATION_BACKENDS = ["tests.referral.test_lifecycle.FailingBackend"]
+        settings.NOTIFIER = "tests.referral.test_lifecycle.FailingBackend"
         try:
             with django_capture_on_commit_callbacks(execute=True):
                 assert services.referral_overdue_scan() == 1
@@ -282,11 +282,37 @@ class OverdueTests:
             assert len(rows) == 2 and all(n.sent_at is None and n.attempts == 1 for n in rows)
             assert "ConnectionError" in rows[0].last_error and "13400001234" not in rows[0].last_error
         finally:
-            settings.REFERRAL_NOTIFICATION_BACKENDS = ["referral.notify.LogBackend"]
-        assert notify.deliver_pending() == 0  # too recent: a worker may still be on it
-        ReferralNotification.objects.update(created_at=timezone.now() - dt.timedelta(minutes=10))
-        assert notify.deliver_pending() == 2
+            settings.NOTIFIER = "regional.notify.LogBackend"
+        assert notify.notifications_sweep() == 0  # too recent: a worker may still be on it
+        ReferralNotification.objects.update(next_attempt_at=timezone.now() - dt.timedelta(minutes=10))
+        assert notify.notifications_sweep() == 2
         assert not ReferralNotification.objects.filter(sent_at__isnull=True).exists()
+
+    def test_a_reminder_another_worker_is_sending_is_not_sent_again(self, waiting, caplog):
+        assert services.referral_overdue_scan() == 1  # the on-commit delivery never runs in this test
+        row = ReferralNotification.objects.first()
+        # A worker holds the lease (the task after commit, say) when the sweep comes by.
+        ReferralNotification.objects.update(
+            next_attempt_at=timezone.now() - dt.timedelta(minutes=10),
+            claimed_until=timezone.now() + dt.timedelta(minutes=1),
+        )
+        assert notify.notifications_sweep() == 0
+        assert notify.notification_deliver(notification_id=row.pk).outcome == "skipped"
+        # The worker crashed: its lease runs out and the sweep sends the row once.
+        ReferralNotification.objects.update(claimed_until=timezone.now() - dt.timedelta(seconds=1))
+        with caplog.at_level(logging.WARNING, logger="regional.notify"):
+            assert notify.notifications_sweep() == 2
+        assert caplog.text.count("转诊提醒") == 2
+        assert set(ReferralNotification.objects.values_list("status", "attempts")) == {("sent", 1)}
+
+    def test_the_sms_notifier_logs_reminders_that_have_no_mobile_number(self, waiting, settings, caplog):
+        settings.NOTIFIER = "regional.notify.SmsGatewayBackend"
+        settings.SMS_GATEWAY_URL = "http://127.0.0.1:9/never-called"
+        with caplog.at_level(logging.WARNING, logger="regional.notify"):
+            assert services.referral_overdue_scan() == 1
+            for row in ReferralNotification.objects.all():
+                assert notify.notification_deliver(notification_id=row.pk).outcome == "sent"
+        assert "转诊提醒 [overdue] → staff" in caplog.text
 
     def test_the_periodic_task_scans_and_is_in_the_beat_schedule(self, waiting, django_capture_on_commit_callbacks):
         from referral.tasks import scan_overdue_referrals
