@@ -331,10 +331,11 @@ class OutboxMessage(DeliveryRow):
     afterwards by Celery, with retries, until the hospital has it.
 
     Delivery is at-least-once: the TransactionId is fixed when the row is written, so a repeat is
-    the same message and the hospital may recognise it; the delivery columns and their loop are
-    the ground floor's (regional.delivery), how one row is sent is booking's outbox. An UnlockReg for a lock whose outcome is unknown (the call timed out, or the
-    platform crashed mid-lock) has `recover` in its payload: the lock is first repeated with its
-    original TransactionId to learn the WorkFlowId, then unlocked.
+    the same message and the hospital may recognise it. The delivery columns and their loop are
+    the ground floor's (regional.delivery); how one row is sent is booking.services.outbox. An
+    UnlockReg for a lock whose outcome is unknown (the call timed out, or the platform crashed
+    mid-lock) has `recover` in its payload: the lock is first repeated with its original
+    TransactionId to learn the WorkFlowId, then unlocked.
     """
 
     PAYMENT, CANCEL, UNLOCK = "PaymentNotice", "getPromiseNotice", "UnlockReg"
