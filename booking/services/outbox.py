@@ -1,23 +1,22 @@
 """The outbox: messages owed to hospitals (UnlockReg, PaymentNotice, 退号通知), written in the
-transaction of the state change and delivered after the commit, at least once, with backoff, a
-lease per row, and staff retries.
+transaction of the state change and delivered after the commit, at least once. The lease, backoff,
+sweep and staff retry are the ground floor's delivery engine (regional.delivery); this module says
+what is owed (`_outbox_*`) and how one message is sent (`HospitalNotices`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from booking.models import Order, OutboxMessage
-from booking.services._common import _lock_message, _no_transaction, _setting
+from booking.services._common import _lock_message, _no_transaction
 from regional import hospital_client
-from regional.audit import audit_record
+from regional.delivery import Courier, Delivery, Refused, Sent, Superseded, TryLater
 from regional.hospital_client import HospitalBadAnswer, HospitalRefused, HospitalUnavailable
 from regional.messages import MessageInvalid
 from regional.pii import mask_text
@@ -61,18 +60,68 @@ def _outbox_supersede(order: Order) -> int:
     )
 
 
-# == the outbox: messages owed to hospitals ======================================================
+# == delivery: how one message reaches its hospital (the loop is regional.delivery's) ============
 
 
-@dataclass(frozen=True)
-class Delivery:
-    """The outcome of one delivery attempt: sent, failed (staff must look), superseded, skipped
-    (another worker holds it, or it is no longer pending) or retry (after `retry_in` seconds)."""
+class HospitalNotices(Courier[OutboxMessage]):
+    """The outbox's courier. Earlier messages of the same order go first (a payment notice before
+    the cancellation). A refusal is the hospital's answer: the row fails and staff look at it. No
+    answer (down, timeout, circuit open, unreadable answer) is retried with the engine's backoff
+    until DELIVERY_MAX_ATTEMPTS, then the row fails (staff may retry it from the admin)."""
 
-    outcome: str
-    retry_in: float = 0.0
+    model = OutboxMessage
+    retry_action = "重新发送医院通知"
+    sweep_order = ("pk",)  # an order's messages in the order they were written
 
-    SENT, FAILED, SUPERSEDED, SKIPPED, RETRY = "sent", "failed", "superseded", "skipped", "retry"
+    def enqueue(self, pk: int) -> None:
+        from booking.tasks import deliver_outbox
+
+        deliver_outbox.delay(pk)
+
+    def queryset(self):
+        return OutboxMessage.objects.select_related("order", "order__channel", "order__schedule", "hospital")
+
+    def lease(self) -> dt.timedelta:
+        # Longer than one call with its bounded retries, so no second worker starts while one waits.
+        return dt.timedelta(seconds=3 * float(settings.HOSPITAL_CALL_TIMEOUT) + 30)
+
+    def wait_for_earlier(self, row: OutboxMessage) -> float | None:
+        earlier = list(
+            OutboxMessage.objects.filter(order_id=row.order_id, status=OutboxMessage.PENDING, pk__lt=row.pk)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        for pk in earlier:
+            result = self.deliver(pk)
+            if result.outcome in (Delivery.RETRY, Delivery.SKIPPED):
+                return max(result.retry_in, 5.0)
+        return None
+
+    def send(self, row: OutboxMessage) -> Sent | None:
+        order = row.order
+        if row.kind in (OutboxMessage.CANCEL, OutboxMessage.UNLOCK) and order.cancelled_by == Order.BY_HOSPITAL:
+            raise Superseded("医院已退号，无需再通知医院")
+        if row.kind == OutboxMessage.PAYMENT and order.status == Order.CANCELLED:
+            # Cancelled while the notice was waiting (or a staff retry afterwards): never pay a cancelled order.
+            raise Superseded("订单已退号，支付通知无需再发送")
+        try:
+            data = dict(row.payload)
+            if row.kind == OutboxMessage.UNLOCK and data.pop("recover", False):
+                found = _recover_lock(row)
+                if found is None:
+                    return Sent(note="医院没有该锁号，无需解除")
+                data = found
+            hospital_client.call(row.hospital, row.kind, {**data, "TransactionId": row.transaction_id})
+        except HospitalRefused as exc:
+            raise Refused(f"医院拒绝：{mask_text(exc.error_msg or exc.message)}") from exc
+        except MessageInvalid as exc:
+            raise Refused(f"报文不符合接口规范：{exc.summary()}") from exc
+        except (HospitalUnavailable, HospitalBadAnswer) as exc:
+            raise TryLater(exc.message) from exc
+        return None
+
+
+COURIER = HospitalNotices()
 
 
 def _outbox_add(order: Order, kind: str, payload: dict, *, dedupe_key: str | None = None) -> OutboxMessage:
@@ -86,107 +135,14 @@ def _outbox_add(order: Order, kind: str, payload: dict, *, dedupe_key: str | Non
         payload=payload,
         next_attempt_at=timezone.now(),
     )
-    from booking.tasks import deliver_outbox
-
-    transaction.on_commit(lambda: deliver_outbox.delay(message.pk), robust=True)
+    COURIER.queue(message)
     return message
 
 
-def _backoff(attempts: int) -> float:
-    base = float(_setting("BOOKING_OUTBOX_BACKOFF_SECONDS", 5))
-    cap = float(_setting("BOOKING_OUTBOX_BACKOFF_MAX_SECONDS", 600))
-    return min(base * 2 ** max(attempts - 1, 0), cap)
-
-
-def _lease() -> dt.timedelta:
-    return dt.timedelta(seconds=3 * float(settings.HOSPITAL_CALL_TIMEOUT) + 30)
-
-
 def outbox_deliver(*, message_id: int) -> Delivery:
-    """Send one outbox message to its hospital (at least once; the hospital may see a repeat).
-
-    Earlier messages of the same order go first (a payment notice before the cancellation).
-    A refusal is the hospital's answer: the row fails and staff look at it. No answer (down,
-    timeout, circuit open, unreadable answer) is retried with exponential backoff until
-    BOOKING_OUTBOX_MAX_ATTEMPTS, then the row fails (staff may retry it from the admin).
-    """
+    """Send one outbox message to its hospital (at least once; the hospital may see a repeat)."""
     _no_transaction()
-    message = OutboxMessage.objects.filter(pk=message_id).first()
-    if message is None or message.status != OutboxMessage.PENDING:
-        return Delivery(Delivery.SKIPPED)
-    earlier = list(
-        OutboxMessage.objects.filter(order_id=message.order_id, status=OutboxMessage.PENDING, pk__lt=message.pk)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
-    for pk in earlier:
-        result = outbox_deliver(message_id=pk)
-        if result.outcome in (Delivery.RETRY, Delivery.SKIPPED):
-            wait = max(result.retry_in, 5.0)
-            OutboxMessage.objects.filter(pk=message.pk, status=OutboxMessage.PENDING).update(
-                next_attempt_at=timezone.now() + dt.timedelta(seconds=wait)
-            )
-            return Delivery(Delivery.RETRY, wait)
-    now = timezone.now()
-    # A lease, so that one worker at a time sends the row (the task and the sweeper may both hold its id).
-    claimed = (
-        OutboxMessage.objects.filter(pk=message_id, status=OutboxMessage.PENDING)
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-        .update(claimed_until=now + _lease())
-    )
-    if not claimed:
-        return Delivery(Delivery.SKIPPED)
-    message = OutboxMessage.objects.select_related("order", "order__channel", "order__schedule", "hospital").get(
-        pk=message_id
-    )
-    order = message.order
-    if message.kind in (OutboxMessage.CANCEL, OutboxMessage.UNLOCK) and order.cancelled_by == Order.BY_HOSPITAL:
-        _outbox_finish(message, OutboxMessage.SUPERSEDED, "医院已退号，无需再通知医院")
-        return Delivery(Delivery.SUPERSEDED)
-    if message.kind == OutboxMessage.PAYMENT and order.status == Order.CANCELLED:
-        # Cancelled while the notice was waiting (or a staff retry afterwards): never pay a cancelled order.
-        _outbox_finish(message, OutboxMessage.SUPERSEDED, "订单已退号，支付通知无需再发送")
-        return Delivery(Delivery.SUPERSEDED)
-    try:
-        data = dict(message.payload)
-        if message.kind == OutboxMessage.UNLOCK and data.pop("recover", False):
-            found = _recover_lock(message)
-            if found is None:
-                _outbox_finish(message, OutboxMessage.SENT, "医院没有该锁号，无需解除")
-                return Delivery(Delivery.SENT)
-            data = found
-        hospital_client.call(message.hospital, message.kind, {**data, "TransactionId": message.transaction_id})
-    except HospitalRefused as exc:
-        _outbox_finish(message, OutboxMessage.FAILED, f"医院拒绝：{mask_text(exc.error_msg or exc.message)}")
-        return Delivery(Delivery.FAILED)
-    except MessageInvalid as exc:
-        _outbox_finish(message, OutboxMessage.FAILED, f"报文不符合接口规范：{exc.summary()}")
-        return Delivery(Delivery.FAILED)
-    except (HospitalUnavailable, HospitalBadAnswer) as exc:
-        attempts = message.attempts + 1
-        if attempts >= int(_setting("BOOKING_OUTBOX_MAX_ATTEMPTS", 20)):
-            _outbox_finish(message, OutboxMessage.FAILED, f"重试{attempts}次仍未送达：{exc.message}", attempts=attempts)
-            return Delivery(Delivery.FAILED)
-        wait = _backoff(attempts)
-        OutboxMessage.objects.filter(pk=message.pk).update(
-            attempts=attempts,
-            last_error=mask_text(exc.message)[:1000],
-            next_attempt_at=timezone.now() + dt.timedelta(seconds=wait),
-            claimed_until=None,
-        )
-        return Delivery(Delivery.RETRY, wait)
-    _outbox_finish(message, OutboxMessage.SENT, "")
-    return Delivery(Delivery.SENT)
-
-
-def _outbox_finish(message: OutboxMessage, status: str, note: str, *, attempts: int | None = None) -> None:
-    OutboxMessage.objects.filter(pk=message.pk).update(
-        status=status,
-        attempts=attempts if attempts is not None else message.attempts + 1,
-        last_error=mask_text(note)[:1000],
-        sent_at=timezone.now() if status == OutboxMessage.SENT else None,
-        claimed_until=None,
-    )
+    return COURIER.deliver(message_id)
 
 
 def _recover_lock(message: OutboxMessage) -> dict | None:
@@ -207,42 +163,9 @@ def _recover_lock(message: OutboxMessage) -> dict | None:
 
 def outbox_sweep(*, now: dt.datetime | None = None, grace: dt.timedelta = dt.timedelta(seconds=60)) -> int:
     """Queue again the pending messages whose delivery is overdue (a lost task, a crashed worker)."""
-    from booking.tasks import deliver_outbox
-
-    now = now or timezone.now()
-    due = list(
-        OutboxMessage.objects.filter(status=OutboxMessage.PENDING, next_attempt_at__lte=now - grace)
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-        .order_by("pk")
-        .values_list("pk", flat=True)[:500]
-    )
-    for pk in due:
-        deliver_outbox.delay(pk)
-    return len(due)
+    return COURIER.sweep(now=now, grace=grace)
 
 
-@transaction.atomic
 def outbox_retry(*, message_ids: Sequence[int], user=None) -> int:
     """Staff: send failed (or waiting) messages again now, with a fresh retry budget."""
-    messages = list(
-        OutboxMessage.objects.select_for_update()
-        .filter(pk__in=list(message_ids), status__in=[OutboxMessage.FAILED, OutboxMessage.PENDING])
-        .order_by("pk")
-    )
-    from booking.tasks import deliver_outbox
-
-    for message in messages:
-        before = {"status": message.status, "attempts": message.attempts}
-        OutboxMessage.objects.filter(pk=message.pk).update(
-            status=OutboxMessage.PENDING, attempts=0, next_attempt_at=timezone.now(), claimed_until=None
-        )
-        audit_record(
-            action="重新发送医院通知",
-            obj=message,
-            before=before,
-            after={"status": OutboxMessage.PENDING, "attempts": 0},
-            user=user,
-            reason=message.last_error,
-        )
-        transaction.on_commit(lambda pk=message.pk: deliver_outbox.delay(pk), robust=True)
-    return len(messages)
+    return COURIER.retry(message_ids, user=user)
