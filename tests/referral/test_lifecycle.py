@@ -305,6 +305,24 @@ class OverdueTests:
         assert caplog.text.count("转诊提醒") == 2
         assert set(ReferralNotification.objects.values_list("status", "attempts")) == {("sent", 1)}
 
+    def test_after_the_retry_budget_a_reminder_fails_and_staff_can_send_it_again(
+        self, waiting, settings, django_capture_on_commit_callbacks
+    ):
+        from regional.models import AuditEntry
+
+        settings.DELIVERY_MAX_ATTEMPTS = 1
+        settings.NOTIFIER = "tests.referral.test_lifecycle.FailingBackend"
+        with django_capture_on_commit_callbacks(execute=True):
+            assert services.referral_overdue_scan() == 1
+        assert set(ReferralNotification.objects.values_list("status", flat=True)) == {"failed"}
+        assert notify.notifications_sweep(now=timezone.now() + dt.timedelta(hours=1)) == 0  # failed is left to staff
+        settings.NOTIFIER = "regional.notify.LogBackend"
+        ids = list(ReferralNotification.objects.values_list("pk", flat=True))
+        with django_capture_on_commit_callbacks(execute=True):
+            assert notify.notifications_retry(notification_ids=ids) == 2
+        assert set(ReferralNotification.objects.values_list("status", "attempts")) == {("sent", 1)}
+        assert AuditEntry.objects.filter(action="重新发送转诊提醒").count() == 2
+
     def test_the_sms_notifier_logs_reminders_that_have_no_mobile_number(self, waiting, settings, caplog):
         settings.NOTIFIER = "regional.notify.SmsGatewayBackend"
         settings.SMS_GATEWAY_URL = "http://127.0.0.1:9/never-called"
