@@ -164,6 +164,15 @@ class Schedule(models.Model):
     def is_retired(self) -> bool:
         return self.status in (self.CHANGED, self.WITHDRAWN)
 
+    def is_over(self, now: dt.datetime | None = None) -> bool:
+        """Whether the session has ended (local time): the one-row form of `ScheduleQuerySet.not_over`."""
+        local = timezone.localtime(now)
+        return self.work_date < local.date() or (self.work_date == local.date() and self.stop_time <= local.time())
+
+    def is_bookable(self, now: dt.datetime | None = None) -> bool:
+        """In service (not stopped, changed or withdrawn) and not over: a number may be booked or waited for."""
+        return self.status == self.NORMAL and not self.is_over(now)
+
 
 # -- orders ------------------------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from booking.hospital import ask
 from booking.models import LedgerEntry, Order
 from reconciliation import engine, selectors
 from reconciliation.adapters import adapter_for
@@ -42,10 +43,8 @@ from reconciliation.models import (
     StatementSource,
 )
 from reconciliation.statements import StatementRow, encoding_label, open_bill
-from regional import hospital_client
 from regional.audit import audit_record, snapshot
 from regional.errors import Conflict, DomainError
-from regional.messages import MessageInvalid
 from regional.models import Hospital
 
 logger = logging.getLogger("reconciliation")
@@ -497,10 +496,8 @@ def _check_hospitals(run: ReconciliationRun, findings: list[Finding], covered) -
             date_from=run.date_from, date_to=run.date_to, hospital=run.hospital, pay_channels=channels, limit=limit
         ):
             candidates[order_id] = None
+    # The hospital client refuses to run inside a transaction (a call waits up to its timeout).
     order_ids = list(candidates)
-    if order_ids and connection.in_atomic_block:
-        # A call waits on the network for up to its timeout: never while holding a transaction open.
-        raise RuntimeError("hospital calls must not run inside a database transaction")
     _, end = selectors.day_bounds(run.date_to)
     money = selectors.order_money(order_ids, until=end)
     orders = Order.objects.select_related("hospital").in_bulk(order_ids)
@@ -523,19 +520,18 @@ def _check_hospitals(run: ReconciliationRun, findings: list[Finding], covered) -
             hospital_id=order.hospital_id,
             order_id=order.pk,
         )
-        try:
-            answer = hospital_client.call(order.hospital, "GetOrderDetailInfo", {"WorkFlowId": order.workflow_id})
-        except hospital_client.HospitalRefused as exc:
+        answer = ask(order.hospital, "GetOrderDetailInfo", {"WorkFlowId": order.workflow_id})
+        if answer.refused:
             checked += 1
-            extra.append(replace(base, detail=f"医院答复：{exc.error_msg or exc.message}"[:500]))
+            extra.append(replace(base, detail=f"医院答复：{answer.refused}"[:500]))
             continue
-        except (hospital_client.HospitalError, MessageInvalid) as exc:
-            logger.warning("GetOrderDetailInfo for order %s failed: %s", order.pk, exc)
+        if not answer.ok:
+            logger.warning("GetOrderDetailInfo for order %s failed: %s", order.pk, answer.problem)
             unchecked.add(facts["batch"])
             continue
         checked += 1
-        statuses[facts["batch"]] = answer["WorkFlowStatus"]
-        extra.extend(compare_hospital(base, answer, facts))
+        statuses[facts["batch"]] = answer.fields["WorkFlowStatus"]
+        extra.extend(compare_hospital(base, answer.fields, facts))
     findings = [replace(f, hospital_status=statuses[f.batch]) if f.batch in statuses else f for f in findings]
     return checked, unchecked, findings + extra
 

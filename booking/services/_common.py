@@ -11,7 +11,6 @@ import datetime as dt
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
-from django.utils import timezone
 
 from booking.errors import OrderNotFound, ScheduleClosed
 from booking.models import Channel, Order, OrderTransition, Schedule, WaitlistEntry
@@ -34,6 +33,8 @@ def _setting(name: str, default):
 
 
 def _no_transaction() -> None:
+    # The hospital client refuses to run inside a transaction itself (CalledInTransaction); only
+    # outbox_deliver still calls this, until the delivery engine moves (then this goes).
     if transaction.get_connection().in_atomic_block:
         raise RuntimeError("医院接口调用不能在数据库事务中进行（请在提交后调用）")
 
@@ -105,11 +106,12 @@ def _order_for_update(**lookup) -> Order:
 
 
 def _check_bookable(schedule: Schedule, now: dt.datetime | None = None) -> None:
+    """`Schedule.is_bookable`, or the channel's error saying why not."""
+    if schedule.is_bookable(now):
+        return
     if schedule.status != Schedule.NORMAL:
         raise ScheduleClosed(f"排班{schedule.work_id}{schedule.get_status_display()}，不能预约")
-    local = timezone.localtime(now)
-    if schedule.work_date < local.date() or (schedule.work_date == local.date() and schedule.stop_time <= local.time()):
-        raise ScheduleClosed(f"排班{schedule.work_id}的出诊时间已过，不能预约")
+    raise ScheduleClosed(f"排班{schedule.work_id}的出诊时间已过，不能预约")
 
 
 def _lock_message(order: Order, schedule: Schedule) -> dict:

@@ -7,30 +7,12 @@ from __future__ import annotations
 from django.core.cache import cache
 from django.utils import timezone
 
-from booking.errors import HospitalAnswerError, HospitalUnavailableForBooking, InvalidRequest
+from booking.errors import InvalidRequest
+from booking.hospital import ask, read
 from booking.models import Order, Schedule
-from booking.services._common import _hospital_for, _no_transaction, _setting
-from regional import hospital_client
-from regional.errors import Conflict
-from regional.hospital_client import HospitalBadAnswer, HospitalError, HospitalRefused, HospitalUnavailable
-from regional.messages import MessageInvalid, Violation, catalog
-from regional.models import Hospital
+from booking.services._common import _hospital_for, _setting
+from regional.messages import Violation, catalog
 from regional.pii import mask_text
-
-
-def _hospital_call(hospital: Hospital, name: str, data: dict, *, what: str) -> dict:
-    """A read from a hospital, its failures as the booking errors the API answers with."""
-    _no_transaction()
-    try:
-        return hospital_client.call(hospital, name, data)
-    except HospitalRefused as exc:
-        raise Conflict(f"{what}失败：{mask_text(exc.error_msg or exc.message)[:200]}", code="hospital_refused") from exc
-    except HospitalUnavailable as exc:
-        raise HospitalUnavailableForBooking(f"{what}失败：{exc.message}，请稍后重试") from exc
-    except HospitalBadAnswer as exc:
-        raise HospitalAnswerError(f"{what}失败：医院应答无法识别") from exc
-    except MessageInvalid as exc:
-        raise InvalidRequest(exc.violations) from exc
 
 
 def schedule_slots(*, schedule: Schedule) -> list[dict]:
@@ -40,9 +22,7 @@ def schedule_slots(*, schedule: Schedule) -> list[dict]:
     slots = cache.get(key)
     if slots is not None:
         return slots
-    answer = _hospital_call(
-        schedule.hospital, "GetDaypartingDetailInfo", {"WorkId": schedule.work_id}, what="查询分时段号源"
-    )
+    answer = read(schedule.hospital, "GetDaypartingDetailInfo", {"WorkId": schedule.work_id}, what="查询分时段号源")
     labels = dict(catalog.SLOT_STATUSES)
     slots = [
         {
@@ -67,7 +47,7 @@ def schedule_queue(*, schedule: Schedule) -> dict:
     queue = cache.get(key)
     if queue is not None:
         return queue
-    answer = _hospital_call(schedule.hospital, "GetLineupDetailInfo", {"WorkId": schedule.work_id}, what="查询排队信息")
+    answer = read(schedule.hospital, "GetLineupDetailInfo", {"WorkId": schedule.work_id}, what="查询排队信息")
     record = (answer.get("WaitList") or [{}])[0]
     queue = {
         "seen": record.get("RegNum"),
@@ -89,13 +69,10 @@ def schedule_refresh_remaining(*, schedule: Schedule) -> tuple[Schedule, bool]:
     key = f"booking:remaining:{schedule.pk}"
     if cache.get(key) is not None:
         return schedule, True
-    try:
-        answer = hospital_client.call(
-            schedule.hospital, "getRegistrationInfo", {"WorkId": schedule.work_id, "WorkDate": schedule.work_date}
-        )
-    except (HospitalError, MessageInvalid):
+    answer = ask(schedule.hospital, "getRegistrationInfo", {"WorkId": schedule.work_id, "WorkDate": schedule.work_date})
+    if not answer.ok:
         return schedule, False
-    record = next((r for r in answer.get("WorkInfo") or [] if r.get("WorkId") == schedule.work_id), None)
+    record = next((r for r in answer.fields.get("WorkInfo") or [] if r.get("WorkId") == schedule.work_id), None)
     if record is None:
         return schedule, False
     remaining = max(0, min(int(record["RegistrationNumber"]), schedule.total))
@@ -121,7 +98,7 @@ def card_check(*, hospital_no: str, card_no: str, card_type: str, id_card: str, 
     if violations:
         raise InvalidRequest(violations)
     hospital = _hospital_for(hospital_no)
-    answer = _hospital_call(
+    answer = read(
         hospital,
         "CheckMediCardIdService",
         {
@@ -160,7 +137,7 @@ def cards_query(
     if violations:
         raise InvalidRequest(violations)
     hospital = _hospital_for(hospital_no)
-    answer = _hospital_call(
+    answer = read(
         hospital,
         "queryCardListInfo",
         {

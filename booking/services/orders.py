@@ -1,7 +1,7 @@
 """The life cycle of a booking (Order): lock, payment, cancellation, expiry of unpaid locks, and
 the reconciliation of interrupted locks. Rules:
 
-- A hospital is never called inside a database transaction (`_no_transaction()` checks it):
+- A hospital is never called inside a database transaction (the hospital client refuses to):
   a lock reserves the platform's count and creates the order in one short transaction, calls
   confirmRegistration outside it, then records the outcome in a second one.
 - Every other message to a hospital is an outbox row (`booking.services.outbox`) written in the
@@ -19,12 +19,10 @@ import json
 import secrets
 from decimal import Decimal
 
-import requests
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
-from urllib3.exceptions import ConnectTimeoutError
 
 from booking import clock
 from booking.errors import (
@@ -33,18 +31,17 @@ from booking.errors import (
     CancelDeadlinePassed,
     ChannelQuotaExhausted,
     DuplicateBooking,
-    HospitalAnswerError,
     HospitalUnavailableForBooking,
     IdempotencyConflict,
     InvalidRequest,
     LockExpired,
-    LockRefused,
     OrderStateConflict,
     PaymentMismatch,
     ScheduleClosed,
     ScheduleFull,
     ScheduleNotFound,
 )
+from booking.hospital import lock_failure, refuse_if_circuit_open
 from booking.models import Channel, LedgerEntry, Order, OutboxMessage, PatientNotification, Schedule, WaitlistEntry
 from booking.notify import notify_patient
 from booking.rules import (
@@ -65,7 +62,6 @@ from booking.services._common import (
     _check_bookable,
     _hospital_for,
     _lock_message,
-    _no_transaction,
     _order_for_update,
     _record,
     _release_count,
@@ -76,11 +72,10 @@ from booking.services._common import (
 from booking.services.outbox import _outbox_add, _outbox_supersede_payment, _outbox_unlock
 from booking.services.patients import Patient, _check_not_banned, _check_patient_limits, _patient_clean
 from regional import hospital_client
-from regional.circuit import OPEN, CircuitOpen
-from regional.hospital_client import HospitalBadAnswer, HospitalRefused, HospitalUnavailable, circuit_for
+from regional.hospital_client import CalledInTransaction, HospitalError
 from regional.messages import MessageInvalid, Violation
 from regional.observability import LOCK_EXPIRIES
-from regional.pii import lookup_hash, mask_text
+from regional.pii import lookup_hash
 
 
 def _fingerprint(*parts: str) -> str:
@@ -117,7 +112,6 @@ def order_lock(
     A crash between 1 and 3 leaves the order in `locking`; `orders_reconcile_locking` releases it.
     A repeat with the same `idempotency_key` returns the first order (created False).
     """
-    _no_transaction()
     now = now or clock.now()
     patient, violations = _patient_clean(patient)
     hospital_no, work_id, num_source_id = (
@@ -159,9 +153,7 @@ def order_lock(
         # Just read: a rush's losers are answered without a transaction. Only a refusal is decided
         # here; a slot is only ever taken by the conditional UPDATE in `_order_reserve`.
         raise ScheduleFull(f"排班{work_id}号源已满，请选择其他排班或时段")
-    if circuit_for(hospital).state() == OPEN:
-        # Fail fast, before reserving anything: the hospital has just failed repeatedly.
-        raise HospitalUnavailableForBooking(f"{hospital.name}的预约接口暂时无法访问（熔断保护中），请稍后重试")
+    refuse_if_circuit_open(hospital)
     try:
         order = _order_reserve(
             channel=channel,
@@ -182,19 +174,13 @@ def order_lock(
         return _idempotent_replay(existing, fingerprint), False
     try:
         answer = hospital_client.call(hospital, "confirmRegistration", _lock_message(order, schedule))
-    except HospitalRefused as exc:
-        reason = mask_text(exc.error_msg or exc.message)[:200]
-        _order_lock_failed(order_id=order.pk, reason=f"医院拒绝锁号：{reason}", recover=False)
-        raise LockRefused(f"医院拒绝锁号：{reason}") from exc
-    except HospitalUnavailable as exc:
-        _order_lock_failed(order_id=order.pk, reason=exc.message, recover=_may_have_arrived(exc))
-        raise HospitalUnavailableForBooking(f"{hospital.name}暂时无法锁号：{exc.message}。请稍后重试") from exc
-    except HospitalBadAnswer as exc:
-        _order_lock_failed(order_id=order.pk, reason=exc.message, recover=True)
-        raise HospitalAnswerError(f"{hospital.name}的锁号应答无法识别，本次预约未成功，请稍后重试") from exc
-    except MessageInvalid as exc:
-        _order_lock_failed(order_id=order.pk, reason=exc.summary(), recover=False)
-        raise InvalidRequest(exc.violations) from exc
+    except (HospitalError, MessageInvalid) as exc:
+        failure = lock_failure(exc, hospital=hospital)
+        _order_lock_failed(order_id=order.pk, reason=failure.note, recover=failure.may_have_arrived)
+        raise failure.error from exc
+    except CalledInTransaction:
+        _order_lock_failed(order_id=order.pk, reason="锁号调用位于数据库事务中，未发送", recover=False)
+        raise
     except BaseException:
         _order_lock_failed(order_id=order.pk, reason="锁号过程异常中断", recover=True)
         raise
@@ -291,36 +277,12 @@ def _order_reserve(
         status=Order.LOCKING,
         lock_transaction_id=hospital_client.new_transaction_id(),
         fee=schedule.price,
-        patient_name=patient.name,
-        id_card=patient.id_card,
-        phone=patient.phone,
-        card_no=patient.card_no,
-        card_type=patient.card_type,
-        sex=patient.sex,
-        age=patient.age,
-        address=patient.address,
+        **patient.row_fields(),
         idempotency_key=idempotency_key,
         idempotency_fingerprint=fingerprint,
     )
     _record(order, from_status="", actor=_actor_channel(channel), reason="渠道下单，向医院锁号")
     return order
-
-
-def _may_have_arrived(exc: HospitalUnavailable) -> bool:
-    """Whether a failed call may nevertheless have reached the hospital (so a lock may exist there).
-
-    An open circuit, a missing address or a connection never established sent nothing; a read
-    timeout or an HTTP 5xx may have been applied by the hospital after all.
-    """
-    cause = exc.__cause__
-    if isinstance(cause, CircuitOpen) or (cause is None and "未配置" in exc.message):
-        return False
-    if isinstance(cause, requests.ConnectionError):
-        reason = getattr(cause.args[0], "reason", None) if cause.args else None
-        # Refused or timed out while connecting (NewConnectionError derives from ConnectTimeoutError).
-        if isinstance(reason, ConnectTimeoutError):
-            return False
-    return True
 
 
 @transaction.atomic

@@ -33,6 +33,22 @@ class Patient:
     age: str = ""
     address: str = ""
 
+    def row_fields(self) -> dict[str, str]:
+        """The patient as the columns of a booking row (Order, WaitlistEntry)."""
+        return {column: getattr(self, attr) for attr, column in _ROW_COLUMNS.items()}
+
+    @classmethod
+    def of(cls, row) -> Patient:
+        """The patient of a booking row (Order, WaitlistEntry)."""
+        return cls(**{attr: getattr(row, column) for attr, column in _ROW_COLUMNS.items()})
+
+
+# Patient attribute → the column of a booking row that holds it.
+_ROW_COLUMNS = {
+    "name": "patient_name", "id_card": "id_card", "phone": "phone", "card_no": "card_no", "card_type": "card_type",
+    "sex": "sex", "age": "age", "address": "address",
+}  # fmt: skip
+
 
 _ID_CARD = re.compile(r"^(?:[0-9X]{15}|[0-9X]{18})$")
 _PHONE = re.compile(r"^[0-9+\-]{7,20}$")

@@ -13,12 +13,12 @@ from django.utils import timezone
 
 from booking import clock
 from booking.errors import OrderNotFound, OrderStateConflict
+from booking.hospital import ask
 from booking.models import NoShowRecord, Order, PatientNotification
 from booking.notify import notify_patient
 from booking.selectors import order_get
 from booking.services._common import (
     _actor_hospital,
-    _no_transaction,
     _record,
     _record_path,
     _release_count,
@@ -29,10 +29,7 @@ from booking.services._common import (
 from booking.services.orders import _refund_if_paid
 from booking.services.outbox import _outbox_supersede
 from booking.services.patients import no_show_ban_impose
-from regional import hospital_client
 from regional.errors import DomainError
-from regional.hospital_client import HospitalError
-from regional.messages import MessageInvalid
 from regional.models import Hospital
 
 logger = logging.getLogger("booking")
@@ -153,19 +150,17 @@ def order_refresh(*, order: Order, force: bool = False, now: dt.datetime | None 
     """Ask the hospital for the order's state (GetOrderDetailInfo 3.6), at most every
     BOOKING_ORDER_REFRESH_SECONDS, and apply what it has decided (退号, 履约, 爽约). An unreachable
     hospital leaves the order as stored."""
-    _no_transaction()
     now = now or timezone.now()
     if not order.workflow_id or order.status not in (Order.BOOKED, Order.PAID):
         return order
     every = dt.timedelta(seconds=int(_setting("BOOKING_ORDER_REFRESH_SECONDS", 30)))
     if not force and order.refreshed_at and now - order.refreshed_at < every:
         return order
-    try:
-        answer = hospital_client.call(order.hospital, "GetOrderDetailInfo", {"WorkFlowId": order.workflow_id})
-    except (HospitalError, MessageInvalid) as exc:
-        logger.info("订单%s查询医院状态失败：%s", order.order_no, getattr(exc, "message", type(exc).__name__))
+    answer = ask(order.hospital, "GetOrderDetailInfo", {"WorkFlowId": order.workflow_id})
+    if not answer.ok:
+        logger.info("订单%s查询医院状态失败：%s", order.order_no, answer.problem)
         return order
-    status = answer["WorkFlowStatus"]
+    status = answer.fields["WorkFlowStatus"]
     Order.objects.filter(pk=order.pk).update(hospital_status=status, refreshed_at=now)
     if status in (PROMISE_CANCELLED, PROMISE_VISITED, PROMISE_NO_SHOW):
         try:

@@ -24,7 +24,7 @@ from booking.models import Channel, Order, PatientNotification, Schedule, Waitli
 from booking.notify import notify_patient
 from booking.rules import rules_for, waitlist_closes_at, when_text
 from booking.selectors import schedule_get
-from booking.services._common import _check_bookable, _no_transaction, _session_text
+from booking.services._common import _check_bookable, _session_text
 from booking.services.orders import order_lock
 from booking.services.patients import Patient, _check_not_banned, _patient_clean
 from regional.errors import DomainError
@@ -66,14 +66,7 @@ def waitlist_join(
             entry = WaitlistEntry.objects.create(
                 schedule=schedule,
                 channel=channel,
-                patient_name=patient.name,
-                id_card=patient.id_card,
-                phone=patient.phone,
-                card_no=patient.card_no,
-                card_type=patient.card_type,
-                sex=patient.sex,
-                age=patient.age,
-                address=patient.address,
+                **patient.row_fields(),
                 created_at=now,
             )
     except IntegrityError as exc:
@@ -102,7 +95,6 @@ def waitlist_offer(*, schedule_id: int, now: dt.datetime | None = None) -> int:
     """Offer the schedule's free numbers to its waitlist, first in line first, each through the
     normal lock (order_lock: rules, hospital lock, lock time as the payment deadline). Called by a
     task after the commit that freed a number, and by the beat sweeper. Returns the offers made."""
-    _no_transaction()
     now = now or clock.now()
     offers = 0
     while True:
@@ -130,16 +122,7 @@ def waitlist_offer(*, schedule_id: int, now: dt.datetime | None = None) -> int:
                 return offers
             entry.status = WaitlistEntry.OFFERED
             entry.save(update_fields=["status", "updated_at"])
-        patient = Patient(
-            name=entry.patient_name,
-            id_card=entry.id_card,
-            phone=entry.phone,
-            card_no=entry.card_no,
-            card_type=entry.card_type,
-            sex=entry.sex,
-            age=entry.age,
-            address=entry.address,
-        )
+        patient = Patient.of(entry)
         try:
             order, _created = order_lock(
                 channel=entry.channel,

@@ -28,7 +28,7 @@ from regional.soap.mount import PublicWsdlServer, message_part, prepare_body, se
 logger = logging.getLogger("regional.sandbox")
 
 # The reference namespace of the hospital-side interface. The platform's client assumes it for a
-# hospital configured without WSDL or namespace (regional/hospital_client.py DEFAULT_NAMESPACE).
+# hospital configured without WSDL or namespace (regional/hospital_wsdl.py DEFAULT_NAMESPACE).
 HIS_NAMESPACE = "http://regional.health/ws/his"
 MALFORMED_ANSWER = "沙箱医院模拟的异常应答：<Response><ResultCode>0</ResultCode><WorkFlowId>"
 

@@ -13,7 +13,7 @@ from django.core.cache import cache
 
 from booking.models import Channel, Schedule
 from booking.services.channels import channel_issue_token
-from regional import hospital_client
+from regional import hospital_wsdl
 from regional.celery import app
 from regional.sandbox import services as sandbox
 from regional.sandbox.models import SandboxHospital, SandboxSchedule
@@ -26,7 +26,7 @@ def booking_state(request):
     """A clean cache (circuit breakers, rate limits, slot caches) and, unless the test runs the real
     Celery worker, tasks executed in process so that each test sees its deliveries deterministically."""
     cache.clear()
-    hospital_client.clear_clients()
+    hospital_wsdl.clear_clients()
     eager = "celery_worker" not in request.fixturenames
     saved = app.conf.task_always_eager
     if eager:

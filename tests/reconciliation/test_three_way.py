@@ -11,7 +11,7 @@ from django.core.cache import cache
 from booking.models import Order
 from reconciliation import services
 from reconciliation.models import Discrepancy, ReconciliationRun
-from regional import hospital_client
+from regional import hospital_wsdl
 from regional.models import MessageLog
 from regional.sandbox.models import SandboxOrder
 from tests.reconciliation.support import at, import_bill, pay, platform_order, refund, yesterday
@@ -25,9 +25,9 @@ Run = ReconciliationRun
 @pytest.fixture(autouse=True)
 def fresh_client_state():
     cache.clear()  # circuit breaker state
-    hospital_client.clear_clients()
+    hospital_wsdl.clear_clients()
     yield
-    hospital_client.clear_clients()
+    hospital_wsdl.clear_clients()
 
 
 @pytest.fixture
@@ -131,7 +131,7 @@ class ThreeWayTests:
 
         hospital.endpoint_url = f"http://127.0.0.1:{free_port()}/ws"
         hospital.save()
-        hospital_client.clear_clients()
+        hospital_wsdl.clear_clients()
         second = services.reconciliation_run(date_from=day, date_to=day)
 
         assert (second.result, second.hospital_checked, second.hospital_unchecked) == (Run.Result.INCOMPLETE, 0, 1)

@@ -11,12 +11,12 @@ from decimal import Decimal
 import pytest
 import zeep
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, transaction
 from lxml import etree
 
-from regional import hospital_client
+from regional import hospital_client, hospital_wsdl
 from regional.circuit import CLOSED, OPEN
-from regional.hospital_client import HospitalBadAnswer, HospitalRefused, HospitalUnavailable
+from regional.hospital_client import CalledInTransaction, HospitalBadAnswer, HospitalRefused, HospitalUnavailable
 from regional.messages import MessageInvalid
 from regional.models import MessageLog
 from regional.sandbox import services as sandbox
@@ -28,7 +28,7 @@ from tests.services import free_port
 @pytest.fixture(autouse=True)
 def fresh_client_state():
     cache.clear()  # circuit breaker state
-    hospital_client.clear_clients()
+    hospital_wsdl.clear_clients()
     yield
     cache.clear()
 
@@ -211,7 +211,7 @@ class TransportTests:
     def test_the_generated_wsdl_speaks_soap_12_when_the_hospital_does(self):
         import io
 
-        wsdl = hospital_client.generated_wsdl(namespace="http://his.example/ws", part_name="arg0", soap_version="1.2")
+        wsdl = hospital_wsdl.generated_wsdl(namespace="http://his.example/ws", part_name="arg0", soap_version="1.2")
         client = zeep.Client(io.BytesIO(wsdl.encode()))
         envelope = client.create_message(client.service, "UnlockReg", "<Request/>")
         assert etree.QName(envelope).namespace == "http://www.w3.org/2003/05/soap-envelope"
@@ -222,7 +222,7 @@ class TransportTests:
         for _ in range(3):
             with pytest.raises(HospitalRefused):
                 hospital_client.call(hospital, "GetOrderDetailInfo", {"WorkFlowId": "W-1"})
-        assert len(hospital_client._clients) == 1
+        assert len(hospital_wsdl._clients) == 1
 
     def test_a_hospital_without_an_address_is_unavailable(self, make_hospital):
         with pytest.raises(HospitalUnavailable, match="未配置医院端接口地址"):
@@ -328,3 +328,30 @@ class FaultTests:
         keys = redis.Redis.from_url(redis_url).keys("*circuit:hospital:S001:open_until*")
         assert keys
         hospital_client.circuit_for(hospital).reset()
+
+
+@pytest.mark.django_db(transaction=True)
+class ChokepointTests:
+    def test_it_refuses_to_call_a_hospital_inside_a_database_transaction(self, hospital, his):
+        with transaction.atomic(), pytest.raises(CalledInTransaction, match="不能在数据库事务中"):
+            hospital_client.call(hospital, "GetLineupDetailInfo", {"WorkId": "W-1"})
+        with transaction.atomic(), pytest.raises(CalledInTransaction):
+            hospital_client.send_raw(hospital, "GetLineupDetailInfo", "<Request/>")
+        assert not MessageLog.objects.exists()  # nothing was sent
+
+    def test_a_call_that_never_left_says_it_cannot_have_arrived(self, make_hospital):
+        dead = make_hospital("S011", endpoint_url=f"http://127.0.0.1:{free_port()}/ws")
+        with pytest.raises(HospitalUnavailable) as refused:
+            hospital_client.call(dead, "GetOrderDetailInfo", {"WorkFlowId": "W-1"})
+        with pytest.raises(HospitalUnavailable) as unconfigured:
+            hospital_client.call(make_hospital("S010"), "GetOrderDetailInfo", {"WorkFlowId": "W-1"})
+        assert not refused.value.may_have_arrived and not unconfigured.value.may_have_arrived
+
+    def test_a_call_without_an_answer_may_have_arrived(self, hospital, his):
+        set_fault(his, mode=SandboxHospital.FAULT_HTTP500)
+        with pytest.raises(HospitalUnavailable) as failed:
+            hospital_client.call(hospital, "GetLineupDetailInfo", {"WorkId": "W-1"})
+        set_fault(his, mode=SandboxHospital.FAULT_TIMEOUT, timeout_seconds=4, operations=["GetLineupDetailInfo"])
+        with pytest.raises(HospitalUnavailable) as timed_out:
+            hospital_client.call(hospital, "GetLineupDetailInfo", {"WorkId": "W-1"}, timeout=0.5)
+        assert failed.value.may_have_arrived and timed_out.value.may_have_arrived

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.test import Client
 
 from regional import pii
-from regional.inbound import masked_xml
+from regional.messagelog import masked_xml
 from regional.messages.catalog import CONFIRM_REGISTRATION
 from regional.models import HospitalCredential, MessageLog
 
