@@ -32,13 +32,6 @@ def _setting(name: str, default):
     return getattr(settings, name, default)
 
 
-def _no_transaction() -> None:
-    # The hospital client refuses to run inside a transaction itself (CalledInTransaction); only
-    # outbox_deliver still calls this, until the delivery engine moves (then this goes).
-    if transaction.get_connection().in_atomic_block:
-        raise RuntimeError("医院接口调用不能在数据库事务中进行（请在提交后调用）")
-
-
 def _actor_channel(channel: Channel) -> str:
     return f"渠道{channel.code}"
 

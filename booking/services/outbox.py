@@ -13,13 +13,13 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from booking.hospital import delivery_failure
 from booking.models import Order, OutboxMessage
-from booking.services._common import _lock_message, _no_transaction
+from booking.services._common import _lock_message
 from regional import hospital_client
 from regional.delivery import Courier, Delivery, Refused, Sent, Superseded, TryLater
-from regional.hospital_client import HospitalBadAnswer, HospitalRefused, HospitalUnavailable
+from regional.hospital_client import HospitalError, HospitalRefused
 from regional.messages import MessageInvalid
-from regional.pii import mask_text
 
 
 def _outbox_unlock(order: Order, *, workflow_id: str, serial_number) -> None:
@@ -67,7 +67,8 @@ class HospitalNotices(Courier[OutboxMessage]):
     """The outbox's courier. Earlier messages of the same order go first (a payment notice before
     the cancellation). A refusal is the hospital's answer: the row fails and staff look at it. No
     answer (down, timeout, circuit open, unreadable answer) is retried with the engine's backoff
-    until DELIVERY_MAX_ATTEMPTS, then the row fails (staff may retry it from the admin)."""
+    until DELIVERY_MAX_ATTEMPTS, then the row fails (staff may retry it from the admin). Which is
+    which is booking.hospital's `delivery_failure`."""
 
     model = OutboxMessage
     retry_action = "重新发送医院通知"
@@ -112,12 +113,10 @@ class HospitalNotices(Courier[OutboxMessage]):
                     return Sent(note="医院没有该锁号，无需解除")
                 data = found
             hospital_client.call(row.hospital, row.kind, {**data, "TransactionId": row.transaction_id})
-        except HospitalRefused as exc:
-            raise Refused(f"医院拒绝：{mask_text(exc.error_msg or exc.message)}") from exc
-        except MessageInvalid as exc:
-            raise Refused(f"报文不符合接口规范：{exc.summary()}") from exc
-        except (HospitalUnavailable, HospitalBadAnswer) as exc:
-            raise TryLater(exc.message) from exc
+        except (HospitalError, MessageInvalid) as exc:
+            # What a failed call means for booking is decided once, in booking.hospital.
+            failure = delivery_failure(exc)
+            raise (Refused if failure.permanent else TryLater)(failure.note) from exc
         return None
 
 
@@ -140,8 +139,8 @@ def _outbox_add(order: Order, kind: str, payload: dict, *, dedupe_key: str | Non
 
 
 def outbox_deliver(*, message_id: int) -> Delivery:
-    """Send one outbox message to its hospital (at least once; the hospital may see a repeat)."""
-    _no_transaction()
+    """Send one outbox message to its hospital (at least once; the hospital may see a repeat). The
+    hospital client refuses to run inside a transaction (CalledInTransaction)."""
     return COURIER.deliver(message_id)
 
 
