@@ -9,7 +9,6 @@ from django.utils import timezone
 
 from booking.errors import InvalidRequest
 from booking.models import Channel, Order, OutboxMessage, PatientNotification, Schedule
-from regional.errors import NotFound
 from regional.messages import Violation
 from regional.models import Department, Doctor, Hospital
 from regional.observability import register_gauge
@@ -18,13 +17,6 @@ from regional.pii import lookup_hash
 
 def hospitals() -> QuerySet[Hospital]:
     return Hospital.objects.filter(is_deleted=False).order_by("seq_no", "hospital_no")
-
-
-def hospital_by_no(hospital_no: str) -> Hospital:
-    hospital = Hospital.objects.filter(hospital_no=hospital_no, is_deleted=False).first()
-    if hospital is None:
-        raise NotFound(f"医院{hospital_no}不存在")
-    return hospital
 
 
 def departments(*, hospital: Hospital) -> QuerySet[Department]:

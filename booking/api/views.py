@@ -35,6 +35,7 @@ from booking.api.serializers import (
     WaitlistOut,
 )
 from booking.models import Channel
+from regional.selectors import hospital_by_no
 
 ERRORS = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut, 429: ErrorOut, 503: ErrorOut}
 
@@ -93,7 +94,7 @@ class DepartmentList(ChannelMixin, generics.ListAPIView):
     pagination_class = PagePagination
 
     def get_queryset(self):
-        return selectors.departments(hospital=selectors.hospital_by_no(self.kwargs["hospital_no"]))
+        return selectors.departments(hospital=hospital_by_no(self.kwargs["hospital_no"]))
 
 
 @extend_schema(
