@@ -81,7 +81,7 @@ def _outbox_by_status(status: str):
     def read() -> list[tuple[dict, float]]:
         rows = OutboxMessage.objects.filter(status=status).values("kind").annotate(n=Count("id"))
         counts = {row["kind"]: row["n"] for row in rows}
-        return [({"kind": kind}, float(counts.get(kind, 0))) for kind, _label in OutboxMessage.KINDS]
+        return [({"kind": kind}, float(counts.get(kind, 0))) for kind in OutboxMessage.Kind.values]
 
     return read
 

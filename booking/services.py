@@ -90,7 +90,17 @@ from regional.hospital_client import (
     HospitalUnavailable,
     circuit_for,
 )
-from regional.messages import MessageInvalid, Violation, catalog
+from regional.messages import MessageInvalid, Violation
+from regional.messages.codes import (
+    CardType,
+    ChannelCode,
+    PayChannel,
+    PayType,
+    PromiseType,
+    SexCode,
+    SlotStatus,
+    WorkFlowStatus,
+)
 from regional.models import Hospital
 from regional.observability import LOCK_EXPIRIES
 from regional.pii import lookup_hash, mask_text
@@ -468,8 +478,6 @@ class Patient:
 
 _ID_CARD = re.compile(r"^(?:[0-9X]{15}|[0-9X]{18})$")
 _PHONE = re.compile(r"^[0-9+\-]{7,20}$")
-SEX_NAMES = dict(catalog.SEX_CODES)
-CHANNEL_CODES = {code for code, _label in catalog.CHANNELS}
 
 
 def _setting(name: str, default):
@@ -519,9 +527,9 @@ def _patient_clean(patient: Patient) -> tuple[Patient, list[Violation]]:
         out.append(Violation("patient.phone", "格式不正确（7–20位数字）"))
     if len(p.card_no) > 20:
         out.append(Violation("patient.card_no", "长度不能超过20个字符"))
-    if p.card_type and p.card_type not in dict(Order.CARD_TYPES):
+    if p.card_type and p.card_type not in CardType.values:
         out.append(Violation("patient.card_type", "应为01（院内就诊卡）或02（居民健康卡）"))
-    if p.sex and p.sex not in SEX_NAMES:
+    if p.sex and p.sex not in SexCode.values:
         out.append(Violation("patient.sex", "应为0、1、2、5、6或9（GB/T 2261.1 性别代码）"))
     if len(p.age) > 30:
         out.append(Violation("patient.age", "长度不能超过30个字符"))
@@ -555,7 +563,7 @@ def _record(
         user=user if getattr(user, "is_authenticated", False) else None,
         reason=reason[:500],
     )
-    labels = dict(Order.STATUSES)
+    labels = dict(Order.Status.choices)
     before = {"status": from_status, "mark": order.mark if from_mark is None else from_mark}
     audit_record(
         action=f"订单状态：{labels.get(from_status, '新建')}→{labels[order.status]}",
@@ -909,14 +917,14 @@ def _lock_message(order: Order, schedule: Schedule) -> dict:
         "CardType": order.card_type or None,
         "Name": order.patient_name,
         "Sex": order.sex or None,
-        "SexName": SEX_NAMES.get(order.sex) if order.sex else None,
+        "SexName": dict(SexCode.choices).get(order.sex) if order.sex else None,
         "Age": order.age or None,
         "TelephoneNo": order.phone,
         "Address": order.address or None,
         "IDCode": order.id_card,
         "WorkId": schedule.work_id,
         "numSourceId": order.num_source_id or None,
-        "channel": order.channel.code if order.channel.code in CHANNEL_CODES else None,
+        "channel": order.channel.code if order.channel.code in ChannelCode.values else None,
     }
 
 
@@ -1037,14 +1045,14 @@ def order_pay(
         (pay_channel or "").strip(),
     )
     violations = []
-    if pay_type not in dict(Order.PAY_TYPES):
+    if pay_type not in PayType.values:
         violations.append(Violation("pay_type", "应为3（现场支付）或4（在线支付）"))
     if amount is None or amount <= 0 or amount != amount.quantize(Decimal("0.01")):
         violations.append(Violation("amount", "应为大于0、最多两位小数的金额"))
     if pay_type == Order.PAY_ONLINE:
         if not pay_trade_no:
             violations.append(Violation("pay_trade_no", "在线支付时为必填项（支付流水号）"))
-        if pay_channel not in dict(Order.PAY_CHANNELS):
+        if pay_channel not in PayChannel.values:
             violations.append(Violation("pay_channel", "在线支付时应为alipay（支付宝）或wepay（微信）"))
     if len(pay_trade_no) > 40:
         violations.append(Violation("pay_trade_no", "长度不能超过40个字符"))
@@ -1084,7 +1092,7 @@ def _order_pay(*, channel, order_no, pay_type, amount, pay_trade_no, pay_channel
         "PayAmount": str(amount),
         "payTradeNo": pay_trade_no or None,
         "payChannel": pay_channel or None,
-        "channel": channel.code if channel.code in CHANNEL_CODES else None,
+        "channel": channel.code if channel.code in ChannelCode.values else None,
     }
     order.pay_type, order.pay_trade_no, order.pay_channel = pay_type, pay_trade_no, pay_channel
     WaitlistEntry.objects.filter(order=order, status=WaitlistEntry.OFFERED).update(status=WaitlistEntry.BOOKED)
@@ -1467,8 +1475,6 @@ def order_expire(*, order_id: int, now: dt.datetime | None = None) -> bool:
 
 # -- the hospital's reports: 2.4 getPromiseNotice, and GetOrderDetailInfo (3.6) ------------------
 
-PROMISE_CANCELLED, PROMISE_VISITED, PROMISE_NO_SHOW, PROMISE_OTHER = "3", "4", "6", "9"
-
 
 @transaction.atomic
 def order_report(
@@ -1497,12 +1503,14 @@ def order_report(
         occurred_at = timezone.make_aware(occurred_at)
     now = timezone.now()
     previous = order.status
-    if work_type == PROMISE_OTHER:
+    if work_type == PromiseType.OTHER:
         _record(order, from_status=previous, actor=actor, reason=f"医院报告（其他）：{desc or '未说明'}")
         return order
-    target = {PROMISE_CANCELLED: Order.CANCELLED, PROMISE_VISITED: Order.VISITED, PROMISE_NO_SHOW: Order.NO_SHOW}.get(
-        work_type
-    )
+    target = {
+        PromiseType.CANCELLED: Order.CANCELLED,
+        PromiseType.VISITED: Order.VISITED,
+        PromiseType.NO_SHOW: Order.NO_SHOW,
+    }.get(work_type)
     if target is None:
         raise DomainError(f"workType {work_type}不是有效的履约状态（3退号、4履约、6爽约、9其他）")
     if previous == target or (target == Order.CANCELLED and previous == Order.EXPIRED):
@@ -1517,9 +1525,7 @@ def order_report(
             )
         return order
     if previous not in (Order.BOOKED, Order.PAID):
-        raise OrderStateConflict(
-            f"挂号单{workflow_id}{order.get_status_display()}，不能改为{dict(Order.STATUSES)[target]}"
-        )
+        raise OrderStateConflict(f"挂号单{workflow_id}{order.get_status_display()}，不能改为{target.label}")
     order.status = target
     order.hospital_status = target
     if target == Order.CANCELLED:
@@ -1675,7 +1681,7 @@ def order_refresh(*, order: Order, force: bool = False, now: dt.datetime | None 
         return order
     status = answer["WorkFlowStatus"]
     Order.objects.filter(pk=order.pk).update(hospital_status=status, refreshed_at=now)
-    if status in (PROMISE_CANCELLED, PROMISE_VISITED, PROMISE_NO_SHOW):
+    if status in (WorkFlowStatus.CANCELLED, WorkFlowStatus.VISITED, WorkFlowStatus.NO_SHOW):
         try:
             order_report(
                 hospital=order.hospital,
@@ -2011,7 +2017,7 @@ def schedule_slots(*, schedule: Schedule) -> list[dict]:
     answer = _hospital_call(
         schedule.hospital, "GetDaypartingDetailInfo", {"WorkId": schedule.work_id}, what="查询分时段号源"
     )
-    labels = dict(catalog.SLOT_STATUSES)
+    labels = dict(SlotStatus.choices)
     slots = [
         {
             "num_source_id": r["numSourceId"],
@@ -2091,7 +2097,7 @@ def card_check(*, hospital_no: str, card_no: str, card_type: str, id_card: str, 
     ):
         if not (value or "").strip():
             violations.append(Violation(field, f"为必填项（{label}）"))
-    if (card_type or "01") not in dict(Order.CARD_TYPES):
+    if (card_type or "01") not in CardType.values:
         violations.append(Violation("card_type", "应为01（院内就诊卡）或02（居民健康卡）"))
     if violations:
         raise InvalidRequest(violations)

@@ -16,6 +16,7 @@ from reconciliation.engine import Finding
 from reconciliation.models import Discrepancy, ReconciliationRun
 from regional import hospital_client
 from regional.messages import MessageInvalid
+from regional.messages.codes import WorkFlowStatus
 
 logger = logging.getLogger("reconciliation")
 
@@ -27,7 +28,7 @@ def _setting(name: str, default: int) -> int:
     return int(getattr(settings, name, default))
 
 
-PAID_STATES = ("2", "4", "6")
+PAID_STATES = (WorkFlowStatus.PAID, WorkFlowStatus.VISITED, WorkFlowStatus.NO_SHOW)
 
 
 def hospitals_check(run: ReconciliationRun, findings: list[Finding], covered) -> tuple[int, set[str], list[Finding]]:
@@ -121,18 +122,22 @@ def compare_hospital(base: Finding, answer: dict, facts: dict) -> list[Finding]:
         "hospital_status": status,
     }
     found = []
-    if status == "3" and net > 0:
+    if status == WorkFlowStatus.CANCELLED and net > 0:
         found.append(
             replace(base, type=T.HOSPITAL_CANCELLED_PAID, detail=f"医院显示已退号，仍收款{net}元未退", **amounts)
         )
-    elif status == "1" and net > 0:
+    elif status == WorkFlowStatus.BOOKED and net > 0:
         found.append(
             replace(base, type=T.HOSPITAL_UNPAID, detail=f"已收款{net}元，医院显示已预约（未支付）", **amounts)
         )
     elif status in PAID_STATES and net <= 0 and facts["refunds"]:
-        label = {"2": "已支付", "4": "已履约", "6": "已爽约"}[status]
         found.append(
-            replace(base, type=T.HOSPITAL_ACTIVE_REFUNDED, detail=f"款项已全额退回，医院显示{label}", **amounts)
+            replace(
+                base,
+                type=T.HOSPITAL_ACTIVE_REFUNDED,
+                detail=f"款项已全额退回，医院显示{WorkFlowStatus(status).label}",
+                **amounts,
+            )
         )
     fee = answer.get("Fee")
     if status in PAID_STATES and facts["type"] == LedgerEntry.TYPE_REGISTRATION and fee is not None and paid > 0:

@@ -14,11 +14,12 @@ from django.utils import timezone
 
 from reconciliation import engine, selectors
 from reconciliation.engine import Finding, Tally
-from reconciliation.models import Discrepancy, EntryKind, PayChannel, ReconciliationRun, Statement, StatementSource
+from reconciliation.models import Discrepancy, EntryKind, ReconciliationRun, Statement, StatementSource
 from reconciliation.services.hospital_check import hospitals_check
 from reconciliation.services.statements import statement_fetch, statement_lines_attribute
 from regional.audit import audit_record, snapshot
 from regional.errors import DomainError
+from regional.messages.codes import PayChannel
 from regional.models import Hospital
 
 logger = logging.getLogger("reconciliation")
@@ -205,7 +206,7 @@ def _reconcile(run: ReconciliationRun) -> None:
                 findings.append(finding)
                 if len(findings) > limit:
                     raise DomainError(
-                        f"差异超过{limit}笔，已停止：请检查{PayChannel(channel).label}{day:%Y-%m-%d}的对账单是否选错日期或来源"
+                        f"差异超过{limit}笔，已停止：请检查{PayChannel(channel).provider}{day:%Y-%m-%d}的对账单是否选错日期或来源"
                     )
     findings = _cross_day(findings)
     checked, unchecked, findings = hospitals_check(run, findings, covered)
@@ -289,7 +290,7 @@ def _store(run, tally: Tally, findings: list[Finding], covered, missing, checked
         run.discrepancy_count = Discrepancy.objects.filter(run=run).count()
         run.resolved_count = skipped
         run.hospital_checked, run.hospital_unchecked = checked, len(unchecked)
-        run.missing_statements = "、".join(f"{PayChannel(c).label}{d:%Y-%m-%d}" for c, d in missing)
+        run.missing_statements = "、".join(f"{PayChannel(c).provider}{d:%Y-%m-%d}" for c, d in missing)
         run.status, run.finished_at = Run.Status.DONE, timezone.now()
         if missing or unchecked:
             run.result = Run.Result.INCOMPLETE
