@@ -12,7 +12,7 @@ import requests
 from django.core.cache import cache
 
 from booking.models import Channel, Schedule
-from booking.services import channel_issue_token
+from booking.services.channels import channel_issue_token
 from regional import hospital_client
 from regional.celery import app
 from regional.sandbox import services as sandbox
