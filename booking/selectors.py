@@ -7,8 +7,9 @@ import datetime as dt
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from booking.errors import InvalidRequest, OrderNotFound, ScheduleNotFound
+from booking.errors import OrderNotFound, ScheduleNotFound
 from booking.models import Channel, Order, OutboxMessage, PatientNotification, Schedule, WaitlistEntry
+from regional.errors import InvalidInput
 from regional.messages import Violation
 from regional.models import Department, Doctor, Hospital
 from regional.observability import register_gauge
@@ -49,7 +50,7 @@ def schedules(
         try:
             day = dt.date.fromisoformat(date)
         except ValueError:
-            raise InvalidRequest([Violation("date", "格式应为yyyy-mm-dd")]) from None
+            raise InvalidInput([Violation("date", "格式应为yyyy-mm-dd")]) from None
         query = query.filter(work_date=day)
     else:
         query = query.filter(work_date__gte=timezone.localdate())
@@ -66,7 +67,7 @@ def schedules(
 def patient_orders(*, channel: Channel, id_card: str) -> QuerySet[Order]:
     """A patient's orders made through this channel, found by the keyed hash of the ID number."""
     if not (id_card or "").strip():
-        raise InvalidRequest([Violation("id_card", "为必填项（按身份证号查询患者的订单）")])
+        raise InvalidInput([Violation("id_card", "为必填项（按身份证号查询患者的订单）")])
     return (
         Order.objects.filter(channel=channel, id_card_hash=lookup_hash(id_card))
         .select_related("channel", "hospital", "schedule", "schedule__department", "schedule__doctor")

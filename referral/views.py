@@ -26,9 +26,9 @@ from django.views.decorators.http import require_GET, require_http_methods
 from referral import protocol, selectors, services
 from referral.forms import AcceptForm, NoteForm, ReasonForm, SubmitForm
 from referral.models import Referral, ReferralAccess, ReferralBooking
-from referral.services import Actor, ReferralInvalid
+from referral.services import Actor
 from regional import auth, ratelimit
-from regional.errors import DomainError
+from regional.errors import DomainError, InvalidInput
 from regional.messages.catalog import REFERRAL_START
 from regional.models import Hospital
 from regional.pii import mask
@@ -238,7 +238,7 @@ def his_form(request: HttpRequest) -> HttpResponse:
                     return redirect(request.get_full_path())
             else:
                 messages.error(request, "未知的操作。")
-        except ReferralInvalid as exc:
+        except InvalidInput as exc:
             _attach(cancel_form if action == "cancel" else form, exc.errors)
         except DomainError as exc:
             messages.error(request, exc.message)
@@ -337,7 +337,7 @@ def znts_notice(request: HttpRequest) -> HttpResponse:
                 return redirect(reverse("referral:his") + f"?referralCode={code}&type={back.care_type}")
             else:
                 messages.error(request, "未知的操作。")
-        except ReferralInvalid as exc:
+        except InvalidInput as exc:
             _attach(form, exc.errors)
         except DomainError as exc:
             if action == "accept":

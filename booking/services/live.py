@@ -7,11 +7,11 @@ from __future__ import annotations
 from django.core.cache import cache
 from django.utils import timezone
 
-from booking.errors import HospitalAnswerError, HospitalUnavailableForBooking, InvalidRequest
+from booking.errors import HospitalAnswerError, HospitalUnavailableForBooking
 from booking.models import Schedule
 from booking.services._common import _no_transaction, _setting
 from regional import hospital_client
-from regional.errors import Conflict
+from regional.errors import Conflict, InvalidInput
 from regional.hospital_client import HospitalBadAnswer, HospitalError, HospitalRefused, HospitalUnavailable
 from regional.messages import MessageInvalid, Violation
 from regional.messages.codes import CardType, SlotStatus
@@ -32,7 +32,7 @@ def _hospital_call(hospital: Hospital, name: str, data: dict, *, what: str) -> d
     except HospitalBadAnswer as exc:
         raise HospitalAnswerError(f"{what}失败：医院应答无法识别") from exc
     except MessageInvalid as exc:
-        raise InvalidRequest(exc.violations) from exc
+        raise InvalidInput(exc.violations) from exc
 
 
 def schedule_slots(*, schedule: Schedule) -> list[dict]:
@@ -121,7 +121,7 @@ def card_check(*, hospital_no: str, card_no: str, card_type: str, id_card: str, 
     if (card_type or "01") not in CardType.values:
         violations.append(Violation("card_type", "应为01（院内就诊卡）或02（居民健康卡）"))
     if violations:
-        raise InvalidRequest(violations)
+        raise InvalidInput(violations)
     hospital = hospital_by_no(hospital_no)
     answer = _hospital_call(
         hospital,
@@ -160,7 +160,7 @@ def cards_query(
     if (card_type or "01") not in ("01", "02"):
         violations.append(Violation("card_type", "应为01（身份证）或02（健康卡）"))
     if violations:
-        raise InvalidRequest(violations)
+        raise InvalidInput(violations)
     hospital = hospital_by_no(hospital_no)
     answer = _hospital_call(
         hospital,

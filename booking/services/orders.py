@@ -36,7 +36,6 @@ from booking.errors import (
     HospitalAnswerError,
     HospitalUnavailableForBooking,
     IdempotencyConflict,
-    InvalidRequest,
     LockExpired,
     LockRefused,
     OrderStateConflict,
@@ -75,6 +74,7 @@ from booking.services.outbox import _outbox_add, _outbox_supersede_payment, _out
 from booking.services.patients import Patient, _check_not_banned, _check_patient_limits, _patient_clean
 from regional import hospital_client
 from regional.circuit import OPEN, CircuitOpen
+from regional.errors import InvalidInput
 from regional.hospital_client import HospitalBadAnswer, HospitalRefused, HospitalUnavailable, circuit_for
 from regional.messages import MessageInvalid, Violation
 from regional.messages.codes import ChannelCode, PayChannel, PayType
@@ -135,7 +135,7 @@ def order_lock(
     if len(idempotency_key) > 100:
         violations.append(Violation("Idempotency-Key", "长度不能超过100个字符"))
     if violations:
-        raise InvalidRequest(violations)
+        raise InvalidInput(violations)
     fingerprint = ""
     if idempotency_key:
         fingerprint = _fingerprint(hospital_no, work_id, num_source_id, *dataclasses.astuple(patient))
@@ -194,7 +194,7 @@ def order_lock(
         raise HospitalAnswerError(f"{hospital.name}的锁号应答无法识别，本次预约未成功，请稍后重试") from exc
     except MessageInvalid as exc:
         _order_lock_failed(order_id=order.pk, reason=exc.summary(), recover=False)
-        raise InvalidRequest(exc.violations) from exc
+        raise InvalidInput(exc.violations) from exc
     except BaseException:
         _order_lock_failed(order_id=order.pk, reason="锁号过程异常中断", recover=True)
         raise
@@ -418,7 +418,7 @@ def order_pay(
     if len(pay_trade_no) > 40:
         violations.append(Violation("pay_trade_no", "长度不能超过40个字符"))
     if violations:
-        raise InvalidRequest(violations)
+        raise InvalidInput(violations)
     return _order_pay(
         channel=channel,
         order_no=order_no,

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 from django.utils import timezone
 
-from booking.errors import DuplicateBooking, InvalidRequest, PatientBanned, PatientLimitReached, SessionOverlap
+from booking.errors import DuplicateBooking, PatientBanned, PatientLimitReached, SessionOverlap
 from booking.models import NoShowBan, NoShowRecord, Order, Schedule
 from booking.rules import EffectiveRules, rules_for
 from booking.services._common import SYSTEM
 from regional.audit import audit_record
+from regional.errors import InvalidInput
 from regional.messages import Violation
 from regional.messages.codes import CardType, SexCode
 
@@ -197,7 +198,7 @@ def no_show_ban_change(*, ban_id: int, ends_on: dt.date | None, reason: str, use
     """Staff lift a ban (`ends_on` None) or shorten it, with a reason (audited)."""
     reason = (reason or "").strip()[:300]
     if not reason:
-        raise InvalidRequest([Violation("reason", "为必填项（解除或缩短禁约的原因）")])
+        raise InvalidInput([Violation("reason", "为必填项（解除或缩短禁约的原因）")])
     ban = NoShowBan.objects.select_for_update().get(pk=ban_id)
     before = {"ends_on": str(ban.ends_on), "lifted": ban.lifted_at is not None}
     if ends_on is None:
@@ -205,7 +206,7 @@ def no_show_ban_change(*, ban_id: int, ends_on: dt.date | None, reason: str, use
         action = "解除爽约禁约"
     else:
         if ends_on > ban.ends_on:
-            raise InvalidRequest([Violation("ends_on", "只能缩短禁约，不能延长")])
+            raise InvalidInput([Violation("ends_on", "只能缩短禁约，不能延长")])
         ban.ends_on = ends_on
         action = "缩短爽约禁约"
     ban.change_reason = reason
