@@ -277,3 +277,18 @@ class OverdueReferral(Referral):
         proxy = True
         verbose_name = "超时未处理转诊"
         verbose_name_plural = "超时未处理转诊"
+
+
+# The referral's personal data and its masking kind (regional.pii.mask), for the pages and the admin.
+PERSONAL_FIELDS = {
+    "patient_name": "name",
+    "id_no": "id",
+    "card_no": "card",
+    "phone": "phone",
+    "address": "address",
+    "diagnosis": "clinical",
+    "history_summary": "clinical",
+    "past_history": "clinical",
+    "treatment": "clinical",
+    "notes": "clinical",
+}

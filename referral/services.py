@@ -561,13 +561,19 @@ def _booking_release(order: Order) -> None:
         logger.exception("referral booking %s could not be cancelled", order.order_no)
 
 
-@transaction.atomic
-def referral_reject(*, referral: Referral, actor: Actor, reason: str) -> Referral:
+def _reason_clean(reason: str, *, what: str) -> str:
+    """A required reason (`what`: 拒绝原因, 取消原因), stripped and within the length limit."""
     reason = (reason or "").strip()
     if not reason:
-        raise InvalidInput([Violation("reason", "请填写拒绝原因")])
+        raise InvalidInput([Violation("reason", f"请填写{what}")])
     if len(reason) > TEXT_LIMIT:
-        raise InvalidInput([Violation("reason", f"拒绝原因不能超过{TEXT_LIMIT}字")])
+        raise InvalidInput([Violation("reason", f"{what}不能超过{TEXT_LIMIT}字")])
+    return reason
+
+
+@transaction.atomic
+def referral_reject(*, referral: Referral, actor: Actor, reason: str) -> Referral:
+    reason = _reason_clean(reason, what="拒绝原因")
     locked, from_status = _move(referral, to=Status.REJECTED, actor=actor, side=ReferralAccess.RECEIVER)
     locked.reject_reason = reason
     locked.save()
@@ -594,11 +600,7 @@ def referral_complete(*, referral: Referral, actor: Actor, note: str = "") -> Re
 @transaction.atomic
 def referral_cancel(*, referral: Referral, actor: Actor, reason: str) -> Referral:
     """The sender withdraws a referral the receiving hospital has not accepted yet."""
-    reason = (reason or "").strip()
-    if not reason:
-        raise InvalidInput([Violation("reason", "请填写取消原因")])
-    if len(reason) > TEXT_LIMIT:
-        raise InvalidInput([Violation("reason", f"取消原因不能超过{TEXT_LIMIT}字")])
+    reason = _reason_clean(reason, what="取消原因")
     locked, from_status = _move(referral, to=Status.CANCELLED, actor=actor, side=ReferralAccess.SENDER)
     locked.cancel_reason = reason
     locked.save()
