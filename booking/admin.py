@@ -34,7 +34,7 @@ from booking.models import (
 )
 from booking.rules import parse_ban_tiers, parse_channel_quotas, parse_holidays, rules_cache_clear
 from booking.services import channels, outbox, patients, schedules
-from regional.admin import PersonalDataAdminMixin
+from regional.admin import PersonalDataAdminMixin, ReadOnlyAdmin
 from regional.errors import DomainError
 
 
@@ -249,21 +249,6 @@ class ChannelAdmin(admin.ModelAdmin):
 
 
 # -- orders and what they owe ----------------------------------------------------------------------
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows written by the services only: browse, never add, edit or delete here."""
-
-    show_full_result_count = False
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 class VisitDateFilter(WorkDateFilter):

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from booking.errors import HospitalAnswerError, HospitalUnavailableForBooking, InvalidRequest, LockRefused
+from booking.errors import HospitalAnswerError, HospitalUnavailableForBooking, LockRefused
 from regional import hospital_client
 from regional.circuit import OPEN
-from regional.errors import Conflict, DomainError
+from regional.errors import Conflict, DomainError, InvalidInput
 from regional.hospital_client import HospitalError, HospitalRefused, HospitalUnavailable
 from regional.messages import MessageInvalid
 from regional.models import Hospital
@@ -66,7 +66,7 @@ def read_error(exc: CallFailure, *, what: str) -> DomainError:
     if isinstance(exc, HospitalUnavailable):
         return HospitalUnavailableForBooking(f"{what}失败：{exc.message}，请稍后重试")
     if isinstance(exc, MessageInvalid):
-        return InvalidRequest(exc.violations)
+        return InvalidInput(exc.violations)
     return HospitalAnswerError(f"{what}失败：医院应答无法识别")
 
 
@@ -98,7 +98,7 @@ def lock_failure(exc: CallFailure, *, hospital: Hospital) -> Failure:
         error = HospitalUnavailableForBooking(f"{hospital.name}暂时无法锁号：{exc.message}。请稍后重试")
         return Failure(exc.message, permanent=False, may_have_arrived=exc.may_have_arrived, error=error)
     if isinstance(exc, MessageInvalid):
-        return Failure(exc.summary(), permanent=True, may_have_arrived=False, error=InvalidRequest(exc.violations))
+        return Failure(exc.summary(), permanent=True, may_have_arrived=False, error=InvalidInput(exc.violations))
     error = HospitalAnswerError(f"{hospital.name}的锁号应答无法识别，本次预约未成功，请稍后重试")
     return Failure(exc.message, permanent=False, may_have_arrived=True, error=error)
 

@@ -11,13 +11,14 @@ from regional.messages.catalog import (
     STOP_WORK_NOTICE,
     SYNCHRONIZED_WORK_INFO,
 )
+from regional.messages.codes import YesNo
 from regional.models import Hospital
 
 
 @register(SYNCHRONIZED_WORK_INFO)
 def synchronized_work_info(*, hospital: Hospital, data: dict) -> dict:
     count = schedules.schedules_sync(
-        hospital=hospital, records=data["WorkInfo"], clear_future=data["IsMultiTimes"] == "1"
+        hospital=hospital, records=data["WorkInfo"], clear_future=data["IsMultiTimes"] == YesNo.YES
     )
     return {"Count": count, "HospitalNo": hospital.hospital_no}
 

@@ -7,9 +7,9 @@ import datetime as dt
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from booking.errors import InvalidRequest, OrderNotFound, ScheduleNotFound
+from booking.errors import OrderNotFound, ScheduleNotFound
 from booking.models import Channel, Order, OutboxMessage, PatientNotification, Schedule, WaitlistEntry
-from regional.errors import NotFound
+from regional.errors import InvalidInput
 from regional.messages import Violation
 from regional.models import Department, Doctor, Hospital
 from regional.observability import register_gauge
@@ -18,13 +18,6 @@ from regional.pii import lookup_hash
 
 def hospitals() -> QuerySet[Hospital]:
     return Hospital.objects.filter(is_deleted=False).order_by("seq_no", "hospital_no")
-
-
-def hospital_by_no(hospital_no: str) -> Hospital:
-    hospital = Hospital.objects.filter(hospital_no=hospital_no, is_deleted=False).first()
-    if hospital is None:
-        raise NotFound(f"医院{hospital_no}不存在")
-    return hospital
 
 
 def departments(*, hospital: Hospital) -> QuerySet[Department]:
@@ -57,7 +50,7 @@ def schedules(
         try:
             day = dt.date.fromisoformat(date)
         except ValueError:
-            raise InvalidRequest([Violation("date", "格式应为yyyy-mm-dd")]) from None
+            raise InvalidInput([Violation("date", "格式应为yyyy-mm-dd")]) from None
         query = query.filter(work_date=day)
     else:
         query = query.filter(work_date__gte=timezone.localdate())
@@ -74,7 +67,7 @@ def schedules(
 def patient_orders(*, channel: Channel, id_card: str) -> QuerySet[Order]:
     """A patient's orders made through this channel, found by the keyed hash of the ID number."""
     if not (id_card or "").strip():
-        raise InvalidRequest([Violation("id_card", "为必填项（按身份证号查询患者的订单）")])
+        raise InvalidInput([Violation("id_card", "为必填项（按身份证号查询患者的订单）")])
     return (
         Order.objects.filter(channel=channel, id_card_hash=lookup_hash(id_card))
         .select_related("channel", "hospital", "schedule", "schedule__department", "schedule__doctor")
@@ -89,7 +82,7 @@ def _outbox_by_status(status: str):
     def read() -> list[tuple[dict, float]]:
         rows = OutboxMessage.objects.filter(status=status).values("kind").annotate(n=Count("id"))
         counts = {row["kind"]: row["n"] for row in rows}
-        return [({"kind": kind}, float(counts.get(kind, 0))) for kind, _label in OutboxMessage.KINDS]
+        return [({"kind": kind}, float(counts.get(kind, 0))) for kind in OutboxMessage.Kind.values]
 
     return read
 

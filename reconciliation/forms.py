@@ -7,7 +7,8 @@ import datetime as dt
 from django import forms
 from django.utils import timezone
 
-from reconciliation.models import Discrepancy, PayChannel, ReconciliationRun, StatementSource
+from reconciliation.models import Discrepancy, ReconciliationRun, StatementSource
+from regional.messages.codes import PayChannel
 from regional.models import Hospital
 
 

@@ -13,21 +13,15 @@ from django.db.models import Q
 from django.utils import timezone
 
 from booking.models import LedgerEntry, Order
+from regional.messages.codes import PayChannel
 from regional.models import Hospital
 
 MONEY = {"max_digits": 12, "decimal_places": 2}
 
 
-class PayChannel(models.TextChoices):
-    """The payment providers whose bills the platform reconciles (the ledger's `pay_channel`)."""
-
-    WEPAY = "wepay", "微信支付"
-    ALIPAY = "alipay", "支付宝"
-
-
-class EntryKind(models.TextChoices):
-    PAYMENT = "payment", "支付"
-    REFUND = "refund", "退款"
+# The payment providers whose bills are reconciled are the ledger's payment channels, and a
+# statement line's kind is the ledger's: both lists are stated once, there.
+EntryKind = LedgerEntry.Kind
 
 
 class StatementSource(models.Model):

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import Count, DecimalField, Exists, F, Max, Min, OuterRef, Q, Subquery, Sum, Value
+from django.db.models import Count, DecimalField, Exists, F, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, Collate, TruncMonth
 from django.utils import timezone
 
@@ -58,11 +58,12 @@ def ledger_entries(*, pay_channel: str, day: dt.date, hospital: Hospital | None 
     return entries.filter(hospital=hospital) if hospital is not None else entries
 
 
-def ledger_trades(*, pay_channel: str, day: dt.date, hospital: Hospital | None = None) -> Iterator[Trade]:
-    """The ledger's trades of one payment channel on one day, sorted by Batch."""
+def _trades(rows: QuerySet, *, pay_channel: str, day: dt.date, orders: bool) -> Iterator[Trade]:
+    """Per Batch of `rows` (ledger entries or bill lines), sorted by Batch: the payments' and refunds'
+    counts and sums, the trade number, the hospital and (for the ledger) the order."""
+    extra = {"order_ref": Min("order_id")} if orders else {}
     rows = (
-        ledger_entries(pay_channel=pay_channel, day=day, hospital=hospital)
-        .values("batch")
+        rows.values("batch")
         .annotate(
             pay_count=Count("id", filter=PAYMENT),
             pay_amount=Sum("amount", filter=PAYMENT),
@@ -70,18 +71,24 @@ def ledger_trades(*, pay_channel: str, day: dt.date, hospital: Hospital | None =
             refund_amount=Sum("amount", filter=REFUND),
             trade_no=Max("pay_trade_no"),
             hospital_ref=Min("hospital_id"),
-            order_ref=Min("order_id"),
+            **extra,
         )
         .order_by(_binary("batch"))
         .values_list(
-            "batch", "pay_count", "pay_amount", "refund_count", "refund_amount", "trade_no", "hospital_ref", "order_ref"
+            "batch", "pay_count", "pay_amount", "refund_count", "refund_amount", "trade_no", "hospital_ref", *extra
         )
     )
-    for batch, pays, paid, refunds, refunded, trade_no, hospital_id, order_id in rows.iterator(chunk_size=CHUNK):
+    for batch, pays, paid, refunds, refunded, trade_no, hospital_id, *order in rows.iterator(chunk_size=CHUNK):
         yield Trade(
-            pay_channel, batch, pays, _money(paid), refunds, _money(refunded), trade_no or "", hospital_id, order_id,
-            day if pays else None, day if refunds else None,
+            pay_channel, batch, pays, _money(paid), refunds, _money(refunded), trade_no or "", hospital_id,
+            order[0] if order else None, day if pays else None, day if refunds else None,
         )  # fmt: skip
+
+
+def ledger_trades(*, pay_channel: str, day: dt.date, hospital: Hospital | None = None) -> Iterator[Trade]:
+    """The ledger's trades of one payment channel on one day, sorted by Batch."""
+    entries = ledger_entries(pay_channel=pay_channel, day=day, hospital=hospital)
+    return _trades(entries, pay_channel=pay_channel, day=day, orders=True)
 
 
 def statement_trades(
@@ -91,24 +98,7 @@ def statement_trades(
     lines = StatementLine.objects.filter(statement_id=statement_id)
     if hospital is not None:
         lines = lines.filter(hospital=hospital)
-    rows = (
-        lines.values("batch")
-        .annotate(
-            pay_count=Count("id", filter=PAYMENT),
-            pay_amount=Sum("amount", filter=PAYMENT),
-            refund_count=Count("id", filter=REFUND),
-            refund_amount=Sum("amount", filter=REFUND),
-            trade_no=Max("pay_trade_no"),
-            hospital_ref=Min("hospital_id"),
-        )
-        .order_by(_binary("batch"))
-        .values_list("batch", "pay_count", "pay_amount", "refund_count", "refund_amount", "trade_no", "hospital_ref")
-    )
-    for batch, pays, paid, refunds, refunded, trade_no, hospital_id in rows.iterator(chunk_size=CHUNK):
-        yield Trade(
-            pay_channel, batch, pays, _money(paid), refunds, _money(refunded), trade_no or "", hospital_id, None,
-            day if pays else None, day if refunds else None,
-        )  # fmt: skip
+    return _trades(lines, pay_channel=pay_channel, day=day, orders=False)
 
 
 def ledger_day_totals(*, pay_channel: str, day: dt.date, hospital: Hospital | None = None) -> dict:

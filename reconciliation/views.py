@@ -8,8 +8,6 @@ source without credentials does not serve at all.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import hmac
 import tempfile
@@ -20,6 +18,7 @@ from django.views.decorators.http import require_GET
 
 from reconciliation import sandbox, selectors
 from reconciliation.models import StatementSource
+from regional.auth import basic_credentials
 from regional.errors import DomainError
 
 
@@ -27,23 +26,12 @@ def _text(body: str, status: int) -> HttpResponse:
     return HttpResponse(body, status=status, content_type="text/plain; charset=utf-8")
 
 
-def _credentials(request: HttpRequest) -> tuple[str, str] | None:
-    header = request.META.get("HTTP_AUTHORIZATION", "")
-    if not header.lower().startswith("basic "):
-        return None
-    try:
-        user, _, secret = base64.b64decode(header[6:]).decode("utf-8").partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    return user, secret
-
-
 @require_GET
 def sandbox_bill(request: HttpRequest, pay_channel: str) -> HttpResponse:
     source = StatementSource.objects.filter(pay_channel=pay_channel).first()
     if source is None or not source.username or not source.secret_encrypted:
         return _text("沙箱渠道未开通", 404)
-    given = _credentials(request)
+    given = basic_credentials(request)
     if given is None or not (
         hmac.compare_digest(given[0], source.username) and hmac.compare_digest(given[1], source.secret())
     ):

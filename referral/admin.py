@@ -17,24 +17,18 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from referral import notify, selectors, services
-from referral.models import OverdueReferral, Referral, ReferralBooking, ReferralNotification, ReferralTransition
+from referral.models import (
+    PERSONAL_FIELDS,
+    OverdueReferral,
+    Referral,
+    ReferralBooking,
+    ReferralNotification,
+    ReferralTransition,
+)
 from regional.admin import PersonalDataAdminMixin
 from regional.errors import DomainError
 from regional.models import Hospital
 from regional.pii import lookup_hash, mask
-
-PERSONAL_FIELDS = {
-    "patient_name": "name",
-    "id_no": "id",
-    "card_no": "card",
-    "phone": "phone",
-    "address": "address",
-    "diagnosis": "clinical",
-    "history_summary": "clinical",
-    "past_history": "clinical",
-    "treatment": "clinical",
-    "notes": "clinical",
-}
 
 
 class TransitionInline(admin.TabularInline):

@@ -36,6 +36,7 @@ from booking.api.serializers import (
 )
 from booking.models import Channel
 from booking.services import live, orders, patients, reports, waitlist
+from regional.selectors import hospital_by_no
 
 ERRORS = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut, 429: ErrorOut, 503: ErrorOut}
 
@@ -94,7 +95,7 @@ class DepartmentList(ChannelMixin, generics.ListAPIView):
     pagination_class = PagePagination
 
     def get_queryset(self):
-        return selectors.departments(hospital=selectors.hospital_by_no(self.kwargs["hospital_no"]))
+        return selectors.departments(hospital=hospital_by_no(self.kwargs["hospital_no"]))
 
 
 @extend_schema(

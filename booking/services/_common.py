@@ -15,17 +15,12 @@ from django.db.models import F
 from booking.errors import OrderNotFound, ScheduleClosed
 from booking.models import Channel, Order, OrderTransition, Schedule, WaitlistEntry
 from regional.audit import audit_record
-from regional.errors import NotFound
-from regional.messages import catalog
+from regional.messages.codes import ChannelCode, SexCode
 from regional.models import Hospital
 
 
 def _record_path(record: dict, position: int, prefix: str) -> str:
     return f"{prefix}/Record[{record.get('_index', position)}]"
-
-
-SEX_NAMES = dict(catalog.SEX_CODES)
-CHANNEL_CODES = {code for code, _label in catalog.CHANNELS}
 
 
 def _setting(name: str, default):
@@ -56,7 +51,7 @@ def _record(
         user=user if getattr(user, "is_authenticated", False) else None,
         reason=reason[:500],
     )
-    labels = dict(Order.STATUSES)
+    labels = dict(Order.Status.choices)
     before = {"status": from_status, "mark": order.mark if from_mark is None else from_mark}
     audit_record(
         action=f"订单状态：{labels.get(from_status, '新建')}→{labels[order.status]}",
@@ -114,14 +109,14 @@ def _lock_message(order: Order, schedule: Schedule) -> dict:
         "CardType": order.card_type or None,
         "Name": order.patient_name,
         "Sex": order.sex or None,
-        "SexName": SEX_NAMES.get(order.sex) if order.sex else None,
+        "SexName": dict(SexCode.choices).get(order.sex) if order.sex else None,
         "Age": order.age or None,
         "TelephoneNo": order.phone,
         "Address": order.address or None,
         "IDCode": order.id_card,
         "WorkId": schedule.work_id,
         "numSourceId": order.num_source_id or None,
-        "channel": order.channel.code if order.channel.code in CHANNEL_CODES else None,
+        "channel": order.channel.code if order.channel.code in ChannelCode.values else None,
     }
 
 
@@ -132,10 +127,3 @@ def _waitlist_kick(schedule_id: int) -> None:
         from booking.tasks import waitlist_offer
 
         transaction.on_commit(lambda: waitlist_offer.delay(schedule_id), robust=True)
-
-
-def _hospital_for(hospital_no: str) -> Hospital:
-    hospital = Hospital.objects.filter(hospital_no=(hospital_no or "").strip(), is_deleted=False).first()
-    if hospital is None:
-        raise NotFound(f"医院{hospital_no}不存在")
-    return hospital

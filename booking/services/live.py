@@ -7,12 +7,14 @@ from __future__ import annotations
 from django.core.cache import cache
 from django.utils import timezone
 
-from booking.errors import InvalidRequest
 from booking.hospital import ask, read
-from booking.models import Order, Schedule
-from booking.services._common import _hospital_for, _setting
-from regional.messages import Violation, catalog
+from booking.models import Schedule
+from booking.services._common import _setting
+from regional.errors import InvalidInput
+from regional.messages import Violation
+from regional.messages.codes import CardType, SlotStatus
 from regional.pii import mask_text
+from regional.selectors import hospital_by_no
 
 
 def schedule_slots(*, schedule: Schedule) -> list[dict]:
@@ -23,7 +25,7 @@ def schedule_slots(*, schedule: Schedule) -> list[dict]:
     if slots is not None:
         return slots
     answer = read(schedule.hospital, "GetDaypartingDetailInfo", {"WorkId": schedule.work_id}, what="查询分时段号源")
-    labels = dict(catalog.SLOT_STATUSES)
+    labels = dict(SlotStatus.choices)
     slots = [
         {
             "num_source_id": r["numSourceId"],
@@ -93,11 +95,11 @@ def card_check(*, hospital_no: str, card_no: str, card_type: str, id_card: str, 
     ):
         if not (value or "").strip():
             violations.append(Violation(field, f"为必填项（{label}）"))
-    if (card_type or "01") not in dict(Order.CARD_TYPES):
+    if (card_type or "01") not in CardType.values:
         violations.append(Violation("card_type", "应为01（院内就诊卡）或02（居民健康卡）"))
     if violations:
-        raise InvalidRequest(violations)
-    hospital = _hospital_for(hospital_no)
+        raise InvalidInput(violations)
+    hospital = hospital_by_no(hospital_no)
     answer = read(
         hospital,
         "CheckMediCardIdService",
@@ -135,8 +137,8 @@ def cards_query(
     if (card_type or "01") not in ("01", "02"):
         violations.append(Violation("card_type", "应为01（身份证）或02（健康卡）"))
     if violations:
-        raise InvalidRequest(violations)
-    hospital = _hospital_for(hospital_no)
+        raise InvalidInput(violations)
+    hospital = hospital_by_no(hospital_no)
     answer = read(
         hospital,
         "queryCardListInfo",

@@ -33,7 +33,6 @@ from booking.errors import (
     DuplicateBooking,
     HospitalUnavailableForBooking,
     IdempotencyConflict,
-    InvalidRequest,
     LockExpired,
     OrderStateConflict,
     PaymentMismatch,
@@ -55,12 +54,10 @@ from booking.rules import (
     when_text,
 )
 from booking.services._common import (
-    CHANNEL_CODES,
     SYSTEM,
     _actor_channel,
     _actor_hospital,
     _check_bookable,
-    _hospital_for,
     _lock_message,
     _order_for_update,
     _record,
@@ -72,10 +69,16 @@ from booking.services._common import (
 from booking.services.outbox import _outbox_add, _outbox_supersede_payment, _outbox_unlock
 from booking.services.patients import Patient, _check_not_banned, _check_patient_limits, _patient_clean
 from regional import hospital_client
-from regional.hospital_client import CalledInTransaction, HospitalError
+from regional.errors import InvalidInput
+from regional.hospital_client import (
+    CalledInTransaction,
+    HospitalError,
+)
 from regional.messages import MessageInvalid, Violation
+from regional.messages.codes import ChannelCode, PayChannel, PayType
 from regional.observability import LOCK_EXPIRIES
 from regional.pii import lookup_hash
+from regional.selectors import hospital_by_no
 
 
 def _fingerprint(*parts: str) -> str:
@@ -129,7 +132,7 @@ def order_lock(
     if len(idempotency_key) > 100:
         violations.append(Violation("Idempotency-Key", "长度不能超过100个字符"))
     if violations:
-        raise InvalidRequest(violations)
+        raise InvalidInput(violations)
     fingerprint = ""
     if idempotency_key:
         fingerprint = _fingerprint(hospital_no, work_id, num_source_id, *dataclasses.astuple(patient))
@@ -142,7 +145,7 @@ def order_lock(
         .first()
     )
     if schedule is None:
-        _hospital_for(hospital_no)
+        hospital_by_no(hospital_no)
         raise ScheduleNotFound(f"排班{work_id}不存在")
     hospital = schedule.hospital
     _check_bookable(schedule, now)
@@ -368,19 +371,19 @@ def order_pay(
         (pay_channel or "").strip(),
     )
     violations = []
-    if pay_type not in dict(Order.PAY_TYPES):
+    if pay_type not in PayType.values:
         violations.append(Violation("pay_type", "应为3（现场支付）或4（在线支付）"))
     if amount is None or amount <= 0 or amount != amount.quantize(Decimal("0.01")):
         violations.append(Violation("amount", "应为大于0、最多两位小数的金额"))
     if pay_type == Order.PAY_ONLINE:
         if not pay_trade_no:
             violations.append(Violation("pay_trade_no", "在线支付时为必填项（支付流水号）"))
-        if pay_channel not in dict(Order.PAY_CHANNELS):
+        if pay_channel not in PayChannel.values:
             violations.append(Violation("pay_channel", "在线支付时应为alipay（支付宝）或wepay（微信）"))
     if len(pay_trade_no) > 40:
         violations.append(Violation("pay_trade_no", "长度不能超过40个字符"))
     if violations:
-        raise InvalidRequest(violations)
+        raise InvalidInput(violations)
     return _order_pay(
         channel=channel,
         order_no=order_no,
@@ -415,7 +418,7 @@ def _order_pay(*, channel, order_no, pay_type, amount, pay_trade_no, pay_channel
         "PayAmount": str(amount),
         "payTradeNo": pay_trade_no or None,
         "payChannel": pay_channel or None,
-        "channel": channel.code if channel.code in CHANNEL_CODES else None,
+        "channel": channel.code if channel.code in ChannelCode.values else None,
     }
     order.pay_type, order.pay_trade_no, order.pay_channel = pay_type, pay_trade_no, pay_channel
     WaitlistEntry.objects.filter(order=order, status=WaitlistEntry.OFFERED).update(status=WaitlistEntry.BOOKED)

@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 from django.utils import timezone
 
-from booking.errors import DuplicateBooking, InvalidRequest, PatientBanned, PatientLimitReached, SessionOverlap
+from booking.errors import DuplicateBooking, PatientBanned, PatientLimitReached, SessionOverlap
 from booking.models import NoShowBan, NoShowRecord, Order, Schedule
 from booking.rules import EffectiveRules, rules_for
-from booking.services._common import SEX_NAMES, SYSTEM
+from booking.services._common import SYSTEM
 from regional.audit import audit_record
+from regional.errors import InvalidInput
 from regional.messages import Violation
+from regional.messages.codes import CardType, SexCode
 
 
 @dataclass(frozen=True)
@@ -81,9 +83,9 @@ def _patient_clean(patient: Patient) -> tuple[Patient, list[Violation]]:
         out.append(Violation("patient.phone", "格式不正确（7–20位数字）"))
     if len(p.card_no) > 20:
         out.append(Violation("patient.card_no", "长度不能超过20个字符"))
-    if p.card_type and p.card_type not in dict(Order.CARD_TYPES):
+    if p.card_type and p.card_type not in CardType.values:
         out.append(Violation("patient.card_type", "应为01（院内就诊卡）或02（居民健康卡）"))
-    if p.sex and p.sex not in SEX_NAMES:
+    if p.sex and p.sex not in SexCode.values:
         out.append(Violation("patient.sex", "应为0、1、2、5、6或9（GB/T 2261.1 性别代码）"))
     if len(p.age) > 30:
         out.append(Violation("patient.age", "长度不能超过30个字符"))
@@ -212,7 +214,7 @@ def no_show_ban_change(*, ban_id: int, ends_on: dt.date | None, reason: str, use
     """Staff lift a ban (`ends_on` None) or shorten it, with a reason (audited)."""
     reason = (reason or "").strip()[:300]
     if not reason:
-        raise InvalidRequest([Violation("reason", "为必填项（解除或缩短禁约的原因）")])
+        raise InvalidInput([Violation("reason", "为必填项（解除或缩短禁约的原因）")])
     ban = NoShowBan.objects.select_for_update().get(pk=ban_id)
     before = {"ends_on": str(ban.ends_on), "lifted": ban.lifted_at is not None}
     if ends_on is None:
@@ -220,7 +222,7 @@ def no_show_ban_change(*, ban_id: int, ends_on: dt.date | None, reason: str, use
         action = "解除爽约禁约"
     else:
         if ends_on > ban.ends_on:
-            raise InvalidRequest([Violation("ends_on", "只能缩短禁约，不能延长")])
+            raise InvalidInput([Violation("ends_on", "只能缩短禁约，不能延长")])
         ban.ends_on = ends_on
         action = "缩短爽约禁约"
     ban.change_reason = reason

@@ -30,11 +30,10 @@ from booking.services.orders import _refund_if_paid
 from booking.services.outbox import _outbox_supersede
 from booking.services.patients import no_show_ban_impose
 from regional.errors import DomainError
+from regional.messages.codes import PromiseType, WorkFlowStatus
 from regional.models import Hospital
 
 logger = logging.getLogger("booking")
-
-PROMISE_CANCELLED, PROMISE_VISITED, PROMISE_NO_SHOW, PROMISE_OTHER = "3", "4", "6", "9"
 
 
 @transaction.atomic
@@ -64,12 +63,14 @@ def order_report(
         occurred_at = timezone.make_aware(occurred_at)
     now = timezone.now()
     previous = order.status
-    if work_type == PROMISE_OTHER:
+    if work_type == PromiseType.OTHER:
         _record(order, from_status=previous, actor=actor, reason=f"医院报告（其他）：{desc or '未说明'}")
         return order
-    target = {PROMISE_CANCELLED: Order.CANCELLED, PROMISE_VISITED: Order.VISITED, PROMISE_NO_SHOW: Order.NO_SHOW}.get(
-        work_type
-    )
+    target = {
+        PromiseType.CANCELLED: Order.CANCELLED,
+        PromiseType.VISITED: Order.VISITED,
+        PromiseType.NO_SHOW: Order.NO_SHOW,
+    }.get(work_type)
     if target is None:
         raise DomainError(f"workType {work_type}不是有效的履约状态（3退号、4履约、6爽约、9其他）")
     if previous == target or (target == Order.CANCELLED and previous == Order.EXPIRED):
@@ -84,9 +85,7 @@ def order_report(
             )
         return order
     if previous not in (Order.BOOKED, Order.PAID):
-        raise OrderStateConflict(
-            f"挂号单{workflow_id}{order.get_status_display()}，不能改为{dict(Order.STATUSES)[target]}"
-        )
+        raise OrderStateConflict(f"挂号单{workflow_id}{order.get_status_display()}，不能改为{target.label}")
     order.status = target
     order.hospital_status = target
     if target == Order.CANCELLED:
@@ -162,7 +161,7 @@ def order_refresh(*, order: Order, force: bool = False, now: dt.datetime | None 
         return order
     status = answer.fields["WorkFlowStatus"]
     Order.objects.filter(pk=order.pk).update(hospital_status=status, refreshed_at=now)
-    if status in (PROMISE_CANCELLED, PROMISE_VISITED, PROMISE_NO_SHOW):
+    if status in (WorkFlowStatus.CANCELLED, WorkFlowStatus.VISITED, WorkFlowStatus.NO_SHOW):
         try:
             order_report(
                 hospital=order.hospital,

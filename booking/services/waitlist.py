@@ -13,7 +13,6 @@ from booking.errors import (
     DuplicateBooking,
     HospitalAnswerError,
     HospitalUnavailableForBooking,
-    InvalidRequest,
     OrderStateConflict,
     ScheduleFull,
     WaitlistClosed,
@@ -27,7 +26,7 @@ from booking.selectors import schedule_get
 from booking.services._common import _check_bookable, _session_text
 from booking.services.orders import order_lock
 from booking.services.patients import Patient, _check_not_banned, _patient_clean
-from regional.errors import DomainError
+from regional.errors import DomainError, InvalidInput
 from regional.pii import lookup_hash
 
 
@@ -50,7 +49,7 @@ def waitlist_join(
     now = now or clock.now()
     patient, violations = _patient_clean(patient)
     if violations:
-        raise InvalidRequest(violations)
+        raise InvalidInput(violations)
     schedule, _closes = _waitlist_schedule(schedule_id, now)
     id_hash = lookup_hash(patient.id_card)
     _check_not_banned(id_hash, now)

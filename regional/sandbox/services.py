@@ -21,7 +21,7 @@ from django.utils import timezone
 from requests.adapters import BaseAdapter
 
 from regional.errors import Conflict, DomainError, NotFound
-from regional.messages import catalog
+from regional.messages import catalog, codes
 from regional.pii import lookup_hash, mask
 from regional.sandbox import center
 from regional.sandbox.models import (
@@ -666,7 +666,7 @@ def center_push_departments(*, hospital: SandboxHospital, adapter: BaseAdapter |
 
 def center_push_doctors(*, hospital: SandboxHospital, adapter: BaseAdapter | None = None) -> center.CenterAnswer:
     """5.3 DoctorInfo: every doctor with their department."""
-    sex_names = dict(catalog.SEX_CODES)
+    sex_names = dict(codes.SexCode.choices)
     records = [
         {
             "DoctorId": d.doctor_id,

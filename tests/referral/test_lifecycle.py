@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from referral import notify, services
 from referral.models import Referral, ReferralAccess, ReferralNotification
-from referral.services import Actor, LinkExpired, LinkUnknown, NotParty, ReferralInvalid, TransitionNotAllowed
+from referral.services import Actor, LinkExpired, LinkUnknown, NotParty, TransitionNotAllowed
+from regional.errors import InvalidInput
 from regional.models import Hospital
 from regional.pii import lookup_hash
 from tests.referral.support import START_VALUES
@@ -72,7 +73,7 @@ class LifeCycleTests:
 
     def test_a_rejection_needs_a_reason_and_keeps_it(self, draft, sender_doctor, receiver_doctor, receiver):
         referral = submit(draft, sender_doctor, receiver)
-        with pytest.raises(ReferralInvalid) as caught:
+        with pytest.raises(InvalidInput) as caught:
             services.referral_reject(referral=referral, actor=receiver_doctor, reason="  ")
         assert caught.value.errors == {"reason": "请填写拒绝原因"}
         referral = services.referral_reject(referral=referral, actor=receiver_doctor, reason="本院无床位")
@@ -114,7 +115,7 @@ class LifeCycleTests:
 
     def test_the_form_rules_are_all_reported(self, draft, sender_doctor, sender, receiver, make_hospital):
         other = make_hospital("H0008", "他院")
-        with pytest.raises(ReferralInvalid) as caught:
+        with pytest.raises(InvalidInput) as caught:
             services.referral_submit(
                 referral=draft,
                 actor=sender_doctor,
@@ -128,10 +129,10 @@ class LifeCycleTests:
             "urgency": "请选择紧急程度",
             "purpose": "请填写转诊目的",
         }
-        with pytest.raises(ReferralInvalid) as caught:
+        with pytest.raises(InvalidInput) as caught:
             submit(draft, sender_doctor, other, receiving_department=receiver.departments.first())
         assert caught.value.errors == {"department": "所选科室不属于转入医院"}
-        with pytest.raises(ReferralInvalid) as caught:
+        with pytest.raises(InvalidInput) as caught:
             submit(draft, sender_doctor, receiver, receiving_department=None)
         assert caught.value.errors == {"department": "请选择转入科室"}
         assert Referral.objects.get(pk=draft.pk).status == "draft"

@@ -12,9 +12,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from reconciliation import services
-from reconciliation.models import PayChannel, StatementSource
+from reconciliation.models import StatementSource
 from reconciliation.sandbox import Knobs
 from regional.errors import DomainError
+from regional.messages.codes import PayChannel
 
 KNOBS = ("missing_payment", "extra_payment", "amount_mismatch", "refund_channel_only", "refund_platform_only")
 
@@ -41,7 +42,7 @@ class Command(BaseCommand):
             source, _ = StatementSource.objects.update_or_create(
                 pay_channel=channel.value,
                 defaults={
-                    "name": f"{channel.label}（沙箱）",
+                    "name": f"{channel.provider}（沙箱）",
                     "adapter": StatementSource.SANDBOX,
                     "sandbox_options": settings,
                 },
