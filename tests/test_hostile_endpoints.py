@@ -12,7 +12,7 @@ from lxml import etree
 
 from regional.messages.catalog import HOSPITAL_INTERFACES, REFERRAL_INTERFACES
 from regional.messages.schema import Field, RecordList
-from tests.conftest import SECRET, spec_example
+from tests.base import SECRET, spec_example
 
 XML_SAFE = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=40)
 HOSTILE = st.one_of(

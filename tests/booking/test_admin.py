@@ -8,7 +8,7 @@ from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
 from booking.models import Channel, Schedule, hash_token
-from tests.booking.test_schedules import apply, record
+from tests.base import apply, record
 
 CHANGELIST = "admin:booking_schedule_changelist"
 

@@ -13,8 +13,7 @@ from booking import clock, services
 from booking.models import Order, PatientNotification, Schedule, WaitlistEntry
 from regional.sandbox import services as sandbox
 from regional.sandbox.models import SandboxOrder
-from tests.booking.conftest import patient
-from tests.booking.rules_helpers import local, lock, region_rules
+from tests.base import local, lock, patient, region_rules
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from django.core.cache import cache
 
 from booking.models import Order
 from reconciliation import services
@@ -14,30 +13,23 @@ from reconciliation.models import Discrepancy, ReconciliationRun
 from regional import hospital_client
 from regional.models import MessageLog
 from regional.sandbox.models import SandboxOrder
-from tests.reconciliation.support import at, import_bill, pay, platform_order, refund, yesterday
-from tests.sandbox.factories import SandboxHospitalFactory, his_url, session
+from tests.base import import_bill, yesterday
+from tests.base import local as at
+from tests.factories import pay, platform_order, refund, session
 from tests.services import free_port
 
 T = Discrepancy.Type
 Run = ReconciliationRun
 
 
-@pytest.fixture(autouse=True)
-def fresh_client_state():
-    cache.clear()  # circuit breaker state
-    hospital_client.clear_clients()
-    yield
-    hospital_client.clear_clients()
+@pytest.fixture
+def his(sandbox_his):
+    return sandbox_his
 
 
 @pytest.fixture
-def his(db):
-    return SandboxHospitalFactory(hospital_no="S001")
-
-
-@pytest.fixture
-def hospital(public_url, make_hospital, his):
-    return make_hospital("S001", name="测试沙箱医院", endpoint_url=his_url(public_url, "S001"))
+def hospital(sandbox_hospital):
+    return sandbox_hospital
 
 
 def his_order(his, workflow_id: str, status: str, fee: str = "12.50") -> SandboxOrder:

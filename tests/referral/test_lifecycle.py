@@ -13,7 +13,7 @@ from referral.models import Referral, ReferralAccess, ReferralNotification
 from referral.services import Actor, LinkExpired, LinkUnknown, NotParty, ReferralInvalid, TransitionNotAllowed
 from regional.models import Hospital
 from regional.pii import lookup_hash
-from tests.referral.support import START_VALUES
+from tests.base import START_VALUES
 
 pytestmark = pytest.mark.django_db
 

@@ -21,30 +21,27 @@ from regional.messages import MessageInvalid
 from regional.models import MessageLog
 from regional.sandbox import services as sandbox
 from regional.sandbox.models import SandboxHospital, SandboxOrder, SandboxPayment
-from tests.sandbox.factories import PATIENT, SandboxHospitalFactory, his_url, session
+from tests.base import confirm_registration as lock
+from tests.base import shared_state_clear
+from tests.factories import PATIENT, session
 from tests.services import free_port
 
 
 @pytest.fixture(autouse=True)
 def fresh_client_state():
-    cache.clear()  # circuit breaker state
-    hospital_client.clear_clients()
+    shared_state_clear()  # circuit breaker state, cached SOAP clients
     yield
     cache.clear()
 
 
 @pytest.fixture
-def his(db):
-    return SandboxHospitalFactory(hospital_no="S001")
+def his(sandbox_his):
+    return sandbox_his
 
 
 @pytest.fixture
-def hospital(public_url, make_hospital, his):
-    return make_hospital("S001", name="测试沙箱医院", endpoint_url=his_url(public_url, "S001"))
-
-
-def lock(hospital, schedule, **extra) -> dict:
-    return hospital_client.call(hospital, "confirmRegistration", {"WorkId": schedule.work_id, **PATIENT, **extra})
+def hospital(sandbox_hospital):
+    return sandbox_hospital
 
 
 @pytest.mark.django_db(transaction=True)

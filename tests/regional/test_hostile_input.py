@@ -16,7 +16,7 @@ from regional.auth import Caller
 from regional.messages import XmlReadError, read_xml
 from regional.messages.catalog import CENTER_INTERFACES
 from regional.messages.schema import Field, RecordList
-from tests.conftest import SECRET
+from tests.base import SECRET
 
 HOSTILE_TEXT = st.one_of(
     st.text(max_size=60),
