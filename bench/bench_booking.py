@@ -100,7 +100,7 @@ def main() -> None:
         from django.db import connection
 
         from booking.models import Order, Schedule
-        from booking.services import channel_issue_token
+        from booking.services.channels import channel_issue_token
         from regional.sandbox import demo
         from regional.sandbox import services as sandbox
         from regional.sandbox.models import SandboxSchedule

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from booking import notify, services
+from booking import notify
 from booking.models import (
     BookingRules,
     Channel,
@@ -33,6 +33,7 @@ from booking.models import (
     WaitlistEntry,
 )
 from booking.rules import parse_ban_tiers, parse_channel_quotas, parse_holidays, rules_cache_clear
+from booking.services import channels, outbox, patients, schedules
 from regional.admin import PersonalDataAdminMixin
 from regional.errors import DomainError
 
@@ -172,7 +173,7 @@ class ScheduleAdmin(admin.ModelAdmin):
             stopped = 0
             for schedule in queryset.select_related("hospital"):
                 try:
-                    services.schedule_stop(
+                    schedules.schedule_stop(
                         hospital=schedule.hospital, work_id=schedule.work_id, reason=form.cleaned_data["reason"]
                     )
                 except DomainError as exc:
@@ -222,7 +223,7 @@ class ChannelAdmin(admin.ModelAdmin):
         if change:
             super().save_model(request, obj, form, change)
             return
-        channel, token = services.channel_issue_token(code=obj.code, name=obj.name)
+        channel, token = channels.channel_issue_token(code=obj.code, name=obj.name)
         if channel.is_active != obj.is_active:
             channel.is_active = obj.is_active
             channel.save(update_fields=["is_active"])
@@ -235,7 +236,7 @@ class ChannelAdmin(admin.ModelAdmin):
     @admin.action(description="签发新令牌（旧令牌立即失效，新令牌只显示一次）")
     def issue_token(self, request: HttpRequest, queryset: QuerySet[Channel]) -> None:
         for channel in queryset:
-            _, token = services.channel_issue_token(code=channel.code)
+            _, token = channels.channel_issue_token(code=channel.code)
             self.log_change(request, channel, "签发新令牌")
             self._show_token(request, channel, token)
 
@@ -414,7 +415,7 @@ class OutboxMessageAdmin(ReadOnlyAdmin):
 
     @admin.action(description="立即重新发送所选通知", permissions=["retry"])
     def retry_selected(self, request: HttpRequest, queryset: QuerySet[OutboxMessage]) -> None:
-        count = services.outbox_retry(message_ids=list(queryset.values_list("pk", flat=True)), user=request.user)
+        count = outbox.outbox_retry(message_ids=list(queryset.values_list("pk", flat=True)), user=request.user)
         skipped = queryset.count() - count
         note = f"（{skipped}条已送达或无需发送，未重发）" if skipped else ""
         self.message_user(
@@ -657,7 +658,7 @@ class NoShowBanAdmin(admin.ModelAdmin):
         if not data.get("lift") and not data.get("new_ends_on"):
             return
         try:
-            services.no_show_ban_change(
+            patients.no_show_ban_change(
                 ban_id=obj.pk,
                 ends_on=None if data.get("lift") else data["new_ends_on"],
                 reason=data.get("reason") or "",

@@ -7,8 +7,8 @@ import datetime as dt
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from booking.errors import InvalidRequest
-from booking.models import Channel, Order, OutboxMessage, PatientNotification, Schedule
+from booking.errors import InvalidRequest, OrderNotFound, ScheduleNotFound
+from booking.models import Channel, Order, OutboxMessage, PatientNotification, Schedule, WaitlistEntry
 from regional.errors import NotFound
 from regional.messages import Violation
 from regional.models import Department, Doctor, Hospital
@@ -124,3 +124,38 @@ def register_gauges() -> None:
         "regional_booking_notifications_failed", "Patient notifications that failed for good", _notifications_failed
     )
     register_gauge("regional_booking_orders_locking", "Orders waiting for the hospital's lock answer", _orders_locking)
+
+
+# -- reads behind the booking services and the channels' API ---------------------------------------
+def order_get(*, channel: Channel, order_no: str) -> Order:
+    """A channel's own order (another channel's order does not exist for it)."""
+    order = (
+        Order.objects.select_related("channel", "hospital", "schedule", "schedule__department", "schedule__doctor")
+        .filter(channel=channel, order_no=order_no)
+        .first()
+    )
+    if order is None:
+        raise OrderNotFound(f"订单{order_no}不存在")
+    return order
+
+
+def waitlist_entries(*, channel: Channel, schedule_id: int) -> list[WaitlistEntry]:
+    """The channel's own entries on a schedule, each with `position` (1 = next in line) while waiting."""
+    schedule = schedule_get(schedule_id=schedule_id)
+    waiting = list(
+        WaitlistEntry.objects.filter(schedule=schedule, status=WaitlistEntry.WAITING)
+        .order_by("created_at", "pk")
+        .values_list("pk", flat=True)
+    )
+    entries = list(WaitlistEntry.objects.filter(schedule=schedule, channel=channel).select_related("order"))
+    for entry in entries:
+        entry.position = waiting.index(entry.pk) + 1 if entry.pk in waiting else None
+    return entries
+
+
+def schedule_get(*, schedule_id: int) -> Schedule:
+    """One schedule with its hospital, department and doctor (ScheduleNotFound otherwise)."""
+    schedule = Schedule.objects.select_related("hospital", "department", "doctor").filter(pk=schedule_id).first()
+    if schedule is None:
+        raise ScheduleNotFound(f"排班{schedule_id}不存在")
+    return schedule

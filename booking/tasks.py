@@ -18,7 +18,8 @@ import datetime as dt
 from celery import shared_task
 from django.conf import settings
 
-from booking import notify, services
+from booking import notify
+from booking.services import orders, outbox, reminders, waitlist
 
 DELIVER_OUTBOX = "booking.deliver_outbox"
 DELIVER_NOTIFICATION = "booking.deliver_notification"
@@ -44,9 +45,9 @@ def beat_schedule() -> dict:
 
 @shared_task(bind=True, name=DELIVER_OUTBOX, max_retries=8, acks_late=True)
 def deliver_outbox(self, message_id: int) -> str:
-    result = services.outbox_deliver(message_id=message_id)
+    result = outbox.outbox_deliver(message_id=message_id)
     if (
-        result.outcome == services.Delivery.RETRY
+        result.outcome == outbox.Delivery.RETRY
         and not self.request.is_eager
         and self.request.retries < self.max_retries
     ):
@@ -66,28 +67,28 @@ def deliver_notification(self, notification_id: int) -> bool:
 
 @shared_task(name=EXPIRE_LOCKS)
 def expire_locks() -> int:
-    return services.orders_expire_due()
+    return orders.orders_expire_due()
 
 
 @shared_task(name=SWEEP)
 def sweep() -> dict:
     return {
-        "locking_reconciled": services.orders_reconcile_locking(),
-        "outbox_requeued": services.outbox_sweep(),
+        "locking_reconciled": orders.orders_reconcile_locking(),
+        "outbox_requeued": outbox.outbox_sweep(),
         "notifications_requeued": notify.notifications_sweep(),
     }
 
 
 @shared_task(name=WAITLIST_OFFER, acks_late=True)
 def waitlist_offer(schedule_id: int) -> int:
-    return services.waitlist_offer(schedule_id=schedule_id)
+    return waitlist.waitlist_offer(schedule_id=schedule_id)
 
 
 @shared_task(name=WAITLIST_SWEEP)
 def waitlist_sweep() -> int:
-    return services.waitlists_offer_due()
+    return waitlist.waitlists_offer_due()
 
 
 @shared_task(name=REMIND)
 def remind() -> int:
-    return services.orders_remind_due()
+    return reminders.orders_remind_due()

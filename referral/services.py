@@ -22,8 +22,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from booking import services as booking
 from booking.models import Channel, Order, Schedule
+from booking.services.channels import channel_issue_token
+from booking.services.orders import order_cancel, order_lock, order_pay
+from booking.services.patients import Patient
 from referral import notify, selectors
 from referral.models import Referral, ReferralAccess, ReferralBooking, ReferralNotification, ReferralTransition
 from referral.selectors import pending_limit
@@ -475,9 +477,7 @@ def referral_accept(*, referral: Referral, actor: Actor, note: str = "", order: 
         if order.fee > 0:
             # 现场支付: the hospital keeps the number for the counter, so the unpaid lock does not
             # expire after the lock time (the patient pays on arrival). PaymentNotice goes after commit.
-            booking.order_pay(
-                channel=order.channel, order_no=order.order_no, pay_type=Order.PAY_ONSITE, amount=order.fee
-            )
+            order_pay(channel=order.channel, order_no=order.order_no, pay_type=Order.PAY_ONSITE, amount=order.fee)
         reason = "；".join(filter(None, [f"接收并预约挂号：{booking_summary(order)}", reason]))
     locked.save()
     _record(locked, from_status=from_status, to_status=Status.ACCEPTED, actor=actor, reason=reason)
@@ -492,17 +492,17 @@ def referral_channel() -> Channel:
         return channel
     try:
         with transaction.atomic():
-            channel, _token = booking.channel_issue_token(code=REFERRAL_CHANNEL_CODE, name=REFERRAL_CHANNEL_NAME)
+            channel, _token = channel_issue_token(code=REFERRAL_CHANNEL_CODE, name=REFERRAL_CHANNEL_NAME)
     except IntegrityError:
         # Created by a concurrent first accept.
         channel = Channel.objects.get(code=REFERRAL_CHANNEL_CODE)
     return channel
 
 
-def booking_patient(referral: Referral) -> booking.Patient:
+def booking_patient(referral: Referral) -> Patient:
     """The booking's patient from the referral's (decrypted) personal data."""
     card_type = BOOKING_CARD_TYPES.get(referral.card_type, "")
-    return booking.Patient(
+    return Patient(
         name=referral.patient_name or "",
         id_card=referral.id_no or "",
         phone=referral.phone or "",
@@ -530,7 +530,7 @@ def referral_accept_with_booking(*, referral: Referral, actor: Actor, work_id: s
     Lock first, then accept and link, because the booking calls the hospital over SOAP and must
     run outside any database transaction:
     1. Checks without writing: the actor may accept now, the schedule is the receiving department's.
-    2. `booking.order_lock` (no transaction). A refusal (号源已满, 停诊, hospital unavailable…)
+    2. `order_lock` (no transaction). A refusal (号源已满, 停诊, hospital unavailable…)
        raises the booking service's DomainError with its Chinese message; the referral stays
        un-accepted, so the doctor may pick another schedule or accept without booking.
     3. One transaction: `referral_accept` with the order (linked, 现场支付, reason in the history).
@@ -551,7 +551,7 @@ def referral_accept_with_booking(*, referral: Referral, actor: Actor, work_id: s
     ):
         raise ReferralInvalid({"schedule": "所选排班不属于转入科室，请重新选择"})
     channel = referral_channel()
-    order, _created = booking.order_lock(
+    order, _created = order_lock(
         channel=channel, hospital_no=hospital.hospital_no, work_id=work_id, patient=booking_patient(current)
     )
     order = Order.objects.select_related("channel", "schedule__department", "schedule__doctor").get(pk=order.pk)
@@ -565,7 +565,7 @@ def referral_accept_with_booking(*, referral: Referral, actor: Actor, work_id: s
 def _booking_release(order: Order) -> None:
     """Cancel a booking whose referral could not be accepted after all (best effort, logged)."""
     try:
-        booking.order_cancel(channel=order.channel, order_no=order.order_no, reason="转诊接收未成功，撤销预约")
+        order_cancel(channel=order.channel, order_no=order.order_no, reason="转诊接收未成功，撤销预约")
     except DomainError:
         logger.exception("referral booking %s could not be cancelled", order.order_no)
 

@@ -26,9 +26,10 @@ from django.core.cache import cache
 from django.utils import timezone
 from lxml import etree
 
-from booking import services as booking_services
 from booking.models import BookingRules
 from booking.rules import rules_cache_clear
+from booking.services.channels import channel_issue_token
+from booking.services.schedules import schedules_sync
 from reconciliation import sandbox as payment_sandbox
 from reconciliation import selectors as reconciliation_selectors
 from reconciliation import services as reconciliation_services
@@ -175,7 +176,7 @@ def sync_message(records: list[dict], *, tx: str, multi: str = "0", count: int |
 def apply(hospital, records: list[dict], *, multi: str = "0") -> int:
     """The service, fed with records cleaned by the message description exactly as the pipeline does."""
     data = SYNCHRONIZED_WORK_INFO.request.parse(read_xml(sync_message(records, tx="direct", multi=multi)))
-    return booking_services.schedules_sync(hospital=hospital, records=data["WorkInfo"], clear_future=multi == "1")
+    return schedules_sync(hospital=hospital, records=data["WorkInfo"], clear_future=multi == "1")
 
 
 # -- booking channels ------------------------------------------------------------------------------
@@ -233,7 +234,7 @@ class Api:
 
 def channel_api(public_url: str, *, code: str, name: str) -> Api:
     """A booking channel with a fresh API token, and the REST API as it calls it."""
-    _, token = booking_services.channel_issue_token(code=code, name=name)
+    _, token = channel_issue_token(code=code, name=name)
     return Api(public_url, token, requests.Session())
 
 

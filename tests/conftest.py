@@ -8,7 +8,7 @@ import zeep
 from zeep.transports import Transport
 
 from booking.models import Schedule
-from booking.services import channel_issue_token
+from booking.services.channels import channel_issue_token
 from regional.celery import app
 from regional.sandbox import services as sandbox
 from regional.sandbox.models import SandboxHospital, SandboxSchedule

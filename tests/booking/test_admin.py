@@ -31,11 +31,11 @@ class ScheduleAdminTests:
         assert admin_client.get(reverse(CHANGELIST), {"q": "W00001"}).context["cl"].result_count == 1
 
     def test_a_changed_schedule_shows_its_reason_and_links_both_ways(self, hospital, admin_client):
-        from booking import services
+        from booking.services import schedules
         from tests.booking.test_schedules import _cleaned
 
         apply(hospital, [record(1)])
-        new = services.schedule_change(
+        new = schedules.schedule_change(
             hospital=hospital, old_work_id="W00001", reason="医生外出会诊", new=_cleaned(record(2))
         )
         old = Schedule.objects.get(work_id="W00001")
@@ -87,7 +87,7 @@ class ChannelAdminTests:
         assert f"…{token[-4:]}" in listing and token not in listing
 
     def test_the_issue_action_replaces_the_token(self, admin_client):
-        from booking.services import channel_issue_token
+        from booking.services.channels import channel_issue_token
 
         channel, old = channel_issue_token(code="JKMYAPP", name="APP")
         response = admin_client.post(

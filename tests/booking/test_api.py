@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from booking.models import Channel, Schedule
-from booking.services import channel_issue_token
+from booking.services.channels import channel_issue_token
 from regional.models import Hospital
 from regional.sandbox import services as sandbox
 from regional.sandbox.models import SandboxHospital, SandboxSchedule

@@ -9,8 +9,9 @@ import datetime as dt
 import pytest
 from django.urls import reverse
 
-from booking import clock, services
+from booking import clock
 from booking.models import Order, PatientNotification, Schedule, WaitlistEntry
+from booking.services import orders
 from regional.sandbox import services as sandbox
 from regional.sandbox.models import SandboxOrder
 from tests.base import local, lock, patient, region_rules
@@ -58,7 +59,7 @@ class WaitlistTests:
         second, third = join(api, schedule, 2).json(), join(api, schedule, 3).json()
         api.post(f"/api/v1/orders/{order['order_no']}/cancel")
         offered = WaitlistEntry.objects.select_related("order").get(pk=second["id"])
-        assert services.orders_expire_due(now=offered.order.lock_expires_at + dt.timedelta(minutes=1)) == 1
+        assert orders.orders_expire_due(now=offered.order.lock_expires_at + dt.timedelta(minutes=1)) == 1
         offered.refresh_from_db()
         assert offered.status == WaitlistEntry.EXPIRED and offered.order.status == Order.EXPIRED
         nxt = WaitlistEntry.objects.select_related("order").get(pk=third["id"])

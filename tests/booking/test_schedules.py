@@ -20,8 +20,8 @@ from django.db import connection, connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from booking import services
 from booking.models import Schedule
+from booking.services import schedules
 from regional.messages import MessageInvalid, read_xml
 from regional.messages.catalog import SYNCHRONIZED_WORK_INFO
 from regional.models import Department, Doctor, InboundTransaction, MessageLog
@@ -238,7 +238,7 @@ class IsMultiTimesTests:
     def test_a_stopped_schedule_with_orders_stays_stopped(self, hospital):
         apply(hospital, [record(1)])
         Schedule.objects.filter(work_id="W00001").update(booked_count=2)
-        services.schedule_stop(hospital=hospital, work_id="W00001", reason="医生休假")
+        schedules.schedule_stop(hospital=hospital, work_id="W00001", reason="医生休假")
         apply(hospital, [record(2)], multi="1")
         apply(hospital, [record(1)], multi="0")
         assert statuses() == {"W00001": "stopped", "W00002": "normal"}
@@ -252,7 +252,7 @@ class IsMultiTimesTests:
     def test_clearing_only_unlinks_a_retired_schedule_from_a_replacement_it_deletes(self, hospital):
         apply(hospital, [record(1), record(2)])
         Schedule.objects.filter(work_id="W00001").update(booked_count=1)
-        services.schedule_change(hospital=hospital, old_work_id="W00001", reason="换医生", new=_cleaned(record(2)))
+        schedules.schedule_change(hospital=hospital, old_work_id="W00001", reason="换医生", new=_cleaned(record(2)))
         Schedule.objects.filter(work_id="W00002").update(booked_count=0)
         apply(hospital, [record(5)], multi="1")
         old = Schedule.objects.get(work_id="W00001")
@@ -416,7 +416,7 @@ class StopWorkNoticeTests:
 
     def test_a_changed_schedule_cannot_be_stopped_its_successor_can(self, hospital, center_client):
         apply(hospital, [record(1)])
-        services.schedule_change(hospital=hospital, old_work_id="W00001", reason="换医生", new=_cleaned(record(2)))
+        schedules.schedule_change(hospital=hospital, old_work_id="W00001", reason="换医生", new=_cleaned(record(2)))
         result = answer(center_client().service.stopWorkNotice(stop_message([("W00001", "停诊")], tx="stop-6")))
         assert result["ErrorMsg"] == "WorkInfo/Record[1]/WorkId 排班W00001已换诊为W00002，请对W00002停诊"
 
@@ -424,7 +424,7 @@ class StopWorkNoticeTests:
         apply(hospital, [record(1)])
         Schedule.objects.filter(work_id="W00001").update(booked_count=1)
         apply(hospital, [record(2)], multi="1")
-        services.schedule_stop(hospital=hospital, work_id="W00001", reason="医院取消该班次")
+        schedules.schedule_stop(hospital=hospital, work_id="W00001", reason="医院取消该班次")
         assert statuses()["W00001"] == "stopped"
 
 
@@ -527,7 +527,7 @@ class ChangeWorkNoticeTests:
         apply(hospital, [record(1), record(2, HosLockedCount="5")])
         new = record(2, RegistrationCount="30", RegistrationNumber="30")
         del new["HosLockedCount"]  # NewWorkInfo has none: the known reservation is kept
-        services.schedule_change(hospital=hospital, old_work_id="W00001", reason="合并", new=_cleaned(new))
+        schedules.schedule_change(hospital=hospital, old_work_id="W00001", reason="合并", new=_cleaned(new))
         merged = Schedule.objects.get(work_id="W00002")
         assert (merged.total, merged.hospital_reserved, merged.status) == (30, 5, "normal")
         assert Schedule.objects.count() == 2

@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 
 from booking.models import Order, Schedule
-from booking.services import Patient, channel_issue_token, order_lock
+from booking.services.channels import channel_issue_token
+from booking.services.orders import order_lock
+from booking.services.patients import Patient
 from referral.models import Referral
 from regional.sandbox.models import SandboxOrder
 from tests.base import RECEIVER_NO

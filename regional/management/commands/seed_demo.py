@@ -107,7 +107,7 @@ class Command(BaseCommand):
 
     def ensure_channels(self) -> None:
         from booking.models import Channel
-        from booking.services import channel_issue_token
+        from booking.services.channels import channel_issue_token
 
         for code, name in DEMO_CHANNELS:
             if Channel.objects.filter(code=code).exists():
