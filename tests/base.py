@@ -37,6 +37,7 @@ from regional import hospital_client
 from regional.celery import app
 from regional.messages import read_xml
 from regional.messages.catalog import SYNCHRONIZED_WORK_INFO
+from regional.messages.schema import Field, RecordList
 from regional.sandbox import demo
 from regional.sandbox.models import SandboxOrder
 from regional.services import hospital_onboard
@@ -64,6 +65,41 @@ def reply_fields(text: str) -> dict:
     """The child elements of an inner answer message, by tag."""
     root = etree.fromstring(text.encode())
     return {child.tag: (child.text or "") for child in root}
+
+
+def message_fields_replace(fields, values: dict, replacement) -> None:
+    """Walk a message description's fields over `values` (records and record lists included); a field
+    gets the value `replacement()` returns, unless that is None."""
+    for node in fields:
+        if isinstance(node, Field):
+            value = replacement()
+            if value is not None:
+                values[node.name] = value
+        elif isinstance(node, RecordList):
+            for item in values.get(node.name) or []:
+                message_fields_replace(node.fields, item, replacement)
+        elif values.get(node.name):
+            message_fields_replace(node.fields, values[node.name], replacement)
+
+
+def message_fill(parent, fields, values: dict, *, xml_chars_only: bool = False) -> None:
+    """Child elements of `parent` for `values` as the message description lays them out; with
+    `xml_chars_only`, characters XML cannot carry are left out of the text."""
+    for node in fields:
+        value = values.get(node.name)
+        child = etree.SubElement(parent, node.name)
+        if isinstance(node, Field):
+            text = value if isinstance(value, str) else node.format(value)
+            if xml_chars_only:
+                text = "".join(
+                    ch for ch in text if ch in "\t\n\r" or (ord(ch) >= 32 and not 0xD800 <= ord(ch) <= 0xDFFF)
+                )
+            child.text = text
+        elif isinstance(node, RecordList):
+            for item in value or []:
+                message_fill(etree.SubElement(child, node.item), node.fields, item, xml_chars_only=xml_chars_only)
+        else:
+            message_fill(child, node.fields, value or {}, xml_chars_only=xml_chars_only)
 
 
 # -- shared state ------------------------------------------------------------------------------
@@ -171,6 +207,11 @@ def sync_message(records: list[dict], *, tx: str, multi: str = "0", count: int |
         f"<Count>{len(records) if count is None else count}</Count><IsMultiTimes>{multi}</IsMultiTimes>"
         f"<WorkInfo>{body}</WorkInfo></Request>"
     )
+
+
+def cleaned_record(values: dict[str, str]) -> dict:
+    """One record cleaned by the message description (as 2.3's NewWorkInfo would be)."""
+    return SYNCHRONIZED_WORK_INFO.request.parse(read_xml(sync_message([values], tx="x")))["WorkInfo"][0]
 
 
 def apply(hospital, records: list[dict], *, multi: str = "0") -> int:

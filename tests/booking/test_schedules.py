@@ -22,10 +22,9 @@ from django.utils import timezone
 
 from booking.models import Schedule
 from booking.services import schedules
-from regional.messages import MessageInvalid, read_xml
-from regional.messages.catalog import SYNCHRONIZED_WORK_INFO
+from regional.messages import MessageInvalid
 from regional.models import Department, Doctor, InboundTransaction, MessageLog
-from tests.base import apply, elements, record, spec_example, sync_message
+from tests.base import apply, cleaned_record, elements, record, spec_example, sync_message
 from tests.base import reply_fields as answer
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -252,7 +251,9 @@ class IsMultiTimesTests:
     def test_clearing_only_unlinks_a_retired_schedule_from_a_replacement_it_deletes(self, hospital):
         apply(hospital, [record(1), record(2)])
         Schedule.objects.filter(work_id="W00001").update(booked_count=1)
-        schedules.schedule_change(hospital=hospital, old_work_id="W00001", reason="换医生", new=_cleaned(record(2)))
+        schedules.schedule_change(
+            hospital=hospital, old_work_id="W00001", reason="换医生", new=cleaned_record(record(2))
+        )
         Schedule.objects.filter(work_id="W00002").update(booked_count=0)
         apply(hospital, [record(5)], multi="1")
         old = Schedule.objects.get(work_id="W00001")
@@ -365,11 +366,6 @@ print(json.dumps({
 """
 
 
-def _cleaned(values: dict[str, str]) -> dict:
-    """One record cleaned by the message description (as NewWorkInfo would be)."""
-    return SYNCHRONIZED_WORK_INFO.request.parse(read_xml(sync_message([values], tx="x")))["WorkInfo"][0]
-
-
 @pytest.mark.django_db(transaction=True)
 class StopWorkNoticeTests:
     def test_the_specifications_example_stops_the_schedule(self, hospital, center_client):
@@ -416,7 +412,9 @@ class StopWorkNoticeTests:
 
     def test_a_changed_schedule_cannot_be_stopped_its_successor_can(self, hospital, center_client):
         apply(hospital, [record(1)])
-        schedules.schedule_change(hospital=hospital, old_work_id="W00001", reason="换医生", new=_cleaned(record(2)))
+        schedules.schedule_change(
+            hospital=hospital, old_work_id="W00001", reason="换医生", new=cleaned_record(record(2))
+        )
         result = answer(center_client().service.stopWorkNotice(stop_message([("W00001", "停诊")], tx="stop-6")))
         assert result["ErrorMsg"] == "WorkInfo/Record[1]/WorkId 排班W00001已换诊为W00002，请对W00002停诊"
 
@@ -527,7 +525,7 @@ class ChangeWorkNoticeTests:
         apply(hospital, [record(1), record(2, HosLockedCount="5")])
         new = record(2, RegistrationCount="30", RegistrationNumber="30")
         del new["HosLockedCount"]  # NewWorkInfo has none: the known reservation is kept
-        schedules.schedule_change(hospital=hospital, old_work_id="W00001", reason="合并", new=_cleaned(new))
+        schedules.schedule_change(hospital=hospital, old_work_id="W00001", reason="合并", new=cleaned_record(new))
         merged = Schedule.objects.get(work_id="W00002")
         assert (merged.total, merged.hospital_reserved, merged.status) == (30, 5, "normal")
         assert Schedule.objects.count() == 2

@@ -26,16 +26,6 @@ def closed_circuits():
     cache.clear()
 
 
-@pytest.fixture
-def his(sandbox_his):
-    return sandbox_his
-
-
-@pytest.fixture
-def hospital(sandbox_hospital):
-    return sandbox_hospital
-
-
 def remaining(schedule: SandboxSchedule) -> int:
     return SandboxSchedule.objects.values_list("remaining", flat=True).get(pk=schedule.pk)
 

@@ -37,11 +37,6 @@ def closed_circuits():
     cache.clear()
 
 
-@pytest.fixture
-def his(sandbox_his):
-    return sandbox_his
-
-
 def check(*args: str) -> str:
     out = io.StringIO()
     try:

@@ -16,11 +16,6 @@ from tests.factories import SandboxHospitalFactory, session
 
 
 @pytest.fixture
-def his(sandbox_his):
-    return sandbox_his
-
-
-@pytest.fixture
 def soap(public_url, his):
     return zeep.Client(his_url(public_url, "S001") + "?wsdl").service
 
