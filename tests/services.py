@@ -201,19 +201,22 @@ def start_gunicorn(
     *, database_url: str, log_path: str, workers: int = 2, threads: int = 32, env: dict | None = None
 ) -> tuple[subprocess.Popen, str]:
     """Start gunicorn on a free port; returns (process, base URL) once /healthz answers."""
+    from django.conf import settings  # configured by now: this runs inside a test
+
     port = free_port()
     base = f"http://127.0.0.1:{port}"
+    wsgi = ":".join(settings.WSGI_APPLICATION.rsplit(".", 1))  # "pkg.wsgi.application" -> "pkg.wsgi:application"
     environment = {
         **os.environ,
         "DATABASE_URL": database_url,
         "PUBLIC_BASE_URL": base,
-        "DJANGO_SETTINGS_MODULE": "regional.settings",
+        "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE,
     }
     environment.pop("REDIS_URL", None)  # tasks in process, unless the caller names a broker
     environment.update(env or {})
     log = open(log_path, "w")  # noqa: SIM115 - closed by stop_gunicorn through the process
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "regional.wsgi:application", "--chdir", ROOT, "--bind", f"127.0.0.1:{port}",
+        [sys.executable, "-m", "gunicorn", wsgi, "--chdir", ROOT, "--bind", f"127.0.0.1:{port}",
          "--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads), "--backlog", "2048",
          "--timeout", "120", "--keep-alive", "75", "--log-level", "warning"],
         env=environment, stdout=log, stderr=subprocess.STDOUT,
