@@ -106,7 +106,7 @@ def main() -> None:
         from regional.sandbox.models import SandboxSchedule
         from regional.services import hospital_onboard
         from tests import services as test_services
-        from tests.booking.servers import start_gunicorn, stop_gunicorn
+        from tests.services import start_gunicorn, stop_gunicorn
 
         var = os.environ["REGIONAL_VAR_DIR"]
         url = os.environ["DATABASE_URL"]

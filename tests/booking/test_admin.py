@@ -8,7 +8,7 @@ from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
 from booking.models import Channel, Schedule, hash_token
-from tests.booking.test_schedules import apply, record
+from tests.base import apply, cleaned_record, record
 
 CHANGELIST = "admin:booking_schedule_changelist"
 
@@ -32,11 +32,10 @@ class ScheduleAdminTests:
 
     def test_a_changed_schedule_shows_its_reason_and_links_both_ways(self, hospital, admin_client):
         from booking.services import schedules
-        from tests.booking.test_schedules import _cleaned
 
         apply(hospital, [record(1)])
         new = schedules.schedule_change(
-            hospital=hospital, old_work_id="W00001", reason="医生外出会诊", new=_cleaned(record(2))
+            hospital=hospital, old_work_id="W00001", reason="医生外出会诊", new=cleaned_record(record(2))
         )
         old = Schedule.objects.get(work_id="W00001")
         assert "换诊为" in admin_client.get(reverse(CHANGELIST)).content.decode()

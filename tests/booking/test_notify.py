@@ -16,7 +16,7 @@ from django.utils import timezone
 from booking import notify
 from booking.models import Channel, Order, PatientNotification, Schedule
 from regional.pii import mask
-from tests.booking.test_schedules import apply, record
+from tests.base import apply, record
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -13,7 +13,7 @@ from booking.models import Order, OutboxMessage, Schedule
 from regional.celery import app
 from regional.sandbox import services as sandbox
 from regional.sandbox.models import SandboxHospital, SandboxSchedule
-from tests.sandbox.factories import session
+from tests.factories import session
 
 
 class PeriodicScheduleTests:

@@ -33,20 +33,9 @@ from regional.sandbox.models import (
     SandboxSchedule,
     SandboxSlot,
 )
-from tests.booking.conftest import patient, wait_for
+from tests.base import lock, patient, sandbox_order, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def sandbox_order(order: Order | dict) -> SandboxOrder:
-    workflow_id = order.workflow_id if isinstance(order, Order) else order["workflow_id"]
-    return SandboxOrder.objects.get(work_flow_id=workflow_id)
-
-
-def lock(api, schedule, n=1, **extra) -> dict:
-    response = api.lock(schedule, n, **extra)
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 class LockTests:

@@ -15,7 +15,7 @@ from booking.rules import EffectiveRules, working_day_before
 from booking.services import outbox
 from regional.sandbox import services as sandbox
 from regional.sandbox.models import SandboxCancellation, SandboxHospital, SandboxPayment
-from tests.booking.rules_helpers import local, lock, region_rules
+from tests.base import local, lock, region_rules
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -14,7 +14,7 @@ from booking.services import reminders
 from regional.celery import app
 from regional.sandbox import services as sandbox
 from regional.sandbox.models import SandboxSchedule
-from tests.booking.rules_helpers import local, lock, region_rules
+from tests.base import local, lock, region_rules
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

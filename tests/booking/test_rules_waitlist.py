@@ -14,8 +14,7 @@ from booking.models import Order, PatientNotification, Schedule, WaitlistEntry
 from booking.services import orders
 from regional.sandbox import services as sandbox
 from regional.sandbox.models import SandboxOrder
-from tests.booking.conftest import patient
-from tests.booking.rules_helpers import local, lock, region_rules
+from tests.base import local, lock, patient, region_rules
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

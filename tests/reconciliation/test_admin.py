@@ -15,7 +15,9 @@ from openpyxl import load_workbook
 from reconciliation import services
 from reconciliation.models import Discrepancy, ReconciliationRun, Statement, StatementSource
 from regional.models import AuditEntry
-from tests.reconciliation.support import at, bill, import_bill, pay, refund, source, yesterday
+from tests.base import bill, import_bill, yesterday
+from tests.base import local as at
+from tests.factories import pay, refund, source
 
 Run = ReconciliationRun
 

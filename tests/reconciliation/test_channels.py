@@ -13,7 +13,9 @@ from django_celery_beat.models import PeriodicTask
 from reconciliation import services, tasks
 from reconciliation.adapters import HttpAdapter, StatementUnavailable
 from reconciliation.models import ReconciliationRun, Statement, StatementSource
-from tests.reconciliation.support import at, pay, refund, source, yesterday
+from tests.base import local as at
+from tests.base import yesterday
+from tests.factories import pay, refund, source
 
 Run = ReconciliationRun
 

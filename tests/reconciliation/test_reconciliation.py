@@ -14,7 +14,9 @@ from reconciliation.models import Discrepancy, ReconciliationRun, Statement, Sta
 from reconciliation.statements import StatementFileError
 from regional.errors import Conflict, DomainError
 from regional.models import AuditEntry
-from tests.reconciliation.support import at, bill, import_bill, pay, refund, source, yesterday
+from tests.base import bill, import_bill, yesterday
+from tests.base import local as at
+from tests.factories import pay, refund, source
 
 T = Discrepancy.Type
 Run = ReconciliationRun

@@ -14,7 +14,7 @@ from referral.services import Actor, LinkExpired, LinkUnknown, NotParty, Transit
 from regional.errors import InvalidInput
 from regional.models import Hospital
 from regional.pii import lookup_hash
-from tests.referral.support import START_VALUES
+from tests.base import START_VALUES
 
 pytestmark = pytest.mark.django_db
 

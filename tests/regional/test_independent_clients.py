@@ -13,7 +13,7 @@ from lxml import etree
 
 from regional import inbound
 from regional.messages.catalog import CENTER
-from tests.conftest import SECRET
+from tests.base import SECRET
 from tests.services import require_binary
 
 CLIENTS = pathlib.Path(__file__).resolve().parent.parent / "clients"
