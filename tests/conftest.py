@@ -82,7 +82,7 @@ def celery_worker(django_db_setup, django_db_blocker, live_server):
     from django.conf import settings
     from django.db import connection
 
-    from regional.celery import app
+    from config.celery import app
     from tests.services import require
 
     redis = require("redis")
@@ -97,7 +97,7 @@ def celery_worker(django_db_setup, django_db_blocker, live_server):
     }
     log = open(os.path.join(os.environ["REGIONAL_VAR_DIR"], "celery-worker.log"), "w")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "regional", "worker", "-Q", "regional", "-c", "2", "--pool", "threads",
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "regional", "-c", "2", "--pool", "threads",
          "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", "test@%h", "-l", "info"],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip

@@ -13,10 +13,10 @@ from django.core.cache import cache
 
 from booking.models import Channel, Schedule
 from booking.services import channel_issue_token
+from config.celery import app
 from regional import hospital_client
-from regional.celery import app
-from regional.sandbox import services as sandbox
-from regional.sandbox.models import SandboxHospital, SandboxSchedule
+from sandbox import services as sandbox
+from sandbox.models import SandboxHospital, SandboxSchedule
 from tests.conftest import SECRET
 from tests.sandbox.factories import SandboxHospitalFactory, his_url, session
 

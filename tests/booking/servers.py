@@ -34,13 +34,13 @@ def start_gunicorn(
         **os.environ,
         "DATABASE_URL": database_url,
         "PUBLIC_BASE_URL": base,
-        "DJANGO_SETTINGS_MODULE": "regional.settings",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
     }
     environment.pop("REDIS_URL", None)  # tasks in process, unless the caller names a broker
     environment.update(env or {})
     log = open(log_path, "w")  # noqa: SIM115 - closed by stop_gunicorn through the process
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "regional.wsgi:application", "--chdir", ROOT, "--bind", f"127.0.0.1:{port}",
+        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--chdir", ROOT, "--bind", f"127.0.0.1:{port}",
          "--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads), "--backlog", "2048",
          "--timeout", "120", "--keep-alive", "75", "--log-level", "warning"],
         env=environment, stdout=log, stderr=subprocess.STDOUT,

@@ -24,8 +24,8 @@ from booking.models import (
     Schedule,
 )
 from regional.models import AuditEntry, MessageLog
-from regional.sandbox import services as sandbox
-from regional.sandbox.models import (
+from sandbox import services as sandbox
+from sandbox.models import (
     SandboxCancellation,
     SandboxHospital,
     SandboxOrder,
@@ -366,7 +366,7 @@ class HospitalReportTests:
         _, schedule = bookable()
         order = lock(api, schedule)
         from regional.messages import catalog
-        from regional.sandbox import center
+        from sandbox import center
 
         when = timezone.localtime().replace(tzinfo=None, microsecond=0)
         answer = center.send(

@@ -12,8 +12,8 @@ from django.utils import timezone
 from booking import clock, services
 from booking.models import OutboxMessage
 from booking.rules import EffectiveRules, working_day_before
-from regional.sandbox import services as sandbox
-from regional.sandbox.models import SandboxCancellation, SandboxHospital, SandboxPayment
+from sandbox import services as sandbox
+from sandbox.models import SandboxCancellation, SandboxHospital, SandboxPayment
 from tests.booking.rules_helpers import local, lock, region_rules
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -11,8 +11,8 @@ from django.urls import reverse
 
 from booking import clock, services
 from booking.models import Order, PatientNotification, Schedule, WaitlistEntry
-from regional.sandbox import services as sandbox
-from regional.sandbox.models import SandboxOrder
+from sandbox import services as sandbox
+from sandbox.models import SandboxOrder
 from tests.booking.conftest import patient
 from tests.booking.rules_helpers import local, lock, region_rules
 

@@ -18,7 +18,7 @@ import requests
 
 from booking.models import Order
 from regional.models import Hospital
-from regional.sandbox.models import SandboxOrder, SandboxSlot
+from sandbox.models import SandboxOrder, SandboxSlot
 from tests.booking.conftest import patient
 from tests.booking.servers import start_gunicorn, stop_gunicorn
 from tests.sandbox.factories import his_url

@@ -11,8 +11,9 @@ from decimal import Decimal
 from django.utils import timezone
 
 from booking.models import LedgerEntry
-from reconciliation import sandbox, selectors, services
+from reconciliation import selectors, services
 from reconciliation.models import StatementSource
+from sandbox import payments as sandbox
 
 _seq = itertools.count(1)
 
@@ -74,9 +75,15 @@ def refund(payment: LedgerEntry, *, when: dt.datetime, amount: str | None = None
 
 
 def source(pay_channel: str = "wepay", **extra) -> StatementSource:
+    """A statement source; one on the sandbox channel has credentials, since the channel, a partner
+    reached over HTTP (on PUBLIC_BASE_URL: the `public_url` fixture), serves no source without."""
     names = {"wepay": "微信支付商户号", "alipay": "支付宝账号"}
     defaults = {"name": names[pay_channel], "adapter": StatementSource.SANDBOX, "merchant_id": ""}
     obj, _ = StatementSource.objects.update_or_create(pay_channel=pay_channel, defaults={**defaults, **extra})
+    if obj.adapter == StatementSource.SANDBOX and not obj.username:
+        obj.username = "platform"
+        obj.set_secret(f"sandbox-secret-{pay_channel}")
+        obj.save()
     return obj
 
 

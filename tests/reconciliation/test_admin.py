@@ -253,7 +253,8 @@ class AdminPagesTests:
         assert "status=corrected" in detail.content.decode()
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("public_url")
 class SandboxCommandTests:
     def test_the_command_sets_up_both_channels_and_reconciles_a_day(self, hospital):
         from django.core.management import call_command

@@ -13,7 +13,7 @@ from reconciliation import services
 from reconciliation.models import Discrepancy, ReconciliationRun
 from regional import hospital_client
 from regional.models import MessageLog
-from regional.sandbox.models import SandboxOrder
+from sandbox.models import SandboxOrder
 from tests.reconciliation.support import at, import_bill, pay, platform_order, refund, yesterday
 from tests.sandbox.factories import SandboxHospitalFactory, his_url, session
 from tests.services import free_port

@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from booking.models import Schedule
 from regional.models import Department
-from regional.sandbox import services as sandbox
-from regional.sandbox.models import SandboxHospital
+from sandbox import services as sandbox
+from sandbox.models import SandboxHospital
 from tests.conftest import SECRET
 from tests.referral.support import HIS, RECEIVER_NO, SENDER_NO, SERVLET, ZNTS, answer, basic, form, query_xml, start_xml
 from tests.sandbox.factories import SandboxDepartmentFactory, SandboxDoctorFactory, SandboxHospitalFactory, his_url

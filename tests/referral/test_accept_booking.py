@@ -8,7 +8,7 @@ import pytest
 from booking.models import Order, Schedule
 from booking.services import Patient, channel_issue_token, order_lock
 from referral.models import Referral
-from regional.sandbox.models import SandboxOrder
+from sandbox.models import SandboxOrder
 from tests.booking.conftest import booking_state  # noqa: F401  (autouse: clean caches, eager outbox)
 from tests.referral.support import RECEIVER_NO
 

@@ -9,8 +9,8 @@ from decimal import Decimal
 import factory
 from django.utils import timezone
 
-from regional.sandbox import services
-from regional.sandbox.models import SandboxDepartment, SandboxDoctor, SandboxHospital, SandboxSchedule
+from sandbox import services
+from sandbox.models import SandboxDepartment, SandboxDoctor, SandboxHospital, SandboxSchedule
 
 PATIENT = {
     "Name": "测试患者一",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from regional.sandbox import demo, services
-from regional.sandbox.models import SandboxHospital, SandboxOrder, SandboxSchedule
+from sandbox import demo, services
+from sandbox.models import SandboxHospital, SandboxOrder, SandboxSchedule
 from tests.conftest import SECRET
 from tests.sandbox.factories import PATIENT
 

@@ -9,7 +9,7 @@ import zeep
 from lxml import etree
 
 from regional.messages.catalog import HOSPITAL_INTERFACES
-from regional.sandbox.models import SandboxCard
+from sandbox.models import SandboxCard
 from tests.conftest import spec_example
 from tests.sandbox.factories import SandboxHospitalFactory, his_url, session
 
