@@ -37,8 +37,10 @@ def a_day(hospital, n=6):
 
 @pytest.mark.django_db
 class RunAdminTests:
+    # The bill comes from the sandbox channel over HTTP: the live server must see committed rows.
+    @pytest.mark.django_db(transaction=True)
     def test_reconcile_now_fetches_the_bill_runs_and_shows_the_result(
-        self, hospital, admin_client, django_capture_on_commit_callbacks
+        self, hospital, admin_client, django_capture_on_commit_callbacks, public_url
     ):
         day = a_day(hospital)
         source("wepay", sandbox_options={"encoding": "gbk"})
