@@ -103,11 +103,13 @@ class HttpAdapterTests:
 @pytest.mark.django_db
 class NightlyScheduleTests:
     def test_the_schedule_exists_and_staff_can_change_its_time(self, monkeypatch):
-        from django_celery_beat.schedulers import DatabaseScheduler
+        from django_celery_beat.schedulers import ModelEntry
 
         from config.celery import app
 
-        DatabaseScheduler(app=app)  # what beat does at start: the settings' entries into the tables
+        # What beat's DatabaseScheduler does at start (update_from_dict): each settings entry into the tables.
+        for name, entry in app.conf.beat_schedule.items():
+            ModelEntry.from_entry(name, app=app, **entry)
         # One row: the entry took over the row of migration 0002 instead of adding a second night.
         task = PeriodicTask.objects.get(task=tasks.NIGHTLY)
         assert task.enabled and (task.crontab.hour, task.crontab.minute) == ("10", "30")
