@@ -101,10 +101,10 @@ def main() -> None:
 
         from booking.models import Order, Schedule
         from booking.services.channels import channel_issue_token
-        from regional.sandbox import demo
-        from regional.sandbox import services as sandbox
-        from regional.sandbox.models import SandboxSchedule
         from regional.services import hospital_onboard
+        from sandbox import demo
+        from sandbox import services as sandbox
+        from sandbox.models import SandboxSchedule
         from tests import services as test_services
         from tests.services import start_gunicorn, stop_gunicorn
 

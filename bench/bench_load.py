@@ -203,9 +203,9 @@ def run_in_process(target, config: dict, seconds: float) -> dict:
 
 def seed(stack: Stack) -> dict:
     from booking.services.channels import channel_issue_token
-    from regional.sandbox import services as his
-    from regional.sandbox.demo import hospital_build
     from regional.services import hospital_onboard
+    from sandbox import services as his
+    from sandbox.demo import hospital_build
 
     secrets_by_hospital = {}
     for hospital_no, name, level in HOSPITALS:
@@ -245,8 +245,8 @@ def seed(stack: Stack) -> dict:
 
 
 def inject_faults(stack: Stack, seconds: float, log: list) -> threading.Thread:
-    from regional.sandbox.models import SandboxHospital
-    from regional.sandbox.services import hospital_fault_set
+    from sandbox.models import SandboxHospital
+    from sandbox.services import hospital_fault_set
 
     def every_hospital(**kwargs):
         for h in SandboxHospital.objects.all():
@@ -289,7 +289,7 @@ def recover_and_check(timeout: float = 240) -> dict:
     from booking.models import LedgerEntry, Order, OutboxMessage, Schedule
     from booking.services import orders, outbox
     from regional.models import MessageLog
-    from regional.sandbox.models import SandboxOrder, SandboxSchedule
+    from sandbox.models import SandboxOrder, SandboxSchedule
 
     failed_during_faults = list(OutboxMessage.objects.filter(status=OutboxMessage.FAILED).values_list("pk", flat=True))
     if failed_during_faults:

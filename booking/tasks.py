@@ -8,15 +8,12 @@
 - `remind()` (beat, every minute): the day-before visit reminders, from the rules' reminder time.
 - `sweep()` (beat, every minute): re-queues what lost tasks left behind (outbox, notifications)
   and reconciles orders a crash left in `locking`.
-The periodic entries are declared once, in `beat_schedule()` (registered by BookingConfig.ready).
+The periodic entries are declared once, in the project's settings (CELERY_BEAT_SCHEDULE).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-
 from celery import shared_task
-from django.conf import settings
 
 from booking import notify
 from booking.services import orders, outbox, reminders, waitlist
@@ -29,17 +26,6 @@ SWEEP = "booking.sweep"
 WAITLIST_OFFER = "booking.waitlist_offer"
 WAITLIST_SWEEP = "booking.waitlist_sweep"
 REMIND = "booking.remind"
-
-
-def beat_schedule() -> dict:
-    """The booking entries of the Celery beat schedule."""
-    seconds = int(getattr(settings, "BOOKING_SWEEP_SECONDS", 60))
-    return {
-        "booking-expire-locks": {"task": EXPIRE_LOCKS, "schedule": dt.timedelta(seconds=seconds)},
-        "booking-sweep": {"task": SWEEP, "schedule": dt.timedelta(seconds=seconds)},
-        "booking-waitlist-sweep": {"task": WAITLIST_SWEEP, "schedule": dt.timedelta(seconds=seconds)},
-        "booking-remind": {"task": REMIND, "schedule": dt.timedelta(seconds=seconds)},
-    }
 
 
 @shared_task(bind=True, name=DELIVER_OUTBOX, max_retries=8, acks_late=True)

@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.db import connection
 from django.db.models import Count, DecimalField, Exists, F, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum, Value
@@ -22,8 +23,7 @@ from django.utils import timezone
 
 from booking.models import LedgerEntry, Order
 from reconciliation.engine import Trade
-from reconciliation.models import EntryKind, StatementLine
-from reconciliation.sandbox import BillEntry
+from reconciliation.models import EntryKind, StatementLine, StatementSource
 from regional.models import Hospital
 
 CHUNK = 5000
@@ -238,7 +238,21 @@ def order_money(order_ids: Sequence[int], *, until: dt.datetime) -> dict[int, di
 # -- the sandbox channel's view of the ledger ----------------------------------------------------------
 
 
-def ledger_bill_entries(*, pay_channel: str, day: dt.date) -> Iterator[BillEntry]:
+class BillRow(NamedTuple):
+    """One ledger payment or refund, as a payment provider bills it."""
+
+    batch: str
+    pay_trade_no: str
+    kind: str
+    amount: Decimal
+    occurred_at: dt.datetime
+    hospital_no: str = ""
+    type: str = "1"
+    refunded: bool = False  # for a payment: the platform has recorded a refund of it (any day)
+    refund_no: str = ""
+
+
+def ledger_bill_entries(*, pay_channel: str, day: dt.date) -> Iterator[BillRow]:
     """The ledger of one channel-day in time order, as the sandbox channel bills it."""
     refunded = LedgerEntry.objects.filter(batch=OuterRef("batch"), kind=EntryKind.REFUND)
     rows = (
@@ -259,7 +273,22 @@ def ledger_bill_entries(*, pay_channel: str, day: dt.date) -> Iterator[BillEntry
     )
     for batch, trade_no, kind, amount, created_at, hospital_no, type_, was_refunded, key in rows.iterator(CHUNK):
         refund_no = "R" + hashlib.sha1(key.encode()).hexdigest()[:20] if kind == EntryKind.REFUND else ""
-        yield BillEntry(batch, trade_no, kind, amount, created_at, hospital_no, type_, was_refunded, refund_no)
+        yield BillRow(batch, trade_no, kind, amount, created_at, hospital_no, type_, was_refunded, refund_no)
+
+
+def sandbox_account(pay_channel: str) -> dict | None:
+    """The platform's settings of `pay_channel` at the sandbox channel (its user name, secret, bill
+    layout, merchant and difference knobs), or None when there is no source for it."""
+    source = StatementSource.objects.filter(pay_channel=pay_channel).first()
+    if source is None:
+        return None
+    return {
+        "username": source.username,
+        "secret": source.secret() if source.secret_encrypted else "",
+        "layout": source.layout,
+        "merchant_id": source.merchant_id,
+        "options": dict(source.sandbox_options or {}),
+    }
 
 
 # -- ReconciliationInfo and reports -----------------------------------------------------------------------

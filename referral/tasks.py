@@ -1,22 +1,16 @@
-"""Referral background work: the periodic overdue scan and reminder delivery. Thin: ids in, services out."""
+"""Referral background work: the periodic overdue scan and reminder delivery. Thin: ids in, services out.
+
+The scan runs from the project's one beat schedule (CELERY_BEAT_SCHEDULE in the settings).
+"""
 
 from __future__ import annotations
 
-import datetime as dt
-
 from celery import shared_task
-from django.conf import settings
 
 from referral import notify, services
 from regional.delivery import task_outcome
 
 OVERDUE_SCAN = "referral.scan_overdue"
-
-
-def beat_schedule() -> dict:
-    """The referral entries of the Celery beat schedule (registered by ReferralConfig.ready)."""
-    minutes = int(getattr(settings, "REFERRAL_OVERDUE_SCAN_MINUTES", 15))
-    return {"referral-overdue-scan": {"task": OVERDUE_SCAN, "schedule": dt.timedelta(minutes=minutes)}}
 
 
 @shared_task(name=OVERDUE_SCAN)

@@ -30,17 +30,17 @@ from booking.models import BookingRules
 from booking.rules import rules_cache_clear
 from booking.services.channels import channel_issue_token
 from booking.services.schedules import schedules_sync
-from reconciliation import sandbox as payment_sandbox
+from config.celery import app
 from reconciliation import selectors as reconciliation_selectors
 from reconciliation import services as reconciliation_services
 from regional import hospital_client, hospital_wsdl
-from regional.celery import app
 from regional.messages import read_xml
 from regional.messages.catalog import SYNCHRONIZED_WORK_INFO
 from regional.messages.schema import Field, RecordList
-from regional.sandbox import demo
-from regional.sandbox.models import SandboxOrder
 from regional.services import hospital_onboard
+from sandbox import demo
+from sandbox import payments as payment_sandbox
+from sandbox.models import SandboxOrder
 from tests.factories import PATIENT, source
 
 SPEC_FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "spec"

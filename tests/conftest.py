@@ -9,9 +9,9 @@ from zeep.transports import Transport
 
 from booking.models import Schedule
 from booking.services.channels import channel_issue_token
-from regional.celery import app
-from regional.sandbox import services as sandbox
-from regional.sandbox.models import SandboxHospital, SandboxSchedule
+from config.celery import app
+from sandbox import services as sandbox
+from sandbox.models import SandboxHospital, SandboxSchedule
 from tests import base
 from tests.base import SECRET, Api
 from tests.factories import SandboxHospitalFactory, session
@@ -86,7 +86,7 @@ def celery_worker(django_db_setup, django_db_blocker, live_server):
     }
     log = open(os.path.join(os.environ["REGIONAL_VAR_DIR"], "celery-worker.log"), "w")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "regional", "worker", "-Q", "regional", "-c", "2", "--pool", "threads",
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "regional", "-c", "2", "--pool", "threads",
          "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", "test@%h", "-l", "info"],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip

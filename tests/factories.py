@@ -14,8 +14,8 @@ from django.utils import timezone
 from booking.models import Channel, LedgerEntry, Order, Schedule, hash_token
 from reconciliation.models import StatementSource
 from regional.models import Department, Doctor
-from regional.sandbox import services as sandbox_services
-from regional.sandbox.models import SandboxDepartment, SandboxDoctor, SandboxHospital, SandboxSchedule
+from sandbox import services as sandbox_services
+from sandbox.models import SandboxDepartment, SandboxDoctor, SandboxHospital, SandboxSchedule
 
 # A patient as the platform sends one to a hospital (3.1), in the specification's placeholder style.
 PATIENT = {
@@ -242,8 +242,14 @@ def refund(payment: LedgerEntry, *, when: dt.datetime, amount: str | None = None
 
 
 def source(pay_channel: str = "wepay", **extra) -> StatementSource:
-    """The finance office's statement source of a pay channel (the sandbox channel unless `extra` says)."""
+    """The finance office's statement source of a pay channel (the sandbox channel unless `extra` says).
+    One on the sandbox channel has credentials, since the channel, a partner reached over HTTP (on
+    PUBLIC_BASE_URL: the `public_url` fixture), serves no source without."""
     names = {"wepay": "微信支付商户号", "alipay": "支付宝账号"}
     defaults = {"name": names[pay_channel], "adapter": StatementSource.SANDBOX, "merchant_id": ""}
     obj, _ = StatementSource.objects.update_or_create(pay_channel=pay_channel, defaults={**defaults, **extra})
+    if obj.adapter == StatementSource.SANDBOX and not obj.username:
+        obj.username = "platform"
+        obj.set_secret(f"sandbox-secret-{pay_channel}")
+        obj.save()
     return obj

@@ -78,7 +78,7 @@ class SandboxOperationPropertyTests:
     @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
     @given(data=st.data())
     def test_any_message_to_any_hospital_side_operation_gets_a_result_code_never_a_fault(self, client, data):
-        from regional.sandbox.models import SandboxHospital
+        from sandbox.models import SandboxHospital
 
         SandboxHospital.objects.get_or_create(hospital_no="S0001", defaults={"name": "测试沙箱医院"})
         interface = data.draw(st.sampled_from(HOSPITAL_INTERFACES))

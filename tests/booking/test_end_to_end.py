@@ -16,8 +16,8 @@ from django.utils import timezone
 
 from booking import tasks
 from booking.models import LedgerEntry, Order, OutboxMessage, PatientNotification, Schedule
-from regional.sandbox import services as sandbox
-from regional.sandbox.models import (
+from sandbox import services as sandbox
+from sandbox.models import (
     SandboxCancellation,
     SandboxHospital,
     SandboxOrder,

@@ -10,9 +10,9 @@ from django.utils import timezone
 
 from booking import tasks
 from booking.models import Order, OutboxMessage, Schedule
-from regional.celery import app
-from regional.sandbox import services as sandbox
-from regional.sandbox.models import SandboxHospital, SandboxSchedule
+from config.celery import app
+from sandbox import services as sandbox
+from sandbox.models import SandboxHospital, SandboxSchedule
 from tests.factories import session
 
 

@@ -10,8 +10,8 @@ from django.urls import reverse
 from booking.models import LedgerEntry, NoShowRecord, Order, OutboxMessage, PatientNotification
 from booking.services import reports
 from regional.models import PersonalDataReveal
-from regional.sandbox import services as sandbox
-from regional.sandbox.models import SandboxHospital, SandboxPayment
+from sandbox import services as sandbox
+from sandbox.models import SandboxHospital, SandboxPayment
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

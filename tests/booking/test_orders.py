@@ -24,8 +24,8 @@ from booking.models import (
 )
 from booking.services import _common, orders, outbox, patients, reports, schedules
 from regional.models import AuditEntry, MessageLog
-from regional.sandbox import services as sandbox
-from regional.sandbox.models import (
+from sandbox import services as sandbox
+from sandbox.models import (
     SandboxCancellation,
     SandboxHospital,
     SandboxOrder,
@@ -355,7 +355,7 @@ class HospitalReportTests:
         _, schedule = bookable()
         order = lock(api, schedule)
         from regional.messages import catalog
-        from regional.sandbox import center
+        from sandbox import center
 
         when = timezone.localtime().replace(tzinfo=None, microsecond=0)
         answer = center.send(

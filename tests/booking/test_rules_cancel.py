@@ -13,8 +13,8 @@ from booking import clock
 from booking.models import OutboxMessage
 from booking.rules import EffectiveRules, working_day_before
 from booking.services import outbox
-from regional.sandbox import services as sandbox
-from regional.sandbox.models import SandboxCancellation, SandboxHospital, SandboxPayment
+from sandbox import services as sandbox
+from sandbox.models import SandboxCancellation, SandboxHospital, SandboxPayment
 from tests.base import local, lock, region_rules
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -11,9 +11,9 @@ import pytest
 from booking import tasks
 from booking.models import PatientNotification
 from booking.services import reminders
-from regional.celery import app
-from regional.sandbox import services as sandbox
-from regional.sandbox.models import SandboxSchedule
+from config.celery import app
+from sandbox import services as sandbox
+from sandbox.models import SandboxSchedule
 from tests.base import local, lock, region_rules
 
 pytestmark = pytest.mark.django_db(transaction=True)

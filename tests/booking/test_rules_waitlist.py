@@ -12,8 +12,8 @@ from django.urls import reverse
 from booking import clock
 from booking.models import Order, PatientNotification, Schedule, WaitlistEntry
 from booking.services import orders
-from regional.sandbox import services as sandbox
-from regional.sandbox.models import SandboxOrder
+from sandbox import services as sandbox
+from sandbox.models import SandboxOrder
 from tests.base import local, lock, patient, region_rules
 
 pytestmark = pytest.mark.django_db(transaction=True)

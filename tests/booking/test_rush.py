@@ -18,7 +18,7 @@ import requests
 
 from booking.models import Order
 from regional.models import Hospital
-from regional.sandbox.models import SandboxOrder, SandboxSlot
+from sandbox.models import SandboxOrder, SandboxSlot
 from tests.base import his_url, patient
 from tests.services import start_gunicorn, stop_gunicorn
 

@@ -19,7 +19,7 @@ from lxml import etree
 from booking.models import LedgerEntry, Order, OutboxMessage
 from reconciliation import services
 from reconciliation.models import Discrepancy, ReconciliationRun, StatementSource
-from regional.sandbox.models import SandboxOrder
+from sandbox.models import SandboxOrder
 from tests.base import wait_for, yesterday
 from tests.factories import source
 

@@ -12,7 +12,7 @@ from reconciliation import services
 from reconciliation.models import Discrepancy, ReconciliationRun
 from regional import hospital_wsdl
 from regional.models import MessageLog
-from regional.sandbox.models import SandboxOrder
+from sandbox.models import SandboxOrder
 from tests.base import import_bill, yesterday
 from tests.base import local as at
 from tests.factories import pay, platform_order, refund, session

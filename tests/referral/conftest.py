@@ -7,8 +7,8 @@ import pytest
 
 from booking.models import Schedule
 from regional.models import Department
-from regional.sandbox import services as sandbox
-from regional.sandbox.models import SandboxHospital
+from sandbox import services as sandbox
+from sandbox.models import SandboxHospital
 from tests.base import (
     HIS,
     RECEIVER_NO,

@@ -10,7 +10,7 @@ from booking.services.channels import channel_issue_token
 from booking.services.orders import order_lock
 from booking.services.patients import Patient
 from referral.models import Referral
-from regional.sandbox.models import SandboxOrder
+from sandbox.models import SandboxOrder
 from tests.base import RECEIVER_NO
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_state")]

@@ -334,8 +334,8 @@ class OverdueTests:
         assert "转诊提醒 [overdue] → staff" in caplog.text
 
     def test_the_periodic_task_scans_and_is_in_the_beat_schedule(self, waiting, django_capture_on_commit_callbacks):
+        from config.celery import app
         from referral.tasks import scan_overdue_referrals
-        from regional.celery import app
 
         entry = app.conf.beat_schedule["referral-overdue-scan"]
         assert entry["task"] == "referral.scan_overdue"

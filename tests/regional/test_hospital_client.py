@@ -19,8 +19,8 @@ from regional.circuit import CLOSED, OPEN
 from regional.hospital_client import CalledInTransaction, HospitalBadAnswer, HospitalRefused, HospitalUnavailable
 from regional.messages import MessageInvalid
 from regional.models import MessageLog
-from regional.sandbox import services as sandbox
-from regional.sandbox.models import SandboxHospital, SandboxOrder, SandboxPayment
+from sandbox import services as sandbox
+from sandbox.models import SandboxHospital, SandboxOrder, SandboxPayment
 from tests.base import confirm_registration as lock
 from tests.base import shared_state_clear
 from tests.factories import PATIENT, session

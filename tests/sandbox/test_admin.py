@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from regional.sandbox import services
-from regional.sandbox.models import SandboxHospital, SandboxOrder, SandboxSchedule
+from sandbox import services
+from sandbox.models import SandboxHospital, SandboxOrder, SandboxSchedule
 from tests.base import demo_his
 from tests.factories import PATIENT
 

@@ -13,8 +13,8 @@ from django.db import connection, connections
 from regional import hospital_client
 from regional.errors import Conflict
 from regional.hospital_client import HospitalRefused
-from regional.sandbox import services
-from regional.sandbox.models import SandboxCard, SandboxOrder, SandboxPayment, SandboxSchedule, SandboxSlot
+from sandbox import services
+from sandbox.models import SandboxCard, SandboxOrder, SandboxPayment, SandboxSchedule, SandboxSlot
 from tests.base import confirm_registration as lock
 from tests.factories import PATIENT, session
 

@@ -21,8 +21,8 @@ from django.db import connection
 
 from regional import hospital_client
 from regional.models import Department, Doctor, Hospital
-from regional.sandbox import services
-from regional.sandbox.models import SandboxHospital, SandboxSchedule
+from sandbox import services
+from sandbox.models import SandboxHospital, SandboxSchedule
 from tests.base import his_url
 from tests.factories import session
 from tests.services import free_port

@@ -9,7 +9,7 @@ import zeep
 from lxml import etree
 
 from regional.messages.catalog import HOSPITAL_INTERFACES
-from regional.sandbox.models import SandboxCard
+from sandbox.models import SandboxCard
 from tests.base import his_url, spec_example
 from tests.base import reply_fields as answer
 from tests.factories import SandboxHospitalFactory, session

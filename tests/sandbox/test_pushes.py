@@ -8,9 +8,9 @@ import pytest
 
 from regional.errors import DomainError
 from regional.models import Department, Doctor, Hospital, MessageLog
-from regional.sandbox import services
-from regional.sandbox.center import CenterUnreachable
-from regional.sandbox.models import SandboxOrder, SandboxSchedule
+from sandbox import services
+from sandbox.center import CenterUnreachable
+from sandbox.models import SandboxOrder, SandboxSchedule
 from tests.base import demo_his
 
 

@@ -13,8 +13,8 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
-from regional.sandbox import services
-from regional.sandbox.models import SandboxDepartment, SandboxDoctor, SandboxHospital, SandboxSchedule
+from sandbox import services
+from sandbox.models import SandboxDepartment, SandboxDoctor, SandboxHospital, SandboxSchedule
 
 NUMERALS = "一二三四五六七八九十"
 

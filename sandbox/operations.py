@@ -1,7 +1,7 @@
 """The ten hospital-side operations of the sandbox: message fields → one service → response fields.
 
 Each handler receives the cleaned request (parsed from its catalog description) and returns the
-fields of a successful response; DomainErrors become ResultCode 1 in regional/sandbox/soap.py.
+fields of a successful response; DomainErrors become ResultCode 1 in sandbox/soap.py.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 from django.utils import timezone
 
-from regional.sandbox import services
-from regional.sandbox.models import SandboxHospital, SandboxOrder
+from sandbox import services
+from sandbox.models import SandboxHospital, SandboxOrder
 
 Handler = Callable[[SandboxHospital, dict], dict]
 HANDLERS: dict[str, Handler] = {}

@@ -1,6 +1,6 @@
 """Run the sandbox hospitals as their own server process (load tests, integration drills).
 
-Only `/sandbox/his/<HospitalNo>/ws` is served (URLconf regional/sandbox/serve_urls.py), by
+Only `/sandbox/his/<HospitalNo>/ws` is served (URLconf sandbox/serve_urls.py), by
 gunicorn with threaded workers, so a slow or "timing out" hospital does not block the others.
 WSDL addresses name this server. The sandbox reads its data from the configured database.
 """
@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand
 from django.db import connections
 from django.urls import clear_url_caches
 
-SANDBOX_URLCONF = "regional.sandbox.serve_urls"
+SANDBOX_URLCONF = "sandbox.serve_urls"
 
 
 class Command(BaseCommand):
@@ -26,9 +26,10 @@ class Command(BaseCommand):
         parser.add_argument("--public-url", help="WSDL中公布的地址（默认 http://HOST:PORT）")
 
     def handle(self, *args, port: int, host: str, workers: int, threads: int, public_url: str | None, **options):
+        from django.core.wsgi import get_wsgi_application
         from gunicorn.app.base import BaseApplication
 
-        from regional.wsgi import application
+        application = get_wsgi_application()
 
         settings.ROOT_URLCONF = SANDBOX_URLCONF
         settings.PUBLIC_BASE_URL = (public_url or f"http://{host}:{port}").rstrip("/")

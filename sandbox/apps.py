@@ -2,6 +2,6 @@ from django.apps import AppConfig
 
 
 class SandboxConfig(AppConfig):
-    name = "regional.sandbox"
+    name = "sandbox"
     label = "sandbox"
     verbose_name = "沙箱医院"

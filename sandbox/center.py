@@ -23,7 +23,7 @@ from regional.messages import MessageInvalid, XmlReadError, read_xml
 from regional.messages.catalog import RESULT_CODE, Interface
 from regional.messages.schema import Field, Message
 
-logger = logging.getLogger("regional.sandbox.center")
+logger = logging.getLogger("sandbox.center")
 
 PUSH_TIMEOUT = 60
 # ResultCode and ErrorMsg only: read first, so that an error answer lacking other fields still reads.

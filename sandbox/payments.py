@@ -1,6 +1,13 @@
-"""The sandbox payment channel: writes a day's bill from the platform's own ledger, in the
-provider's real layout (WeChat Pay 交易账单 or Alipay 业务明细) and encoding, so that the whole
-reconciliation — fetch, import, match — runs end to end without a payment provider.
+"""The sandbox payment channel, a simulated partner like a real payment provider's bill gateway.
+
+`GET /sandbox/pay/<pay_channel>/bill?date=yyyyMMdd` serves a day's bill in the provider's real
+layout (WeChat Pay 交易账单 or Alipay 业务明细) and encoding, so that the whole reconciliation —
+fetch over HTTP, import, match — runs end to end without a payment provider. The platform reaches
+it only over HTTP, with its HTTP adapter, exactly as it reaches a real gateway.
+
+What the simulated provider knows is wired in by the project's URLconf (config/urls.py): the
+account of a channel (credentials, layout, merchant, difference knobs) and the day's trades, which
+are the platform's own ledger. The sandbox imports none of the platform's apps.
 
 Knobs inject the differences reconciliation must find, deterministically (the first payments
 of the day in time order that have never been refunded, so a test knows which): a payment left
@@ -10,20 +17,28 @@ at the channel only, a recorded refund left out. `write_bill` returns which Batc
 
 from __future__ import annotations
 
+import base64
+import binascii
 import csv
 import datetime as dt
 import hashlib
+import hmac
 import io
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
+from django.http import FileResponse, HttpRequest, HttpResponse
 from django.utils import timezone
+from django.views.decorators.http import require_GET
 
-from reconciliation.statements import ALIPAY, PAYMENT, REFUND, WECHAT
 from regional.errors import DomainError
 
+# The bill layouts and trade kinds, as the platform's statement reader names them.
+WECHAT, ALIPAY = "wechat", "alipay"
+PAYMENT, REFUND = "payment", "refund"
 FEE_RATE = Decimal("0.006")
 ENCODINGS = {"utf-8": "utf-8", "utf-8-sig": "utf-8-sig", "gbk": "gbk", "gb18030": "gb18030"}
 GOODS = {"1": "预约挂号费", "2": "诊间支付"}
@@ -106,13 +121,14 @@ def write_bill(
     *,
     layout: str,
     bill_date: dt.date,
-    entries: Iterable[BillEntry],
+    entries: Iterable[Any],
     out: BinaryIO,
     knobs: Knobs = Knobs(),  # noqa: B008 - frozen
     merchant_id: str = "",
     exported_at: dt.datetime | None = None,
 ) -> Manifest:
-    """Write the bill of `bill_date` for `entries` (in time order) to `out`; streams."""
+    """Write the bill of `bill_date` for `entries` (in time order, each with BillEntry's
+    attributes) to `out`; streams."""
     text = io.TextIOWrapper(out, encoding=ENCODINGS[knobs.encoding], newline="")
     writer = (WechatWriter if layout == WECHAT else AlipayWriter)(text, bill_date, merchant_id)
     manifest = Manifest()
@@ -160,7 +176,8 @@ def write_bill(
 
 
 def _replace(entry: BillEntry, **changes) -> BillEntry:
-    values = {f.name: getattr(entry, f.name) for f in fields(entry)}
+    # Entries may be any rows with BillEntry's attributes (the ledger feed yields its own tuples).
+    values = {f.name: getattr(entry, f.name) for f in fields(BillEntry)}
     return BillEntry(**{**values, **changes})
 
 
@@ -267,3 +284,78 @@ class AlipayWriter:
 
 
 LAYOUTS = {WECHAT: WechatWriter, ALIPAY: AlipayWriter}
+
+
+# -- the bill gateway over HTTP ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Account:
+    """A channel's account at the simulated provider: who may download, and what its bills look like."""
+
+    username: str
+    secret: str
+    layout: str = WECHAT
+    merchant_id: str = ""
+    options: dict = field(default_factory=dict)
+
+
+def _text(body: str, status: int) -> HttpResponse:
+    return HttpResponse(body, status=status, content_type="text/plain; charset=utf-8")
+
+
+def _credentials(request: HttpRequest) -> tuple[str, str] | None:
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if not header.lower().startswith("basic "):
+        return None
+    try:
+        user, _, secret = base64.b64decode(header[6:]).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return user, secret
+
+
+@require_GET
+def bill_view(
+    request: HttpRequest,
+    pay_channel: str,
+    *,
+    account: Callable[[str], dict | None],
+    entries: Callable[..., Iterable[Any]],
+) -> HttpResponse:
+    """The day's bill of `pay_channel`. `account(pay_channel)` gives the channel's Account fields
+    (None: not opened); `entries(pay_channel=…, day=…)` the day's trades in time order. HTTP Basic
+    with the account's own user name and secret; an account without credentials does not serve."""
+    found = account(pay_channel)
+    if found is None or not found.get("username") or not found.get("secret"):
+        return _text("沙箱渠道未开通", 404)
+    opened = Account(**found)
+    given = _credentials(request)
+    if given is None or not (
+        hmac.compare_digest(given[0], opened.username) and hmac.compare_digest(given[1], opened.secret)
+    ):
+        response = _text("未授权", 401)
+        response["WWW-Authenticate"] = 'Basic realm="sandbox-pay"'
+        return response
+    try:
+        day = dt.datetime.strptime(request.GET.get("date", ""), "%Y%m%d").date()
+    except ValueError:
+        return _text("date 应为yyyyMMdd", 400)
+    if day >= timezone.localdate():
+        return _text(f"{day:%Y-%m-%d}的对账单尚未生成", 404)
+    try:
+        knobs = Knobs.from_options(opened.options)
+    except DomainError as exc:
+        return _text(exc.message, 400)
+    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
+    write_bill(
+        layout=opened.layout,
+        bill_date=day,
+        entries=entries(pay_channel=pay_channel, day=day),
+        out=spool,
+        knobs=knobs,
+        merchant_id=opened.merchant_id,
+    )
+    spool.seek(0)
+    name = f"{opened.merchant_id or pay_channel}_{day:%Y%m%d}_{'ALL' if opened.layout == WECHAT else '业务明细'}.csv"
+    return FileResponse(spool, as_attachment=True, filename=name, content_type="text/csv")

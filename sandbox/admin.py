@@ -1,6 +1,6 @@
 """The sandbox hospital's staff screens: hospitals and their faults, sessions and slots, orders, cards.
 
-Anything beyond editing a field goes through regional.sandbox.services; personal data is shown
+Anything beyond editing a field goes through sandbox.services; personal data is shown
 masked and is not editable here.
 """
 
@@ -16,9 +16,9 @@ from django.urls import reverse
 
 from regional.errors import DomainError
 from regional.pii import mask
-from regional.sandbox import services
-from regional.sandbox.center import CenterAnswer
-from regional.sandbox.models import (
+from sandbox import services
+from sandbox.center import CenterAnswer
+from sandbox.models import (
     SandboxCancellation,
     SandboxCard,
     SandboxDepartment,

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from regional.sandbox.soap import his_endpoint
+from sandbox.soap import his_endpoint
 
 urlpatterns = [
     path("his/<str:hospital_no>/ws", his_endpoint, name="sandbox-his-ws"),

@@ -21,11 +21,11 @@ from regional.errors import DomainError
 from regional.messages import MessageInvalid, XmlReadError, read_xml
 from regional.messages.catalog import HOSPITAL_INTERFACES, Interface
 from regional.messages.reader import local_name
-from regional.sandbox.models import SandboxHospital
-from regional.sandbox.operations import HANDLERS
 from regional.soap.mount import PublicWsdlServer, message_part, prepare_body, serve_rpc
+from sandbox.models import SandboxHospital
+from sandbox.operations import HANDLERS
 
-logger = logging.getLogger("regional.sandbox")
+logger = logging.getLogger("sandbox")
 
 # The reference namespace of the hospital-side interface. The platform's client assumes it for a
 # hospital configured without WSDL or namespace (regional/hospital_wsdl.py DEFAULT_NAMESPACE).

@@ -5,7 +5,7 @@ Creates the demo administrator, the two booking channels, three sandbox hospital
 documented demo secrets, and then builds the center's data the way a real hospital does: each
 sandbox hospital pushes HospitalInfo, DepartmentInfo, DoctorInfo and synchronizedWorkInfo as SOAP
 envelopes to /ws/center. The web server is not running yet, so the HTTP exchanges are handed to
-Django in process (regional/sandbox/inprocess.py); the envelopes are the same as over the network.
+Django in process (sandbox/inprocess.py); the envelopes are the same as over the network.
 
 Demo credentials (also in the README):
     admin:     demo / demo-admin-2026
@@ -21,10 +21,11 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from config.management.commands import reconciliation_sandbox
 from regional.errors import DomainError
-from regional.sandbox import demo, services
-from regional.sandbox.inprocess import DjangoInProcessAdapter
 from regional.services import hospital_onboard
+from sandbox import demo, services
+from sandbox.inprocess import DjangoInProcessAdapter
 
 DEMO_USER = "demo"
 DEMO_PASSWORD = "demo-admin-2026"
@@ -81,8 +82,7 @@ class Command(BaseCommand):
         if failures:
             raise CommandError("以下推送失败：" + "；".join(failures))
         # Finance: both payment channels' daily bills come from the sandbox channel in the demo.
-        # Invoked by name: the ground floor never imports the finance app.
-        call_command("reconciliation_sandbox", stdout=self.stdout)
+        call_command(reconciliation_sandbox.Command(), stdout=self.stdout)
         self.stdout.write(self.style.SUCCESS("演示数据已就绪。管理后台账号 demo / demo-admin-2026"))
 
     @staticmethod

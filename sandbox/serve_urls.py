@@ -3,5 +3,5 @@
 from django.urls import include, path
 
 urlpatterns = [
-    path("sandbox/", include("regional.sandbox.urls")),
+    path("sandbox/", include("sandbox.urls")),
 ]

@@ -1,5 +1,7 @@
-"""Point both payment channels at the sandbox channel (bills written from the platform's own
-ledger), with differences to inject, and optionally reconcile a day: for demos and drills.
+"""Point both payment channels at the sandbox channel (a simulated provider that bills the platform's
+own ledger, downloaded over HTTP from /sandbox/pay/<channel>/bill), with differences to inject, and
+optionally reconcile a day: for demos and drills. Project wiring: it names the finance app and the
+sandbox, so it lives in the project package.
 
     manage.py reconciliation_sandbox --missing-payment 1 --extra-payment 1 --encoding gbk --reconcile 2026-11-25
 """
@@ -7,15 +9,16 @@ ledger), with differences to inject, and optionally reconcile a day: for demos a
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from reconciliation import services
 from reconciliation.models import StatementSource
-from reconciliation.sandbox import Knobs
 from regional.errors import DomainError
 from regional.messages.codes import PayChannel
+from sandbox.payments import Knobs
 
 KNOBS = ("missing_payment", "extra_payment", "amount_mismatch", "refund_channel_only", "refund_platform_only")
 
@@ -47,6 +50,11 @@ class Command(BaseCommand):
                     "sandbox_options": settings,
                 },
             )
+            if not source.username or not source.secret_encrypted:
+                # The sandbox channel serves only a source with credentials, like a real gateway.
+                source.username = source.username or "platform"
+                source.set_secret(secrets.token_urlsafe(24))
+                source.save(update_fields=["username", "secret_encrypted"])
             self.stdout.write(f"{source}：沙箱渠道，差异设置 {settings}")
         if options["reconcile"] is None:
             return
