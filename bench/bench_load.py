@@ -335,7 +335,7 @@ def recover_and_check(timeout: float = 240) -> dict:
     return {
         "problems": problems,
         "orders": dict(Order.objects.values_list("status").annotate(n=Count("id"))),
-        "outbox": outbox,
+        "outbox": outbox_counts,
         "active_orders_platform": len(platform),
         "active_orders_hospital": len(his),
         "failures_in_message_log": MessageLog.objects.filter(ok=False).count(),
