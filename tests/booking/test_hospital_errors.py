@@ -4,8 +4,9 @@ what each outcome means for a channel, an order and an outbox row."""
 
 from __future__ import annotations
 
-from booking.errors import HospitalAnswerError, HospitalUnavailableForBooking, InvalidRequest, LockRefused
+from booking.errors import HospitalAnswerError, HospitalUnavailableForBooking, LockRefused
 from booking.hospital import delivery_failure, lock_failure, read_error
+from regional.errors import InvalidInput
 from regional.hospital_client import HospitalBadAnswer, HospitalRefused, HospitalUnavailable
 from regional.messages import MessageInvalid, Violation
 from regional.models import Hospital
@@ -33,7 +34,7 @@ class LockFailureTests:
 
     def test_a_message_that_could_not_be_built_sent_nothing(self):
         failure = lock_failure(MessageInvalid([Violation("Name", "为必填项")]), hospital=HOSPITAL)
-        assert isinstance(failure.error, InvalidRequest) and not failure.may_have_arrived and failure.permanent
+        assert isinstance(failure.error, InvalidInput) and not failure.may_have_arrived and failure.permanent
 
 
 class ReadAndDeliveryTests:
