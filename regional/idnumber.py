@@ -1,9 +1,9 @@
 """Resident ID numbers (居民身份证号码, GB 11643-1999): what makes one well formed.
 
-Used wherever a patient is identified by the number (booking, referral matching): a number that
-cannot be a real one (a placeholder such as the specification's `3306XXXXXXXXXXXX`, a wrong check
-digit, an impossible birth date) would never match the same patient later, so it is refused when
-it comes in rather than stored.
+Meant for wherever a patient is identified by the number (booking, referral matching): a number
+that cannot be a real one (a placeholder such as the specification's `3306XXXXXXXXXXXX`, a wrong
+check digit, an impossible birth date) would never match the same patient later. Not yet called by
+booking or referral (issue 15 leaves that step open: their test fixtures use placeholders).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from django.db import transaction
 from pypinyin import Style, lazy_pinyin
 
 from regional.bulk import upsert
-from regional.errors import DomainError, NotFound
+from regional.errors import DomainError
 from regional.models import Department, Doctor, Hospital, HospitalCredential
 
 BATCH = 2000
@@ -28,14 +28,6 @@ def pinyin_abbr(text: str) -> str:
     return "".join(p[0] for p in lazy_pinyin(text, style=Style.FIRST_LETTER, errors="default") if p).upper()[:100]
 
 
-def hospital_get(*, hospital_no: str) -> Hospital:
-    try:
-        return Hospital.objects.get(hospital_no=hospital_no)
-    except Hospital.DoesNotExist:
-        raise NotFound(f"医院{hospital_no}未在平台登记") from None
-
-
-@transaction.atomic
 def hospital_onboard(
     *,
     hospital_no: str,
@@ -48,13 +40,14 @@ def hospital_onboard(
     """Create or update a hospital's credentials and interface settings; returns the new secret when
     one was generated. `interface` holds Hospital fields (wsdl_url, soap_namespace, soap_part_name,
     soap_part_form, soap_action_style, soap_version, soap_encoding, interface_version); each is checked."""
+    settings = {attr: _interface_setting(attr, value) for attr, value in (interface or {}).items()}  # before any write
     hospital, created = Hospital.objects.get_or_create(hospital_no=hospital_no, defaults={"name": name or hospital_no})
     if name and hospital.name != name:
         hospital.name = name
     if endpoint_url is not None:
         hospital.endpoint_url = endpoint_url
-    for attr, value in (interface or {}).items():
-        setattr(hospital, attr, _interface_setting(attr, value))
+    for attr, value in settings.items():
+        setattr(hospital, attr, value)
     hospital.save()
     credential = HospitalCredential.objects.filter(hospital=hospital).first() or HospitalCredential(hospital=hospital)
     generated = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from booking.models import Order, Schedule
+from regional.messages.codes import PayChannel
 from regional.models import Department, Doctor, Hospital
 from regional.pii import mask
 
@@ -51,13 +52,13 @@ class OrderIn(serializers.Serializer):
 
 
 class PayIn(serializers.Serializer):
-    pay_type = serializers.ChoiceField(choices=Order.PAY_TYPES, help_text="支付类型：3现场支付，4在线支付")
+    pay_type = serializers.CharField(max_length=1, help_text="支付类型：3现场支付，4在线支付")
     amount = serializers.DecimalField(max_digits=10, decimal_places=2, help_text="支付金额（元，两位小数）")
     pay_trade_no = serializers.CharField(
         max_length=40, required=False, allow_blank=True, default="", help_text="支付机构的交易流水号（在线支付时填写）"
     )
     pay_channel = serializers.ChoiceField(
-        choices=Order.PAY_CHANNELS,
+        choices=PayChannel.choices,
         required=False,
         allow_blank=True,
         default="",

@@ -53,7 +53,10 @@ class PublicWsdlServer(DjangoServer):
         self._wsdl_template: bytes | None = None
 
     def handle_wsdl(self, request, *args, **kwargs):
-        base = settings.PUBLIC_BASE_URL or request.build_absolute_uri("/").rstrip("/")
+        if settings.PUBLIC_BASE_URL and not getattr(settings, "WSDL_ADDRESS_FROM_REQUEST", False):
+            base = settings.PUBLIC_BASE_URL
+        else:
+            base = request.build_absolute_uri("/").rstrip("/")
         url = base + request.path
         wsdl = self._wsdl_by_url.get(url)
         if wsdl is None:

@@ -17,8 +17,7 @@ import requests
 from booking.api import docs
 from booking.api.errors import DRF_CODES
 from regional.errors import DomainError
-from tests.booking.conftest import patient
-from tests.booking.rules_helpers import region_rules
+from tests.base import patient, region_rules
 
 README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
 

@@ -17,8 +17,7 @@ from django.utils import timezone
 
 from booking.models import Order, OutboxMessage, Schedule
 from regional.messages.catalog import HOSPITAL, SYNCHRONIZED_WORK_INFO, interface
-from tests.booking.conftest import patient
-from tests.conftest import SECRET
+from tests.base import SECRET, patient
 from tests.regional.test_spec_tables import read_tables, spec_file
 from tests.simulators.vendor_his import STYLES, hospital_releases
 
@@ -211,7 +210,7 @@ class LostLockTests:
     (item 2): the outcome stays unknown, visible to staff, until the count read back settles it."""
 
     def test_a_lost_lock_answer_is_never_settled_by_a_repeat_and_the_number_is_held(self, onboard, api, settings):
-        from booking import services
+        from booking.services import outbox
 
         settings.HOSPITAL_CALL_TIMEOUT = 1
         his, schedule = onboard("cxf")
@@ -227,7 +226,7 @@ class LostLockTests:
         schedule.refresh_from_db()
         assert schedule.remaining == 4  # not offered again while unknown
         message = OutboxMessage.objects.get(kind="UnlockReg")
-        services.outbox_sweep(now=timezone.now() + dt.timedelta(minutes=5))
+        outbox.outbox_sweep(now=timezone.now() + dt.timedelta(minutes=5))
         message.refresh_from_db()
         assert message.status == OutboxMessage.UNKNOWN, message.last_error
         assert "剩余4" in message.last_error and "无需解除" not in message.last_error
@@ -240,14 +239,14 @@ class LostLockTests:
 
         assert message.pk in set(selectors.lost_locks().values_list("pk", flat=True))
         hospital_releases(his.state, schedule.work_id)
-        assert services.lost_lock_recheck(message_ids=[message.pk]) == 1
+        assert outbox.lost_lock_recheck(message_ids=[message.pk]) == 1
         message.refresh_from_db()
         schedule.refresh_from_db()
         assert message.status == OutboxMessage.SENT and "已释放" in message.last_error
         assert schedule.remaining == 5 == his.state.sessions[schedule.work_id].remaining
 
     def test_a_lost_request_is_settled_by_the_count_and_the_number_given_back(self, onboard, api, settings):
-        from booking import services
+        from booking.services import outbox
 
         settings.HOSPITAL_CALL_TIMEOUT = 1
         his, schedule = onboard("gbk")
@@ -257,14 +256,14 @@ class LostLockTests:
         assert response.status_code == 503
         schedule.refresh_from_db()
         assert schedule.remaining == 4
-        services.outbox_sweep(now=timezone.now() + dt.timedelta(minutes=5))
+        outbox.outbox_sweep(now=timezone.now() + dt.timedelta(minutes=5))
         message = OutboxMessage.objects.get(kind="UnlockReg")
         schedule.refresh_from_db()
         assert message.status == OutboxMessage.SENT and schedule.remaining == 5
         assert his.state.sessions[schedule.work_id].remaining == 5 and not his.state.orders
 
     def test_staff_may_settle_a_lost_lock_the_hospital_confirmed_released(self, onboard, api, settings, admin_user):
-        from booking import services
+        from booking.services import outbox
 
         settings.HOSPITAL_CALL_TIMEOUT = 1
         his, schedule = onboard("cxf")
@@ -272,11 +271,11 @@ class LostLockTests:
         api.post("/api/v1/orders/", {"hospital_no": schedule.hospital.hospital_no, "work_id": schedule.work_id,
                                      "patient": patient(1)})  # fmt: skip
         wait_until(lambda: his.state.sessions[schedule.work_id].remaining == 4)
-        services.outbox_sweep(now=timezone.now() + dt.timedelta(minutes=5))
+        outbox.outbox_sweep(now=timezone.now() + dt.timedelta(minutes=5))
         message = OutboxMessage.objects.get(kind="UnlockReg")
         assert message.status == OutboxMessage.UNKNOWN
         hospital_releases(his.state, schedule.work_id)
-        assert services.lost_lock_released(message_ids=[message.pk], user=admin_user, reason="医院电话确认已解除") == 1
+        assert outbox.lost_lock_released(message_ids=[message.pk], user=admin_user, reason="医院电话确认已解除") == 1
         message.refresh_from_db()
         schedule.refresh_from_db()
         assert message.status == OutboxMessage.SENT and schedule.remaining == 5

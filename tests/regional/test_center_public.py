@@ -9,7 +9,7 @@ from django.db import connection
 from lxml import etree
 
 from regional.models import Department, Doctor, Hospital, InboundTransaction, MessageLog
-from tests.conftest import spec_example
+from tests.base import spec_example
 
 
 def answer(text: str) -> dict:
@@ -356,10 +356,13 @@ class CenterTransportTests:
 
         from regional.soap.center import server
 
-        settings.PUBLIC_BASE_URL = ""
+        settings.PUBLIC_BASE_URL, settings.WSDL_ADDRESS_FROM_REQUEST = "http://127.0.0.1:8000", True  # env unset
         server._wsdl_by_url.clear()
         wsdl = requests.get(f"{live_server.url}/ws/center?wsdl", timeout=10).text
-        assert f'location="{live_server.url}/ws/center"' in wsdl
+        assert f'location="{live_server.url}/ws/center"' in wsdl and ":8000" not in wsdl
+        settings.PUBLIC_BASE_URL, settings.WSDL_ADDRESS_FROM_REQUEST = "https://platform.example.org", False
+        wsdl = requests.get(f"{live_server.url}/ws/center?wsdl", timeout=10).text
+        assert 'location="https://platform.example.org/ws/center"' in wsdl
 
 
 def escape_text(text: str) -> str:

@@ -9,17 +9,17 @@ import pytest
 from django.core.cache import cache
 from django.core.management import CommandError, call_command
 
-from regional import hospital_client
+from regional import hospital_wsdl
 from regional.models import Hospital
 
 
 @pytest.fixture(autouse=True)
 def fresh_clients():
     cache.clear()
-    hospital_client.clear_clients()
+    hospital_wsdl.clear_clients()
     yield
     cache.clear()
-    hospital_client.clear_clients()
+    hospital_wsdl.clear_clients()
 
 
 def run_check(hospital_no: str, *args: str) -> tuple[bool, str]:
