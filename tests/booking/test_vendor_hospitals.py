@@ -262,6 +262,31 @@ class LostLockTests:
         assert message.status == OutboxMessage.SENT and schedule.remaining == 5
         assert his.state.sessions[schedule.work_id].remaining == 5 and not his.state.orders
 
+    def test_the_worklist_shows_unknown_locks_and_its_action_settles_them(self, onboard, api, settings, admin_client):
+        from django.urls import reverse
+
+        from booking.services import outbox
+
+        settings.HOSPITAL_CALL_TIMEOUT = 1
+        his, schedule = onboard("asmx")
+        his.state.lose_answers["confirmRegistration"] = [2.5]
+        api.post("/api/v1/orders/", {"hospital_no": schedule.hospital.hospital_no, "work_id": schedule.work_id,
+                                     "patient": patient(1)})  # fmt: skip
+        wait_until(lambda: his.state.sessions[schedule.work_id].remaining == 4)
+        outbox.outbox_sweep(now=timezone.now() + dt.timedelta(minutes=5))
+        message = OutboxMessage.objects.get(kind="UnlockReg")
+        page = admin_client.get(reverse("admin:booking_lostlock_changelist"))
+        assert page.status_code == 200 and "医院很可能仍占用该号" in page.content.decode()
+        hospital_releases(his.state, schedule.work_id)
+        response = admin_client.post(
+            reverse("admin:booking_lostlock_changelist"),
+            {"action": "recheck", "_selected_action": [str(message.pk)]},
+            follow=True,
+        )
+        assert "其中1条医院未占用、号源已释放" in response.content.decode()
+        schedule.refresh_from_db()
+        assert schedule.remaining == 5 and OutboxMessage.objects.get().status == "sent"
+
     def test_staff_may_settle_a_lost_lock_the_hospital_confirmed_released(self, onboard, api, settings, admin_user):
         from booking.services import outbox
 
