@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "booking",
     "referral",
     "reconciliation",
+    "supervision",
 ]
 
 MIDDLEWARE = [
