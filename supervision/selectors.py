@@ -8,10 +8,11 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from django.db import connection
 from django.db.models import Sum
-from django.db.models.functions import TruncMonth
 
 from booking import selectors as booking_selectors
+from booking.models import Channel
 from regional.models import Hospital
 from supervision.definitions import DOCTOR_LEVEL, INDICATORS, Indicator
 from supervision.models import (
@@ -161,65 +162,109 @@ class Overview:
     flows: list[dict]
 
 
-def _month_rows(period: Period, hospital: Hospital | None):
-    rows = HospitalDay.objects.filter(day__gte=period.start, day__lte=period.end)
-    if hospital is not None:
-        rows = rows.filter(hospital=hospital)
-    return (
-        rows.annotate(month=TruncMonth("day"))
-        .values("hospital_id", "month")
-        .annotate(**{name: Sum(name) for name in HOSPITAL_SUMS})
-        .order_by()
+def _raw_sums(table: str, keys: list[str], sums: list[str], where: str, params: list) -> list[tuple]:
+    """Grouped sums by month straight from the cursor: the ORM's per-value converters (Decimal to
+    int for each SUM, timestamps to dates) took more time than the query itself on a year of the
+    region. Names come from the models, never from the request; values are parameters."""
+    if connection.vendor == "postgresql":
+        month = "DATE_TRUNC('month', day)::date"
+        columns = [f"SUM({name})::bigint" if name != "stop_notice_hours" else f"SUM({name})" for name in sums]
+    else:
+        month = "DATE(day, 'start of month')"
+        columns = [f"SUM({name})" for name in sums]
+    sql = (
+        f"SELECT {month}, {', '.join(keys)}, {', '.join(columns)} FROM {table} WHERE {where} "
+        f"GROUP BY {month}, {', '.join(keys)}"
     )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    if connection.vendor != "postgresql":
+        rows = [(dt.date.fromisoformat(row[0]) if isinstance(row[0], str) else row[0], *row[1:]) for row in rows]
+    return rows
+
+
+def _month_rows(period: Period, hospital: Hospital | None) -> list[tuple]:
+    """(month, hospital_id, *HOSPITAL_SUMS) per hospital and month of the period."""
+    where, params = "day >= %s AND day <= %s", [period.start, period.end]
+    if hospital is not None:
+        where, params = f"{where} AND hospital_id = %s", [*params, hospital.pk]
+    return [
+        (row[1], row[0], *(value or 0 for value in row[2:]))
+        for row in _raw_sums(HospitalDay._meta.db_table, ["hospital_id"], HOSPITAL_SUMS, where, params)
+    ]
+
+
+def _sum_into(target: dict, key, values: list) -> None:
+    current = target.get(key)
+    target[key] = values if current is None else [a + b for a, b in zip(current, values, strict=True)]
 
 
 def overview(*, period: Period, hospital: Hospital | None = None) -> Overview:
     """The period's figures for the region (or one hospital), per hospital and per month.
 
-    Read from HospitalDay grouped by hospital and month (one query), the entered capacity and visit
-    totals, ChannelDay and ReferralDay: at most a few thousand rows for a year of the region.
+    Read from HospitalDay grouped by hospital and month (one query, summed on in Python as plain
+    lists), the entered capacity and visit totals, ChannelDay and ReferralDay: a few thousand rows
+    for a year of the region.
     """
-    capacity = {
-        (c.hospital_id, c.month): c.capacity
-        for c in OutpatientCapacity.objects.filter(month__gte=period.start.replace(day=1), month__lte=period.end)
-        if hospital is None or c.hospital_id == hospital.pk
-    }
+    month_from = period.start.replace(day=1)
+    capacity_rows = OutpatientCapacity.objects.filter(month__gte=month_from, month__lte=period.end)
+    visit_rows = OutpatientVisits.objects.filter(month__gte=month_from, month__lte=period.end)
+    if hospital is not None:
+        capacity_rows, visit_rows = capacity_rows.filter(hospital=hospital), visit_rows.filter(hospital=hospital)
+    capacity = {(h, m): c for h, m, c in capacity_rows.values_list("hospital_id", "month", "capacity")}
     visits = {
-        (v.hospital_id, v.month): v
-        for v in OutpatientVisits.objects.filter(month__gte=period.start.replace(day=1), month__lte=period.end)
-        if hospital is None or v.hospital_id == hospital.pk
+        (h, m): (total - emergency, other)
+        for h, m, total, emergency, other in visit_rows.values_list(
+            "hospital_id", "month", "total_visits", "emergency_visits", "other_appointment_visits"
+        )
     }
-    total = Figures()
-    per_hospital: dict[int, Figures] = defaultdict(Figures)
-    per_month: dict[dt.date, Figures] = {month: Figures() for month in months_of(period)}
+    published, visited = HOSPITAL_SUMS.index("published"), HOSPITAL_SUMS.index("visited")
+    by_hospital: dict[int, list] = {}
+    by_month: dict[dt.date, list] = {}
+    extras: dict[tuple[str, object], dict] = defaultdict(lambda: defaultdict(int))
     seen = set()
-    for row in _month_rows(period, hospital):
-        key = (row["hospital_id"], row["month"])
+    for hospital_id, month, *values in _month_rows(period, hospital):
+        _sum_into(by_hospital, hospital_id, values)
+        _sum_into(by_month, month, values)
+        key = (hospital_id, month)
         seen.add(key)
         extra = {}
         if key in capacity:
-            extra["capacity"] = capacity[key]
-            extra["published_capacity"] = row["published"]
+            # 投放率 counts only the months with capacity entered (definitions).
+            extra = {"capacity": capacity[key], "published_capacity": values[published]}
         if key in visits:
-            entered = visits[key]
-            extra["outpatient_visits"] = entered.total_visits - entered.emergency_visits
-            extra["appointment_visits"] = row["visited"] + entered.other_appointment_visits
-        for figures in (total, per_hospital[row["hospital_id"]], per_month.setdefault(row["month"], Figures())):
-            figures.add(row, HOSPITAL_SUMS)
-            figures.add(extra, extra.keys())
+            extra["outpatient_visits"] = visits[key][0]
+            extra["appointment_visits"] = values[visited] + visits[key][1]
+        for scope in (("h", hospital_id), ("m", month), ("t", None)):
+            for name, value in extra.items():
+                extras[scope][name] += value
     # Months with visits imported but no platform activity still count in the denominator.
-    for (hospital_id, month), entered in visits.items():
+    for (hospital_id, month), (outpatient, other) in visits.items():
         if (hospital_id, month) not in seen:
-            extra = {
-                "outpatient_visits": entered.total_visits - entered.emergency_visits,
-                "appointment_visits": entered.other_appointment_visits,
-            }
-            for figures in (total, per_hospital[hospital_id], per_month.setdefault(month, Figures())):
-                figures.add(extra, extra.keys())
+            for scope in (("h", hospital_id), ("m", month), ("t", None)):
+                extras[scope]["outpatient_visits"] += outpatient
+                extras[scope]["appointment_visits"] += other
+
+    def figures(values: list | None, scope) -> Figures:
+        result = Figures()
+        if values is not None:
+            result.counters.update(zip(HOSPITAL_SUMS, values, strict=True))
+        result.counters.update(extras.get(scope, {}))
+        return result
+
+    total_values = None
+    for values in by_month.values():
+        total_values = values if total_values is None else [a + b for a, b in zip(total_values, values, strict=True)]
+    total = figures(total_values, ("t", None))
+    per_hospital = {pk: figures(values, ("h", pk)) for pk, values in by_hospital.items()}
+    per_month = {month: figures(by_month.get(month), ("m", month)) for month in months_of(period)}
+    for hospital_id, _month in visits:
+        per_hospital.setdefault(hospital_id, figures(None, ("h", hospital_id)))
     _add_referrals(period, hospital, total, per_hospital, per_month)
     names = {h.pk: h for h in Hospital.objects.filter(pk__in=per_hospital.keys())}
     hospitals = sorted(
-        ((names[pk], figures) for pk, figures in per_hospital.items() if pk in names),
+        ((names[pk], f) for pk, f in per_hospital.items() if pk in names),
         key=lambda item: (item[0].seq_no is None, item[0].seq_no or 0, item[0].hospital_no),
     )
     return Overview(
@@ -233,24 +278,22 @@ def overview(*, period: Period, hospital: Hospital | None = None) -> Overview:
     )
 
 
-def _add_referrals(period, hospital, total, per_hospital, per_month) -> None:
-    rows = ReferralDay.objects.filter(day__gte=period.start, day__lte=period.end)
+def _add_referrals(period, hospital, total, per_hospital: dict, per_month: dict) -> None:
+    where, params = "day >= %s AND day <= %s", [period.start, period.end]
     if hospital is not None:
-        from django.db.models import Q
-
-        rows = rows.filter(Q(sending=hospital) | Q(receiving=hospital))
-    grouped = (
-        rows.annotate(month=TruncMonth("day"))
-        .values("month", "sending_id", "receiving_id", "direction")
-        .annotate(**{name: Sum(name) for name in REFERRAL_SUMS})
-        .order_by()
-    )
-    for row in grouped:
+        where, params = f"{where} AND (sending_id = %s OR receiving_id = %s)", [*params, hospital.pk, hospital.pk]
+    keys = ["sending_id", "receiving_id", "direction"]
+    for month, sending_id, receiving_id, direction, *values in _raw_sums(
+        ReferralDay._meta.db_table, keys, REFERRAL_SUMS, where, params
+    ):
+        row = dict(zip(REFERRAL_SUMS, (v or 0 for v in values), strict=True))
         # Up and down by the sending hospital; acceptance and kept bookings by the receiving one.
-        sent = {"referral_up": row["submitted"] * (row["direction"] == "up")}
-        sent["referral_down"] = row["submitted"] * (row["direction"] == "down")
-        sent["referral_lateral"] = row["submitted"] * (row["direction"] in ("lateral", "unknown"))
-        sent["referrals_sent"] = row["submitted"]
+        sent = {
+            "referral_up": row["submitted"] if direction == "up" else 0,
+            "referral_down": row["submitted"] if direction == "down" else 0,
+            "referral_lateral": row["submitted"] if direction in ("lateral", "unknown") else 0,
+            "referrals_sent": row["submitted"],
+        }
         received = {
             "referral_due": row["due"],
             "referrals_received": row["submitted"],
@@ -260,16 +303,13 @@ def _add_referrals(period, hospital, total, per_hospital, per_month) -> None:
             "with_booking": row["with_booking"],
             "booking_kept": row["booking_kept"],
         }
-        month_figures = per_month.setdefault(row["month"], Figures())
-        for figures in (total, month_figures):
-            if hospital is None or row["sending_id"] == hospital.pk:
+        month_figures = per_month.setdefault(month, Figures())
+        if hospital is None or sending_id == hospital.pk:
+            for figures in (total, month_figures, per_hospital.setdefault(sending_id, Figures())):
                 figures.add(sent, sent.keys())
-            if hospital is None or row["receiving_id"] == hospital.pk:
+        if hospital is None or receiving_id == hospital.pk:
+            for figures in (total, month_figures, per_hospital.setdefault(receiving_id, Figures())):
                 figures.add(received, received.keys())
-        if hospital is None or row["sending_id"] == hospital.pk:
-            per_hospital[row["sending_id"]].add(sent, sent.keys())
-        if hospital is None or row["receiving_id"] == hospital.pk:
-            per_hospital[row["receiving_id"]].add(received, received.keys())
 
 
 def channel_figures(*, period: Period, hospital: Hospital | None = None) -> list[dict]:
@@ -278,12 +318,14 @@ def channel_figures(*, period: Period, hospital: Hospital | None = None) -> list
     if hospital is not None:
         rows = rows.filter(hospital=hospital)
     grouped = (
-        rows.values("channel_id", "channel__code", "channel__name")
+        rows.values("channel_id")
         .annotate(bookings=Sum("bookings"), lock_attempts=Sum("lock_attempts"), locks_confirmed=Sum("locks_confirmed"))
-        .order_by("channel__code")
+        .order_by()
     )
+    names = {c.pk: c for c in Channel.objects.all()}
     result = []
-    for row in grouped:
+    for row in sorted(grouped, key=lambda r: names[r["channel_id"]].code):
+        row["channel__code"], row["channel__name"] = names[row["channel_id"]].code, names[row["channel_id"]].name
         attempts = row["lock_attempts"] or 0
         row["success_rate"] = round(100 * row["locks_confirmed"] / attempts, 1) if attempts else None
         result.append(row)

@@ -7,7 +7,6 @@ admin, 周期任务), like the nightly reconciliation.
 from __future__ import annotations
 
 from celery import shared_task
-from django.conf import settings
 
 from supervision import services
 
@@ -17,8 +16,4 @@ NIGHTLY = "supervision.nightly"
 @shared_task(name=NIGHTLY, acks_late=True)
 def nightly() -> int:
     # Idempotent by the day: a repeat after a lost acknowledgement rebuilds the same rows.
-    run = services.stats_rebuild_recent(
-        days_back=int(getattr(settings, "SUPERVISION_REBUILD_DAYS_BACK", 14)),
-        days_ahead=int(getattr(settings, "SUPERVISION_REBUILD_DAYS_AHEAD", 31)),
-    )
-    return run.rows
+    return services.stats_rebuild_recent().rows

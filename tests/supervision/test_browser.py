@@ -29,16 +29,8 @@ def inspector(db) -> User:
 @pytest.mark.django_db(transaction=True)
 class DashboardInBrowserTests:
     def test_the_commission_opens_the_dashboard_and_drills_into_a_figure(
-        self,
-        page,
-        public_url,
-        region,
-        api,
-        other_api,
-        client,
-        post,
-        inspector,  # noqa: F811
-    ):
+        self, page, public_url, region, api, other_api, client, post, inspector  # noqa: F811
+    ):  # fmt: skip
         build_month(region, api, other_api, client, post)
         tomorrow = timezone.localdate() + dt.timedelta(days=1)
         call_command("supervision_backfill", "--from", f"{tomorrow - dt.timedelta(days=4)}", "--to", f"{tomorrow}")

@@ -150,3 +150,20 @@ class IndicatorTests:
         before = rows()
         assert tasks.nightly.delay().get() > 0
         assert rows() == before
+
+    def test_the_monthly_report_as_html_excel_and_csv(self, month, admin_client):
+        import io
+
+        from openpyxl import load_workbook
+
+        tomorrow = timezone.localdate() + dt.timedelta(days=1)
+        query = f"grain=month&period={tomorrow:%Y-%m}"
+        html = admin_client.get(f"/admin/supervision/dashboard/report/?{query}").content.decode()
+        assert "全区域监管月报" in html and "@media print" in html and "<svg" in html and "医院确认锁号的次数" in html
+        book = load_workbook(io.BytesIO(admin_client.get(f"/admin/supervision/dashboard/report.xlsx?{query}").content))
+        assert book.sheetnames == ["指标", "医院", "月度趋势", "渠道", "转诊流向"]
+        values = {row[1]: row[2] for row in book["指标"].iter_rows(min_row=3, values_only=True)}
+        assert values["预约量"] == 9 and values["停诊影响人次"] == 2
+        csv_text = admin_client.get(f"/admin/supervision/dashboard/report.csv?{query}").content.decode("utf-8-sig")
+        total = [line for line in csv_text.splitlines() if ",合计," in line]
+        assert len(total) == 1 and ",9," in total[0]
