@@ -348,6 +348,7 @@ class DrillAdmin(admin.ModelAdmin):
     list_per_page = 50
     list_display_links = None
     actions = None
+    figures: dict | object = {}
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -362,9 +363,19 @@ class DrillAdmin(admin.ModelAdmin):
         # Reached from the dashboard's figures, not from the admin index.
         return {}
 
+    def changelist_view(self, request, extra_context=None):
+        figure = request.GET.get("figure", "")
+        figures = self.figures() if callable(self.figures) else self.figures
+        label = figures[figure][0] if figure in figures else ""
+        title = f"{self.model._meta.verbose_name}{f'（{label}）' if label else ''}"
+        return super().changelist_view(
+            request, {"title": title, "subtitle": "构成监管指标数字的记录", **(extra_context or {})}
+        )
+
 
 @admin.register(SupervisedOrder)
 class SupervisedOrderAdmin(DrillAdmin):
+    figures = ORDER_FIGURES
     list_display = ("order_no", "hospital", "department", "doctor", "work_date", "channel", "status", "mark",
                     "created_at")  # fmt: skip
     list_filter = (
@@ -393,6 +404,7 @@ class SupervisedOrderAdmin(DrillAdmin):
 
 @admin.register(SupervisedSchedule)
 class SupervisedScheduleAdmin(DrillAdmin):
+    figures = SCHEDULE_FIGURES
     list_display = ("work_id", "hospital", "department", "doctor", "work_date", "time_code", "total", "booked_count",
                     "status", "stopped_at")  # fmt: skip
     list_filter = (
@@ -426,6 +438,7 @@ class ReferralHospitalFilter(ParamFilter):
 
 @admin.register(SupervisedReferral)
 class SupervisedReferralAdmin(DrillAdmin):
+    figures = staticmethod(_referral_figures)
     list_display = ("order_id", "sending_hospital", "receiving_hospital", "direction", "status", "submitted_at",
                     "accepted_at", "booking_order")  # fmt: skip
     list_filter = (
@@ -442,6 +455,7 @@ class SupervisedReferralAdmin(DrillAdmin):
 
 @admin.register(SupervisedMessage)
 class SupervisedMessageAdmin(DrillAdmin):
+    figures = MESSAGE_FIGURES
     list_display = ("created_at", "hospital", "direction", "interface", "ok", "result_code", "duration_ms", "error")
     list_filter = (
         figure_filter(MESSAGE_FIGURES),

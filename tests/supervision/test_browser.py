@@ -5,6 +5,7 @@ printable report. Screenshots go to artifacts/ (gitignored)."""
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -17,11 +18,20 @@ from tests.supervision.support import build_month
 PASSWORD = "commission-test-password-1"  # noqa: S105 - a throwaway test account
 
 
+def commission_role() -> Group:
+    """The role as migration 0002 creates it (run again: a transactional test's flush removes it)."""
+    from django.apps import apps
+
+    migration = importlib.import_module("supervision.migrations.0002_commission_role_and_nightly")
+    migration.create_role(apps, None)
+    return Group.objects.get(name=migration.GROUP)
+
+
 @pytest.fixture
 def inspector(db) -> User:
-    """A staff member of the health commission: in the role the migration created, nothing else."""
+    """A staff member of the health commission: in the commission's role, nothing else."""
     user = User.objects.create_user("inspector", password=PASSWORD, is_staff=True)
-    user.groups.add(Group.objects.get(name="卫健委监管人员"))
+    user.groups.add(commission_role())
     return user
 
 
