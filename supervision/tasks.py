@@ -1,7 +1,7 @@
 """Supervision background work: the nightly rebuild of the daily aggregates. Thin: one service call.
 
-The schedule is a django-celery-beat PeriodicTask created by migration 0002 (time editable in the
-admin, 周期任务), like the nightly reconciliation.
+Scheduled by the project's one beat schedule (CELERY_BEAT_SCHEDULE, 02:30 Asia/Shanghai: after the
+day's 2.4 reports, before staff arrive).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ def commission_role() -> Group:
     """The role as migration 0002 creates it (run again: a transactional test's flush removes it)."""
     from django.apps import apps
 
-    migration = importlib.import_module("supervision.migrations.0002_commission_role_and_nightly")
+    migration = importlib.import_module("supervision.migrations.0002_commission_role")
     migration.create_role(apps, None)
     return Group.objects.get(name=migration.GROUP)
 
