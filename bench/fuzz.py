@@ -30,7 +30,7 @@ _XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 def _django() -> None:
     os.environ.setdefault("REGIONAL_VAR_DIR", tempfile.mkdtemp(prefix="regional-fuzz-"))
     os.environ["DATABASE_URL"] = "sqlite://:memory:"  # one thread, one connection: fast and throwaway
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "regional.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ["RATE_LIMIT_HOSPITAL_PER_MINUTE"] = "0"
     import logging
 
@@ -65,7 +65,7 @@ def target(name: str, seconds: int, corpus: str) -> None:
     if name == "reader":
         from regional.messages import XmlReadError, read_xml
 
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "regional.settings")
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
         import django
 
         django.setup()

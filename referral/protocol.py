@@ -18,7 +18,7 @@ from django.http import HttpRequest
 from lxml import etree
 
 from referral import services
-from regional import auth, inbound, ratelimit
+from regional import auth, inbound, messagelog, ratelimit
 from regional.auth import Caller
 from regional.messages import XmlReadError, read_xml
 from regional.messages.catalog import REFERRAL_APPLY, REFERRAL_INTERFACES, REFERRAL_QUERY, REFERRAL_START, Interface
@@ -102,7 +102,7 @@ def refuse(
     if isinstance(body, bytes):
         # Unreadable bytes are logged as text; PostgreSQL text columns refuse NUL characters.
         body = body.decode("utf-8", "replace").replace("\x00", "\ufffd")
-    inbound.log_message(
+    messagelog.log_message(
         direction=MessageLog.INBOUND,
         interface=interface,
         hospital=hospital,

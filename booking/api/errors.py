@@ -15,8 +15,7 @@ from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.response import Response
 
-from booking.errors import InvalidRequest
-from regional.errors import DomainError
+from regional.errors import DomainError, InvalidInput
 from regional.messages import MessageInvalid
 from regional.pii import mask_text
 
@@ -39,14 +38,12 @@ def _body(code: str, message: str, **extra) -> dict:
 
 
 def exception_handler(exc: Exception, context: dict) -> Response:
-    if isinstance(exc, InvalidRequest):
+    if isinstance(exc, InvalidInput | MessageInvalid):  # one shape: the violations by path
         errors = {v.path or "non_field_errors": [v.message] for v in exc.violations}
-        return Response(_body(exc.code, exc.message, errors=errors), status=exc.http_status)
+        message = exc.message if isinstance(exc, InvalidInput) else exc.summary()
+        return Response(_body(InvalidInput.code, message, errors=errors), status=400)
     if isinstance(exc, DomainError):
         return Response(_body(exc.code, exc.message), status=exc.http_status)
-    if isinstance(exc, MessageInvalid):
-        errors = {v.path or "non_field_errors": [v.message] for v in exc.violations}
-        return Response(_body("invalid_request", exc.summary(), errors=errors), status=400)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

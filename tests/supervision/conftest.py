@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from regional.sandbox import services as sandbox
-from regional.sandbox.models import SandboxHospital
-from tests.booking.conftest import api, booking_state, channel, other_api  # noqa: F401  (shared actors)
-from tests.conftest import SECRET
+from sandbox import services as sandbox
+from sandbox.models import SandboxHospital
+from tests.base import SECRET, his_url
+from tests.factories import SandboxHospitalFactory
 from tests.referral.conftest import post  # noqa: F401  (the servlet poster)
-from tests.sandbox.factories import SandboxHospitalFactory, his_url
 
 # HospitalNo, name, 5.1 DegreeCode / DegreeName (level 3, 2, 1).
 HOSPITALS = {
@@ -24,6 +23,11 @@ HOSPITALS = {
 @pytest.fixture(autouse=True)
 def _on_postgresql(postgres):
     """The supervision suite runs on PostgreSQL (skips with SERVICE-MISSING without it)."""
+
+
+@pytest.fixture(autouse=True)
+def _fresh(fresh_state):
+    """Per test: a clean cache and Celery in process (the root conftest's `fresh_state`)."""
 
 
 @pytest.fixture

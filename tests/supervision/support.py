@@ -10,12 +10,11 @@ from decimal import Decimal
 from django.utils import timezone
 
 from booking.models import Schedule
-from regional.sandbox import services as sandbox
-from regional.sandbox.models import SandboxHospital, SandboxOrder, SandboxSchedule
-from tests.booking.conftest import Api
-from tests.conftest import SECRET
-from tests.referral.support import apply_values, build, query_xml
-from tests.sandbox.factories import SandboxDepartmentFactory, SandboxDoctorFactory
+from sandbox import services as sandbox
+from sandbox.models import SandboxHospital, SandboxSchedule
+from tests.base import SECRET, Api, apply_values, build, lock, query_xml
+from tests.base import sandbox_order as at_hospital
+from tests.factories import SandboxDepartmentFactory, SandboxDoctorFactory
 
 
 def push_session(
@@ -33,10 +32,6 @@ def push_session(
     answer = sandbox.center_push_schedules(hospital=his, schedules=[session], full=False)
     assert answer.ok, answer.summary()
     return session, Schedule.objects.select_related("hospital").get(work_id=session.work_id)
-
-
-def at_hospital(order: dict) -> SandboxOrder:
-    return SandboxOrder.objects.get(work_flow_id=order["workflow_id"])
 
 
 def apply_referral(post, sender: str, receiver: str, order_id: str, n: int) -> None:
@@ -67,12 +62,6 @@ class Month:
     sessions: dict[str, SandboxSchedule] = field(default_factory=dict)
 
 
-def lock(api: Api, schedule: Schedule, n: int, **extra) -> dict:
-    response = api.lock(schedule, n, **extra)
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
 def build_month(region, api: Api, other_api: Api, client, post) -> Month:
     """The scenario every indicator is counted against by hand (tests/supervision/test_indicators.py).
 
@@ -91,7 +80,7 @@ def build_month(region, api: Api, other_api: Api, client, post) -> Month:
 
     from referral.models import Referral
     from regional.messages import catalog
-    from regional.sandbox import center
+    from sandbox import center
 
     a, b, c = region["A"], region["B"], region["C"]
     month = Month()
