@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "booking",
     "referral",
     "reconciliation",
+    "supervision",
 ]
 
 MIDDLEWARE = [
@@ -232,6 +233,9 @@ CELERY_BEAT_SCHEDULE = {
         "task": "reconciliation.nightly",
         "schedule": crontab(hour=RECONCILIATION_NIGHTLY_AT[0], minute=RECONCILIATION_NIGHTLY_AT[1]),
     },
+    # The supervision aggregates of the last 14 and next 31 days rebuilt at 02:30, after the day's
+    # 2.4 reports and before the commission's staff arrive.
+    "supervision-nightly": {"task": "supervision.nightly", "schedule": crontab(hour=2, minute=30)},
 }
 
 # Production hardening; nginx terminates TLS (deploy/nginx.conf) and sets X-Forwarded-Proto.
