@@ -66,7 +66,7 @@ class Stack:
                 )
         self.log = open(var / "serve.log", "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [*manage, "serve", "--port", str(self.port), "--web-threads", "24"],
+            [*manage, "serve", "--port", str(self.port)],
             cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         wait_for(lambda: self.health().get("status") == "ok", timeout=90, interval=0.5, message="stack healthy")

@@ -42,8 +42,15 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
-        parser.add_argument("--web-workers", type=int, default=2, help="gunicorn 进程数（默认2）")
-        parser.add_argument("--web-threads", type=int, default=16, help="每个 gunicorn 进程的线程数（默认16）")
+        # Without Redis the cache (rate limits, circuit breakers, log-in lock-outs) lives in each
+        # process's memory: one web process keeps them whole, as runserver did.
+        parser.add_argument(
+            "--web-workers",
+            type=int,
+            default=2 if settings.REDIS_URL else 1,
+            help="gunicorn 进程数（默认1，有Redis时2）",
+        )
+        parser.add_argument("--web-threads", type=int, default=24, help="每个 gunicorn 进程的线程数（默认24）")
         parser.add_argument("--concurrency", type=int, default=4, help="Celery 任务并发数（默认4）")
 
     def handle(self, *args, host: str, port: int, web_workers: int, web_threads: int, concurrency: int, **options):
