@@ -27,7 +27,17 @@ run: $(VENV)/.installed
 	@echo "接口目录:       http://$(HOST):$(PORT)/interfaces/"
 	@echo "健康检查:       http://$(HOST):$(PORT)/healthz"
 	@echo ""
-	DJANGO_DEBUG=1 PUBLIC_BASE_URL=http://$(HOST):$(PORT) $(BIN)/python manage.py runserver $(HOST):$(PORT)
+	DJANGO_DEBUG=1 PUBLIC_BASE_URL=http://$(HOST):$(PORT) $(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
+
+# Production-style processes (deploy/ has their systemd units): against REDIS_URL; without it they
+# use the embedded broker folder under var/, like `make run`.
+worker: $(VENV)/.installed
+	@test -n "$(REDIS_URL)" || echo "提示：未设置 REDIS_URL，使用 var/ 下的内置代理"
+	$(BIN)/celery -A config worker -Q regional -l info
+
+beat: $(VENV)/.installed
+	@test -n "$(REDIS_URL)" || echo "提示：未设置 REDIS_URL，使用 var/ 下的内置代理"
+	$(BIN)/celery -A config beat -l info
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check .

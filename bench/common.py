@@ -30,6 +30,7 @@ def postgres_django() -> Iterator[None]:
         conn.execute("CREATE DATABASE regional_bench")
     os.environ["DATABASE_URL"] = f"{base}/regional_bench"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("CELERY_EAGER", "1")  # tasks in process, as the tests run them (no worker here)
     import django
 
     django.setup()

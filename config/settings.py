@@ -100,7 +100,18 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # SQLite has one writer at a time. Deferred transactions (Django's default) take the write lock
+    # at their first write, and a reader that then wants to write fails at once with `database is
+    # locked` instead of waiting; IMMEDIATE takes it at BEGIN, so writers queue for up to the busy
+    # timeout. WAL lets readers go on while one writes. No transaction is open across a hospital
+    # call (the hospital client refuses), so nobody holds the lock while a hospital answers.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": env_int("SQLITE_BUSY_TIMEOUT", 20),
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -123,7 +134,10 @@ MESSAGE_MAX_BYTES = env_int("MESSAGE_MAX_BYTES", 10 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MESSAGE_MAX_BYTES + 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 10000
 
-# Redis: broker, result backend and cache. Unset: tasks run in process (embedded mode).
+# Redis: broker, result backend and cache. Unset (embedded): the broker is a directory under var/
+# (kombu's filesystem transport), which the worker and beat started by `manage.py serve` (`make
+# run`) share with the web server; CELERY_EAGER=1 runs tasks in process instead (one-off scripts,
+# the test suite).
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
@@ -137,19 +151,35 @@ if REDIS_URL:
             "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
         }
     }
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 else:
-    CELERY_BROKER_URL = "memory://"
-    CELERY_RESULT_BACKEND = "cache+memory://"
-    CELERY_TASK_ALWAYS_EAGER = True
+    BROKER_DIR = VAR_DIR / "broker"
+    for _folder in ("queue", "control"):
+        (BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_URL = "filesystem://"
+    # Producers and consumers use one folder; a consumer moves a message out of it to take it.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_DIR / "queue"),
+        "data_folder_out": str(BROKER_DIR / "queue"),
+        "control_folder": str(BROKER_DIR / "control"),
+        "polling_interval": 0.5,
+    }
+    CELERY_RESULT_BACKEND = None
+    CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_EAGER", False)
     CELERY_TASK_EAGER_PROPAGATES = False
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_ENABLE_UTC = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Beat records each sent task's last_run_at in 周期任务 at once (not every 3 minutes): /healthz
+# reads beat's last tick from there.
+CELERY_BEAT_SYNC_EVERY = 1
 CELERY_TASK_DEFAULT_QUEUE = "regional"
+
+# /healthz pings the workers at most once per this many seconds per process.
+HEALTHZ_WORKERS_CACHE_SECONDS = env_int("HEALTHZ_WORKERS_CACHE_SECONDS", 10)
 
 # Personal data (CONTRACT.md section 6): Fernet keys, newest first (rotation keeps old ones to
 # decrypt), and a separate key for lookup hashes. Embedded mode generates them under var/.

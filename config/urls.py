@@ -1,6 +1,7 @@
 """The project's URLconf: the one place that mounts every app and the simulated partners."""
 
 from django.contrib import admin
+from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -35,3 +36,5 @@ urlpatterns = [
         name="sandbox-pay-bill",
     ),
 ]
+# DEBUG only (an empty list otherwise): the admin's CSS and scripts under `make run`'s gunicorn.
+urlpatterns += staticfiles_urlpatterns()

@@ -2,51 +2,19 @@
 
 from __future__ import annotations
 
-import time
-
-from django.conf import settings
-from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
+from regional.health import health_report
 from regional.messages.catalog import ALL_INTERFACES, CENTER, HOSPITAL, REFERRAL
 from regional.messages.schema import KIND_LABELS, Field, RecordList
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
-    """Database, broker and worker status; 503 when the platform cannot take bookings."""
-    report: dict[str, dict] = {}
-    started = time.monotonic()
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        report["database"] = {"ok": True, "vendor": connection.vendor}
-    except Exception as exc:  # noqa: BLE001
-        report["database"] = {"ok": False, "error": type(exc).__name__}
-    if settings.REDIS_URL:
-        try:
-            import redis
-
-            redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1).ping()
-            report["broker"] = {"ok": True, "kind": "redis"}
-        except Exception as exc:  # noqa: BLE001
-            report["broker"] = {"ok": False, "kind": "redis", "error": type(exc).__name__}
-        workers = []
-        if report["broker"]["ok"]:
-            from celery import current_app as app  # the project's app; the ground floor names no package above it
-
-            try:
-                workers = sorted(name for reply in app.control.ping(timeout=0.5) for name in reply)
-            except Exception:  # noqa: BLE001
-                workers = []
-        report["workers"] = {"ok": bool(workers), "count": len(workers), "names": workers}
-    else:
-        report["broker"] = {"ok": True, "kind": "in-process"}
-        report["workers"] = {"ok": True, "kind": "in-process", "count": 0}
-    healthy = report["database"]["ok"] and report["broker"]["ok"]
-    report["status"] = "ok" if healthy and report["workers"]["ok"] else ("degraded" if healthy else "down")
-    report["elapsed_ms"] = int((time.monotonic() - started) * 1000)
-    return JsonResponse(report, status=200 if healthy else 503, json_dumps_params={"ensure_ascii": False})
+    """Database, broker, workers and beat, each with its age; 503 when the platform cannot take bookings."""
+    report = health_report()
+    status = 200 if report["status"] != "down" else 503
+    return JsonResponse(report, status=status, json_dumps_params={"ensure_ascii": False})
 
 
 def _rows(nodes, depth=0):

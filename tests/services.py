@@ -139,6 +139,8 @@ def _cleanup() -> None:
 def pytest_load_initial_conftests(early_config, parser, args):
     os.environ.setdefault("REGIONAL_VAR_DIR", tempfile.mkdtemp(prefix="regional-var-"))
     os.environ.pop("REDIS_URL", None)  # tests opt into Redis through the fixture
+    # Tasks run in process unless a test starts a worker (the celery_worker fixture, the served stack).
+    os.environ.setdefault("CELERY_EAGER", "1")
     atexit.register(_cleanup)
     if os.environ.get("DATABASE_URL"):
         STATE["postgres"] = os.environ["DATABASE_URL"] if os.environ["DATABASE_URL"].startswith("postgres") else None

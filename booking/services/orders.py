@@ -16,11 +16,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import logging
 import secrets
+import time
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -80,6 +82,8 @@ from regional.observability import LOCK_EXPIRIES
 from regional.pii import lookup_hash
 from regional.selectors import hospital_by_no
 
+logger = logging.getLogger("booking.orders")
+
 
 def _fingerprint(*parts: str) -> str:
     # Keyed (HMAC), so that the stored fingerprint of a body holding an ID number reveals nothing.
@@ -112,6 +116,8 @@ def order_lock(
     2. Outside any transaction: confirmRegistration with the order's own TransactionId.
     3. One transaction: success → state 1 已预约 with WorkFlowId, serial number and lock expiry;
        refusal or no answer → state `failed`, the slot given back (409 / 503 to the channel).
+       A save that keeps failing after the hospital's yes undoes the hospital's lock instead
+       (`_order_lock_record`: state `failed`, UnlockReg through the outbox, 503 to the channel).
     A crash between 1 and 3 leaves the order in `locking`; `orders_reconcile_locking` releases it.
     A repeat with the same `idempotency_key` returns the first order (created False).
     """
@@ -187,12 +193,59 @@ def order_lock(
     except BaseException:
         _order_lock_failed(order_id=order.pk, reason="锁号过程异常中断", recover=True)
         raise
-    order = _order_lock_succeeded(order_id=order.pk, answer=answer, now=now)
+    order = _order_lock_record(order_id=order.pk, answer=answer, now=now)
     if order.status == Order.CANCELLED:
         raise ScheduleClosed(f"排班{order.schedule.work_id}已停诊，不能预约")
     if order.status != Order.BOOKED:
         raise HospitalUnavailableForBooking("医院锁号应答超时，本次预约已撤销，请重新预约")
     return order, True
+
+
+# Waits before each further attempt to record a lock the hospital confirmed (a busy database, e.g.
+# SQLite's one writer, usually frees within a second).
+RECORD_RETRY_DELAYS = (0.2, 0.5, 1.0)
+
+
+def _order_lock_record(*, order_id: int, answer: dict, now: dt.datetime) -> Order:
+    """Record the hospital's yes, retrying a failed save. Should it keep failing, the lock is undone
+    instead: the order fails, its slot comes back and an UnlockReg for the hospital's WorkFlowId goes
+    through the outbox, so neither side keeps a number nobody holds. Should even that fail, the
+    order stays `locking` and `orders_reconcile_locking` finds the lock by its TransactionId and
+    undoes it."""
+    for delay in (*RECORD_RETRY_DELAYS, None):
+        try:
+            return _order_lock_succeeded(order_id=order_id, answer=answer, now=now)
+        except DatabaseError:
+            if delay is None:
+                break
+            time.sleep(delay)
+    logger.error("订单%s锁号成功但保存失败，已改为解除医院锁号", order_id, exc_info=True)
+    for delay in (*RECORD_RETRY_DELAYS, None):
+        try:
+            _order_lock_unrecorded(order_id=order_id, answer=answer)
+            break
+        except DatabaseError:
+            if delay is None:
+                raise
+            time.sleep(delay)
+    raise HospitalUnavailableForBooking("平台繁忙，本次预约未能保存，医院已锁定的号源将自动释放，请稍后重新预约")
+
+
+@transaction.atomic
+def _order_lock_unrecorded(*, order_id: int, answer: dict) -> None:
+    """The hospital locked a number the platform could not record: fail the order, give its slot
+    back and owe the hospital the UnlockReg of that lock."""
+    order = _order_for_update(pk=order_id)
+    if order.status != Order.LOCKING:
+        # Reconciled meanwhile (it gave the slot back): only the hospital's lock is left to undo.
+        _outbox_unlock(order, workflow_id=answer["WorkFlowId"], serial_number=answer.get("SerialNumber"))
+        return
+    order.status = Order.FAILED
+    order.failure_reason = "医院已锁号，但平台保存失败，已通知医院解除锁号"
+    order.save(update_fields=["status", "failure_reason", "updated_at"])
+    _release_count(order.schedule_id)
+    _outbox_unlock(order, workflow_id=answer["WorkFlowId"], serial_number=answer.get("SerialNumber"))
+    _record(order, from_status=Order.LOCKING, actor=SYSTEM, reason=order.failure_reason)
 
 
 def _idempotent_replay(order: Order, fingerprint: str) -> Order:

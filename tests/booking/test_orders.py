@@ -10,7 +10,7 @@ import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection
 from django.utils import timezone
 
 from booking.models import (
@@ -108,6 +108,35 @@ class LockTests:
         assert order.status == Order.FAILED and "号源已满" in order.failure_reason
         assert (schedule.remaining, schedule.booked_count) == (3, 1)
         assert not OutboxMessage.objects.exists()  # a refusal holds nothing at the hospital
+
+    def test_a_confirmed_lock_the_platform_cannot_save_is_released_at_the_hospital(self, api, bookable, monkeypatch):
+        his_schedule, schedule = bookable(slots=3)
+        monkeypatch.setattr(orders, "RECORD_RETRY_DELAYS", (0.01, 0.01))
+        real = orders._order_lock_succeeded
+        attempts = []
+
+        def failing_save(**kwargs):
+            # The fault: every save of the hospital's yes fails, as under a locked SQLite file.
+            attempts.append(kwargs["order_id"])
+            raise OperationalError("database is locked")
+
+        monkeypatch.setattr(orders, "_order_lock_succeeded", failing_save)
+        response = api.lock(schedule)
+        assert response.status_code == 503 and response.json()["code"] == "hospital_unavailable"
+        assert len(attempts) == 3  # the save was retried before the lock was given up
+        order = Order.objects.get()
+        assert order.status == Order.FAILED and "保存失败" in order.failure_reason
+        # The hospital had locked a number: the outbox undid it (UnlockReg of its WorkFlowId).
+        unlock = OutboxMessage.objects.get(order=order, kind=OutboxMessage.UNLOCK)
+        assert unlock.status == OutboxMessage.SENT and unlock.payload["WorkFlowId"].startswith("WF")
+        held = SandboxOrder.objects.get(work_flow_id=unlock.payload["WorkFlowId"])
+        assert held.status != SandboxOrder.BOOKED
+        schedule.refresh_from_db()
+        his_schedule.refresh_from_db()
+        assert schedule.remaining == 3 and his_schedule.remaining == 3
+        assert not Order.objects.filter(status=Order.LOCKING).exists()
+        monkeypatch.setattr(orders, "_order_lock_succeeded", real)
+        assert lock(api, schedule, 2)["status"] == "1"  # the number is bookable again on both sides
 
     def test_a_patient_cannot_hold_two_orders_on_one_schedule(self, api, bookable):
         _, schedule = bookable()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import logging
 import os
@@ -11,8 +12,10 @@ import sys
 import pytest
 from django.core.management import call_command
 from django.test import Client
+from django.utils import timezone
 
 from regional import pii
+from regional.health import beat_interval
 from regional.messagelog import masked_xml
 from regional.messages.catalog import CONFIRM_REGISTRATION
 from regional.models import HospitalCredential, MessageLog
@@ -67,16 +70,33 @@ class PersonalDataTests:
 
 @pytest.mark.django_db
 class HealthTests:
-    def test_healthz_reports_database_broker_and_workers(self, client):
+    def test_healthz_reports_database_broker_workers_and_beat(self, client):
         response = client.get("/healthz")
         body = response.json()
         assert response.status_code == 200
-        assert body["database"]["ok"] and body["broker"]["kind"] == "in-process" and body["status"] == "ok"
+        assert body["database"]["ok"] and body["broker"]["kind"] == "in-process"
+        # Nothing has ever run the schedule: periodic work is not happening, and /healthz says so.
+        assert body["beat"]["ok"] is False and body["status"] == "degraded"
+
+    def test_healthz_is_ok_while_beat_ticks_and_degraded_after_two_intervals(self, client):
+        from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+        every = IntervalSchedule.objects.create(every=60, period=IntervalSchedule.SECONDS)
+        task = PeriodicTask.objects.create(name="测试周期任务", task="booking.sweep", interval=every)
+        interval = beat_interval()
+        PeriodicTask.objects.filter(pk=task.pk).update(last_run_at=timezone.now() - dt.timedelta(seconds=interval / 2))
+        body = client.get("/healthz").json()
+        assert body["status"] == "ok" and body["beat"]["ok"] and body["beat"]["last_tick_seconds_ago"] >= interval / 2
+        PeriodicTask.objects.filter(pk=task.pk).update(
+            last_run_at=timezone.now() - dt.timedelta(seconds=interval * 2 + 5)
+        )
+        body = client.get("/healthz").json()
+        assert body["status"] == "degraded" and body["beat"]["ok"] is False
 
     def test_healthz_reports_redis_and_no_workers_when_none_run(self, client, settings, redis_url):
         settings.REDIS_URL = redis_url
         body = client.get("/healthz").json()
-        assert body["broker"] == {"ok": True, "kind": "redis"}
+        assert body["broker"]["ok"] is True and body["broker"]["kind"] == "redis"
         assert body["workers"]["ok"] is False and body["status"] == "degraded"
 
     def test_healthz_says_down_when_the_broker_is_unreachable(self, client, settings):
