@@ -304,6 +304,10 @@ def recover_and_check(timeout: float = 240) -> dict:
         if pending == 0 and locking == 0:
             break
         time.sleep(3)
+    # What staff do from the worklist 待核实的锁号 once the load is over: read the hospital's count
+    # back for locks whose answer was lost (the hospital may have let its orphan lock expire since).
+    unknown = list(OutboxMessage.objects.filter(status=OutboxMessage.UNKNOWN).values_list("pk", flat=True))
+    settled_by_staff = outbox.lost_lock_recheck(message_ids=unknown) if unknown else 0
     problems = []
     outbox_counts = dict(OutboxMessage.objects.values_list("status").annotate(n=Count("id")))
     if outbox_counts.get(OutboxMessage.PENDING) or outbox_counts.get(OutboxMessage.FAILED):
@@ -341,6 +345,8 @@ def recover_and_check(timeout: float = 240) -> dict:
         "failures_in_message_log": MessageLog.objects.filter(ok=False).count(),
         "outbound_failures_in_message_log": MessageLog.objects.filter(ok=False, direction=MessageLog.OUTBOUND).count(),
         "failed_deliveries_retried_by_staff": len(failed_during_faults),
+        "lost_locks_rechecked_by_staff": len(unknown),
+        "lost_locks_settled_by_recheck": settled_by_staff,
         "still_failed": list(
             OutboxMessage.objects.filter(status=OutboxMessage.FAILED).values_list("kind", "attempts", "last_error")[:10]
         ),
