@@ -5,7 +5,7 @@ It is the baseline of the load run's SOAP ratio: what the SOAP path costs beyond
 
 import json
 
-from django.db import connection
+from django.db import connection, transaction
 from django.http import HttpResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
@@ -22,6 +22,22 @@ def bare(request):
     inner = next(e for e in root.iter() if isinstance(e.tag, str) and e.tag.endswith("}xml"))
     message = etree.fromstring(inner.text.encode(), PARSER)
     answer = f"<Response><ResultCode>0</ResultCode><HospitalNo>{message.findtext('HospitalNo')}</HospitalNo></Response>"
+    return HttpResponse(answer, content_type="text/xml; charset=utf-8")
+
+
+@csrf_exempt
+def bare_upsert(request):
+    """The SOAP baseline: read the same envelope with lxml and write the one row in a transaction."""
+    root = etree.fromstring(request.body, PARSER)
+    inner = next(e for e in root.iter() if isinstance(e.tag, str) and e.tag.endswith("}xml"))
+    message = etree.fromstring(inner.text.encode(), PARSER)
+    hospital_no = message.findtext("HospitalNo")
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE regional_hospital SET name = %s WHERE hospital_no = %s",
+            [message.findtext("HospitalName"), hospital_no],
+        )
+    answer = f"<Response><ResultCode>0</ResultCode><HospitalNo>{hospital_no}</HospitalNo></Response>"
     return HttpResponse(answer, content_type="text/xml; charset=utf-8")
 
 
@@ -56,4 +72,9 @@ def bare_schedules(request):
     return HttpResponse(json.dumps({"next": None, "results": results}, default=str), content_type="application/json")
 
 
-urlpatterns = [path("bench/bare", bare), path("bench/bare-schedules", bare_schedules), *platform]
+urlpatterns = [
+    path("bench/bare", bare),
+    path("bench/bare-schedules", bare_schedules),
+    path("bench/bare-upsert", bare_upsert),
+    *platform,
+]
