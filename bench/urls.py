@@ -3,6 +3,9 @@
 It is the baseline of the load run's SOAP ratio: what the SOAP path costs beyond reading the body.
 """
 
+import json
+
+from django.db import connection, transaction
 from django.http import HttpResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
@@ -22,4 +25,56 @@ def bare(request):
     return HttpResponse(answer, content_type="text/xml; charset=utf-8")
 
 
-urlpatterns = [path("bench/bare", bare), *platform]
+@csrf_exempt
+def bare_upsert(request):
+    """The SOAP baseline: read the same envelope with lxml and write the one row in a transaction."""
+    root = etree.fromstring(request.body, PARSER)
+    inner = next(e for e in root.iter() if isinstance(e.tag, str) and e.tag.endswith("}xml"))
+    message = etree.fromstring(inner.text.encode(), PARSER)
+    hospital_no = message.findtext("HospitalNo")
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE regional_hospital SET name = %s WHERE hospital_no = %s",
+            [message.findtext("HospitalName"), hospital_no],
+        )
+    answer = f"<Response><ResultCode>0</ResultCode><HospitalNo>{hospital_no}</HospitalNo></Response>"
+    return HttpResponse(answer, content_type="text/xml; charset=utf-8")
+
+
+SCHEDULES_SQL = """
+SELECT s.id, s.work_id, h.hospital_no, s.department_code, d.name, s.doctor_code, doc.name, s.work_date,
+       s.time_code, s.start_time, s.stop_time, s.registration_type_name, s.price, s.remaining, s.total,
+       s.status, s.stop_reason
+FROM booking_schedule s
+JOIN regional_hospital h ON h.id = s.hospital_id
+LEFT JOIN regional_department d ON d.id = s.department_id
+LEFT JOIN regional_doctor doc ON doc.id = s.doctor_id
+WHERE s.status IN ('normal', 'stopped') AND s.work_date = %s AND h.hospital_no = %s
+  AND s.department_id IN (SELECT d2.id FROM regional_department d2 JOIN regional_hospital h2 ON h2.id = d2.hospital_id
+                          WHERE h2.hospital_no = %s AND d2.department_id = %s)
+ORDER BY s.work_date, s.start_time, s.id
+LIMIT 51
+"""
+SCHEDULE_KEYS = (
+    "id", "work_id", "hospital_no", "department_id", "department_name", "doctor_id", "doctor_name", "work_date",
+    "time_code", "start_time", "stop_time", "registration_type_name", "price", "remaining", "total", "status",
+    "stop_reason",
+)  # fmt: skip
+
+
+def bare_schedules(request):
+    """The browse baseline: the same query as /api/v1/schedules/, raw, one page as JSON."""
+    q = request.GET
+    with connection.cursor() as cursor:
+        cursor.execute(SCHEDULES_SQL, [q["date"], q["hospital"], q["hospital"], q["department"]])
+        rows = cursor.fetchall()
+    results = [dict(zip(SCHEDULE_KEYS, row, strict=True)) for row in rows[:50]]
+    return HttpResponse(json.dumps({"next": None, "results": results}, default=str), content_type="application/json")
+
+
+urlpatterns = [
+    path("bench/bare", bare),
+    path("bench/bare-schedules", bare_schedules),
+    path("bench/bare-upsert", bare_upsert),
+    *platform,
+]

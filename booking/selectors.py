@@ -57,10 +57,21 @@ def schedules(
     if hospital_no:
         query = query.filter(hospital__hospital_no=hospital_no)
     # Through the foreign keys, so that the (department, work_date) and (doctor, work_date) indexes serve.
+    # With the hospital given, its department or doctor is resolved to one row first: department ids
+    # such as K01 recur in every hospital, and joining on the code alone made the planner walk the
+    # index once per hospital sharing it (34 loops, 9 ms on 340,000 schedules; bench/bench_browse.py).
     if department_id:
-        query = query.filter(department__department_id=department_id)
+        if hospital_no:
+            own = Department.objects.filter(hospital__hospital_no=hospital_no, department_id=department_id)
+            query = query.filter(department_id__in=own.values("pk"))
+        else:
+            query = query.filter(department__department_id=department_id)
     if doctor_id:
-        query = query.filter(doctor__doctor_id=doctor_id)
+        if hospital_no:
+            own = Doctor.objects.filter(hospital__hospital_no=hospital_no, doctor_id=doctor_id)
+            query = query.filter(doctor_id__in=own.values("pk"))
+        else:
+            query = query.filter(doctor__doctor_id=doctor_id)
     return query
 
 

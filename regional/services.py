@@ -95,7 +95,9 @@ def _interface_setting(attr: str, value: str) -> str:
     return value
 
 
-@transaction.atomic
+# No savepoint: called inside the inbound pipeline's transaction, an error here fails the whole message
+# anyway, and the SAVEPOINT/RELEASE pair were two of a HospitalInfo push's nine round trips.
+@transaction.atomic(savepoint=False)
 def hospital_info_apply(*, hospital: Hospital, info: dict) -> Hospital:
     """5.1: the hospital's own description of itself; `IsDelete` is a soft delete."""
     hospital.name = info["HospitalName"]

@@ -150,12 +150,14 @@ class ScheduleList(ChannelMixin, generics.ListAPIView):
 
     def get_queryset(self):
         params = self.request.query_params
-        return selectors.schedules(
+        queryset = selectors.schedules(
             hospital_no=params.get("hospital", ""),
             department_id=params.get("department", ""),
             doctor_id=params.get("doctor", ""),
             date=params.get("date", ""),
         )
+        # Rows, not objects: the cursor page reads its position from dicts too.
+        return queryset.values(*ScheduleOut.COLUMNS)
 
 
 class ScheduleDetail(ChannelMixin, APIView):

@@ -6,6 +6,7 @@
 - A body in a non-UTF-8 charset without an XML declaration is transcoded first.
 - The operation's single string part is accepted under any element name (CONTRACT.md section 2), and the
   operation element itself in any namespace: it is matched by its local name.
+- Spyne's forced garbage collection after requests is off (see below).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from xml.sax.saxutils import escape
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from lxml import etree
+from spyne import const as spyne_const
 from spyne.server.django import DjangoServer
 
 SOAP_FAULT = (
@@ -29,6 +31,10 @@ SOAP_FAULT = (
 )
 _FORBIDDEN = re.compile(rb"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
 _CHARSET = re.compile(r"charset\s*=\s*\"?([\w.\-]+)", re.IGNORECASE)
+# Spyne runs a full gc.collect() after a request at most once a second per worker: 83-92 ms with every
+# thread of a warm worker frozen (STACK-NOTES.md; a third of the sandbox hospital's samples in a rush).
+# Python's own generational collector is enough; Spyne's tests switch it off the same way.
+spyne_const.MIN_GC_INTERVAL = float("inf")
 WSSE_NS = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
 
 

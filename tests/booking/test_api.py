@@ -14,6 +14,7 @@ from regional.models import Hospital
 from sandbox import services as sandbox
 from sandbox.models import SandboxHospital, SandboxSchedule
 from tests.base import apply, patient, record
+from tests.factories import DepartmentFactory, DoctorFactory, ScheduleFactory
 
 TOMORROW = timezone.localdate() + dt.timedelta(days=1)
 
@@ -125,6 +126,36 @@ class BrowsingTests:
         assert [s["work_id"] for s in by_department] == ["W00002"]
         bad = rest.get("/api/v1/schedules/", {"date": "明天"})
         assert bad.status_code == 400 and bad.json()["errors"] == {"date": ["格式应为yyyy-mm-dd"]}
+
+    def test_a_browse_row_is_what_the_declared_fields_render(self, rest, region):
+        # The page is rendered from `.values()` rows for speed; it must say what DRF's fields would.
+        from rest_framework import serializers
+
+        from booking.api.serializers import ScheduleOut
+
+        Schedule.objects.filter(work_id="W00002").update(status=Schedule.STOPPED, stop_reason="医生出差")
+        page = rest.get("/api/v1/schedules/", {"hospital": "H0001"}).json()["results"]
+        for row in page:
+            schedule = Schedule.objects.get(pk=row["id"])
+            assert row == serializers.ModelSerializer.to_representation(ScheduleOut(), schedule)
+            assert ScheduleOut(schedule).data == row
+        assert page[1]["status_label"] == "停诊"
+
+    def test_a_department_id_shared_by_two_hospitals_stays_with_its_hospital(self, rest, region):
+        other = Hospital.objects.create(hospital_no="H0009", name="另一医院")
+        theirs = Schedule.objects.get(work_id="W00002")
+        department = DepartmentFactory(hospital=other, department_id=theirs.department.department_id)
+        ScheduleFactory(
+            hospital=other, work_id="X00001", work_date=theirs.work_date, department=department,
+            department_code=department.department_id, doctor=DoctorFactory(hospital=other),
+        )  # fmt: skip
+        query = {"department": department.department_id, "date": theirs.work_date.isoformat()}
+        assert [
+            s["work_id"] for s in rest.get("/api/v1/schedules/", {**query, "hospital": "H0001"}).json()["results"]
+        ] == ["W00002"]
+        assert [
+            s["work_id"] for s in rest.get("/api/v1/schedules/", {**query, "hospital": "H0009"}).json()["results"]
+        ] == ["X00001"]
 
     def test_schedule_pages_are_cursors_without_a_count(self, rest, region):
         first = rest.get("/api/v1/schedules/", {"page_size": 2}).json()

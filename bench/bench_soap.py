@@ -1,0 +1,163 @@
+"""A single-record SOAP push (`HospitalInfo`) against a bare view that reads the same envelope with
+lxml and updates the one row in a transaction (bench/urls.py, `/bench/bare-upsert`), in the same run
+on the same gunicorn (deploy/gunicorn.conf.py, 2 workers × GUNICORN_THREADS threads).
+
+Figures: requests/s and p50/p99 with CLIENTS concurrent clients for SECONDS each, and the latency of
+one call alone (sequential, p50), for both; the ratio is subject / baseline.
+
+    .venv/bin/python -m bench.bench_soap [seconds]
+    .venv/bin/python -m bench.bench_soap profile   # one call's queries, then the top frames of 300 calls (cProfile)
+"""
+
+from __future__ import annotations
+
+import cProfile
+import json
+import os
+import pstats
+import sys
+import threading
+import time
+
+from bench.bench_load import percentile, soap_envelope
+
+CLIENTS = 8
+HOSPITAL_NO = "SOAP001"
+SECRET = "bench-soap-secret-0123456789"
+
+
+def message(n: int, i: int) -> bytes:
+    xml = (
+        f"<Request><TransactionId>s-{n}-{i}-{time.time_ns()}</TransactionId><HospitalNo>{HOSPITAL_NO}</HospitalNo>"
+        "<HospitalName>压测医院</HospitalName></Request>"
+    )
+    return soap_envelope("HospitalInfo", xml)
+
+
+def load(url: str, auth, clients: int, seconds: float) -> dict:
+    import requests
+
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    lock = threading.Lock()
+    stop_at = time.monotonic() + seconds
+
+    def worker(n: int) -> None:
+        session = requests.Session()
+        i = 0
+        while time.monotonic() < stop_at:
+            i += 1
+            started = time.perf_counter()
+            r = session.post(url, data=message(n, i), auth=auth, headers={"Content-Type": "text/xml; charset=utf-8"})
+            ms = (time.perf_counter() - started) * 1000
+            assert b"<ResultCode>0</ResultCode>" in r.content.replace(b"&lt;", b"<").replace(b"&gt;", b">"), r.text[
+                :300
+            ]
+            with lock:
+                latencies.append(ms)
+                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.monotonic() - started
+    return {
+        "per_second": round(len(latencies) / wall, 1),
+        "p50_ms": round(percentile(latencies, 50), 1),
+        "p99_ms": round(percentile(latencies, 99), 1),
+        "statuses": statuses,
+    }
+
+
+def alone(url: str, auth, n: int = 100) -> float:
+    import requests
+
+    session = requests.Session()
+    latencies = []
+    for i in range(n):
+        started = time.perf_counter()
+        session.post(url, data=message(999, i), auth=auth, headers={"Content-Type": "text/xml; charset=utf-8"})
+        latencies.append((time.perf_counter() - started) * 1000)
+    return round(percentile(latencies, 50), 2)
+
+
+def profile() -> None:
+    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
+    os.environ.setdefault("RATE_LIMIT_HOSPITAL_PER_MINUTE", "0")
+    from bench.common import postgres_django
+
+    with postgres_django():
+        import base64
+
+        from django.test import Client
+
+        from regional.services import hospital_onboard
+
+        hospital_onboard(hospital_no=HOSPITAL_NO, name="压测医院", secret=SECRET)
+        auth = "Basic " + base64.b64encode(f"{HOSPITAL_NO}:{SECRET}".encode()).decode()
+        client = Client(HTTP_AUTHORIZATION=auth)
+        for i in range(30):
+            client.post("/ws/center", data=message(0, i), content_type="text/xml; charset=utf-8")
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        with CaptureQueriesContext(connection) as captured:  # the round trips of one call
+            client.post("/ws/center", data=message(2, 0), content_type="text/xml; charset=utf-8")
+        for q in captured.captured_queries:
+            print(f"{q['time']}s  {q['sql'][:160]}")
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for i in range(300):
+            client.post("/ws/center", data=message(1, i), content_type="text/xml; charset=utf-8")
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
+
+
+def main() -> None:
+    if sys.argv[1:] == ["profile"]:
+        return profile()
+    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 10
+    from bench.stack import Stack
+
+    stack = Stack()
+    stack.start_services()
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from regional.services import hospital_onboard
+
+    hospital_onboard(hospital_no=HOSPITAL_NO, name="压测医院", secret=SECRET)
+    stack.start("web")
+    base = f"http://127.0.0.1:{stack.web_port}"
+    subject = (f"{base}/ws/center", (HOSPITAL_NO, SECRET))
+    bare = (f"{base}/bench/bare-upsert", None)
+    for url, auth in (subject, bare):  # warm-up
+        load(url, auth, CLIENTS, 2)
+    results = {}
+    for name, (url, auth) in (("subject", subject), ("baseline", bare)):
+        results[name] = {**load(url, auth, CLIENTS, seconds), "alone_p50_ms": alone(url, auth)}
+    print(
+        json.dumps(
+            {
+                "benchmark": f"HospitalInfo over SOAP vs a bare lxml + one-row update view, {CLIENTS} clients",
+                "threads_per_worker": os.environ.get("GUNICORN_THREADS", 4),
+                **results,
+                "throughput_ratio": round(results["subject"]["per_second"] / results["baseline"]["per_second"], 2),
+                "goal": "≥ 0.5",
+            },
+            ensure_ascii=False,
+            indent=2,
+        )
+    )
+    stack.stop_all()
+
+
+if __name__ == "__main__":
+    main()
