@@ -342,8 +342,27 @@ class InboundTransactionAdmin(admin.ModelAdmin):
         return False
 
 
+def login_name(raw: str) -> str:
+    """The user name as Django's login form reads it (stripped, NFKC), case-folded: every spelling
+    that can log in to one account counts against that account."""
+    import unicodedata
+
+    return unicodedata.normalize("NFKC", raw.strip())[:150].casefold()
+
+
+def _locked_page(request: HttpRequest, *, seconds: int, unavailable: bool = False) -> HttpResponse:
+    minutes, rest = divmod(max(seconds, 1), 60)
+    wait = f"{minutes}分{rest}秒" if minutes else f"{rest}秒"
+    context = {**admin.site.each_context(request), "title": "暂时无法登录", "wait": wait, "unavailable": unavailable}
+    response = render(request, "admin/regional/login_locked.html", context, status=503 if unavailable else 429)
+    response["Retry-After"] = str(seconds)
+    return response
+
+
 def _throttled_login(view):
-    """Admin login with a lock-out after repeated failures from one address for one user name."""
+    """Admin login with a lock-out after repeated failures: per account from one address
+    (LOGIN_MAX_FAILURES) and per address over all accounts (four times that). It fails closed:
+    while the counters in Redis cannot be reached, nobody logs in with a password."""
     from functools import wraps
 
     from django.conf import settings
@@ -353,17 +372,23 @@ def _throttled_login(view):
 
     @wraps(view)
     def login(request, extra_context=None):
+        if request.method != "POST":
+            return view(request, extra_context)
         window = settings.LOGIN_LOCKOUT_MINUTES * 60
-        key = f"login:{client_address(request)}:{request.POST.get('username', '')[:150].lower()}"
-        if request.method == "POST" and ratelimit.hits(key, window=window) >= settings.LOGIN_MAX_FAILURES:
-            return HttpResponse(
-                f"登录失败次数过多，请{settings.LOGIN_LOCKOUT_MINUTES}分钟后再试",
-                status=429,
-                content_type="text/plain; charset=utf-8",
-            )
-        response = view(request, extra_context)
-        if request.method == "POST" and response.status_code == 200:  # the form came back: wrong credentials
-            ratelimit.hits(key, window=window, add=1)
+        address = client_address(request)
+        limits = (
+            (f"login:{address}:{login_name(request.POST.get('username', ''))}", settings.LOGIN_MAX_FAILURES),
+            (f"login-address:{address}", settings.LOGIN_MAX_FAILURES * 4),
+        )
+        try:
+            if any(ratelimit.strict_hits(key, window=window) >= limit for key, limit in limits):
+                return _locked_page(request, seconds=ratelimit.retry_after(window))
+            response = view(request, extra_context)
+            if response.status_code == 200:  # the form came back: wrong credentials
+                for key, _ in limits:
+                    ratelimit.strict_hits(key, window=window, add=1)
+        except ratelimit.LimiterUnavailable:
+            return _locked_page(request, seconds=30, unavailable=True)
         return response
 
     return login
