@@ -30,4 +30,6 @@ urlpatterns = [
     re_path(rf"^api/v1/orders/{ORDER_NO}/pay/?$", views.OrderPay.as_view(), name="api-order-pay"),
     re_path(rf"^api/v1/orders/{ORDER_NO}/cancel/?$", views.OrderCancel.as_view(), name="api-order-cancel"),
     re_path(rf"^api/v1/orders/{ORDER_NO}/?$", views.OrderDetail.as_view(), name="api-order"),
+    # Last, after the schema and docs of the project's URLs: anything else under /api/ is a JSON 404.
+    re_path(r"^api/(?P<path>.*)$", views.api_not_found, name="api-not-found"),
 ]

@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 import uuid
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.response import Response
 
+from booking.api.parsers import PayloadTooLarge
 from booking.errors import InvalidRequest
 from regional.errors import DomainError
 from regional.messages import MessageInvalid
@@ -30,7 +31,8 @@ DRF_CODES = {
     exceptions.MethodNotAllowed: ("method_not_allowed", None),
     exceptions.NotAcceptable: ("not_acceptable", None),
     exceptions.UnsupportedMediaType: ("unsupported_media_type", None),
-    exceptions.ParseError: ("parse_error", "请求体不是有效的JSON"),
+    exceptions.ParseError: ("parse_error", None),
+    PayloadTooLarge: ("payload_too_large", None),
 }
 
 
@@ -47,6 +49,10 @@ def exception_handler(exc: Exception, context: dict) -> Response:
     if isinstance(exc, MessageInvalid):
         errors = {v.path or "non_field_errors": [v.message] for v in exc.violations}
         return Response(_body("invalid_request", exc.summary(), errors=errors), status=400)
+    if isinstance(exc, RequestDataTooBig):
+        return Response(_body("payload_too_large", "请求体过大"), status=413)
+    if isinstance(exc, SuspiciousOperation):  # too many fields and the like: the caller's error
+        return Response(_body("invalid_request", "请求格式不正确"), status=400)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

@@ -3,10 +3,14 @@ renders the answer; errors go through booking.api.errors.exception_handler."""
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DataError
 from django.db.models import prefetch_related_objects
+from django.http import HttpRequest, JsonResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import generics, pagination, serializers
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,6 +18,7 @@ from rest_framework.views import APIView
 from booking import selectors, services
 from booking.api.auth import ChannelRateThrottle, ChannelTokenAuthentication, IsChannel
 from booking.api.errors import exception_handler
+from booking.api.parsers import BoundedJSONParser
 from booking.api.serializers import (
     CancelIn,
     CardCheckIn,
@@ -52,6 +57,15 @@ class SchedulePagination(pagination.CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = 200
     ordering = ("work_date", "start_time", "id")
+    invalid_cursor_message = "无效的分页游标"
+
+    def paginate_queryset(self, queryset, request, view=None):
+        # A forged cursor decodes into any position text, which the database then refuses as a
+        # date or time: the channel's error, not ours.
+        try:
+            return super().paginate_queryset(queryset, request, view)
+        except (ValueError, TypeError, DjangoValidationError, DataError):
+            raise ValidationError({"cursor": ["无效的分页游标"]}) from None
 
 
 class DoctorPagination(SchedulePagination):
@@ -66,6 +80,15 @@ class ChannelMixin:
     authentication_classes = [ChannelTokenAuthentication]
     permission_classes = [IsChannel]
     throttle_classes = [ChannelRateThrottle]
+    parser_classes = [BoundedJSONParser]
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        # PostgreSQL text cannot hold NUL: refuse it at the door instead of as a database error.
+        for name, value in [*request.query_params.lists(), *kwargs.items()]:
+            values = value if isinstance(value, list) else [str(value)]
+            if any("\x00" in v for v in values) or "\x00" in name:
+                raise ValidationError({name.replace("\x00", ""): ["不得包含NUL字符"]})
 
     def get_exception_handler(self):
         return exception_handler
@@ -330,3 +353,8 @@ def _valid(serializer_class, request: Request) -> dict:
     serializer = serializer_class(data=request.data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
+
+
+def api_not_found(request: HttpRequest, path: str = "") -> JsonResponse:
+    """Unknown paths under /api/ answer in the API's format, not with the HTML 404 page."""
+    return JsonResponse({"code": "not_found", "message": "接口不存在，请查阅 /api/docs/"}, status=404)
