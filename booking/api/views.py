@@ -32,6 +32,7 @@ from booking.api.serializers import (
     OrderDetailOut,
     OrderIn,
     OrderOut,
+    OrderSearchIn,
     PayIn,
     QueueOut,
     ScheduleOut,
@@ -261,14 +262,27 @@ class OrderListCreate(ChannelMixin, generics.GenericAPIView):
             response["Idempotent-Replayed"] = "true"
         return response
 
+    @extend_schema(exclude=True)
+    def get(self, request: Request) -> Response:
+        # Access logs keep URLs: a full ID number never travels in one.
+        raise ValidationError(
+            {"id_card": ["身份证号不得放在URL中（会被访问日志记录），请改用 POST /api/v1/orders/search/"]}
+        )
+
+
+class OrderSearch(ChannelMixin, generics.GenericAPIView):
+    serializer_class = OrderOut
+    pagination_class = OrderPagination
+
     @extend_schema(
         tags=["订单"],
-        summary="患者的订单（本渠道下的，按身份证号）",
-        parameters=[OpenApiParameter("id_card", str, required=True, description="患者身份证号")],
+        summary="患者的订单（本渠道下的，按身份证号；身份证号放在请求体中，不进URL和访问日志）",
+        request=OrderSearchIn,
         responses={200: OrderOut(many=True), **ERRORS},
     )
-    def get(self, request: Request) -> Response:
-        query = selectors.patient_orders(channel=self.channel, id_card=request.query_params.get("id_card", ""))
+    def post(self, request: Request) -> Response:
+        data = _valid(OrderSearchIn, request)
+        query = selectors.patient_orders(channel=self.channel, id_card=data["id_card"])
         page = self.paginate_queryset(query.prefetch_related("ledger"))
         return self.get_paginated_response(OrderOut(page, many=True).data)
 

@@ -84,3 +84,15 @@ class MalformedRestInputTests:
             assert api_error(call("GET", path), 404)["code"] == "not_found"
         anonymous = requests.get(f"{public_url}/api/v1/nothing-here", timeout=10)
         assert api_error(anonymous, 404)["code"] == "not_found"
+
+
+@pytest.mark.django_db(transaction=True)
+class PersonalDataInUrlTests:
+    """Issue 14 item 17: an ID number never travels in a URL (access logs keep URLs)."""
+
+    def test_orders_by_id_card_in_the_query_string_are_refused_and_the_body_form_works(self, call):
+        id_card = "3306XXXXXXXXXX0001"
+        error = api_error(call("GET", "/api/v1/orders/", params={"id_card": id_card}), 400)
+        assert "POST /api/v1/orders/search/" in error["message"] and id_card not in str(error)
+        found = call("POST", "/api/v1/orders/search/", json={"id_card": id_card})
+        assert found.status_code == 200 and found.json()["results"] == []
