@@ -241,6 +241,8 @@ LOGGING = {
 # Calls per minute per hospital (SOAP, referral) and per channel (REST); 0 switches a limit off.
 RATE_LIMIT_HOSPITAL_PER_MINUTE = env_int("RATE_LIMIT_HOSPITAL_PER_MINUTE", 1200)
 RATE_LIMIT_CHANNEL_PER_MINUTE = env_int("RATE_LIMIT_CHANNEL_PER_MINUTE", 6000)
+# Calls per minute from one address to the referral servlet, counted before its body is read.
+RATE_LIMIT_ADDRESS_PER_MINUTE = env_int("RATE_LIMIT_ADDRESS_PER_MINUTE", 1200)
 # Largest REST request body: channels send small JSON objects.
 REST_MAX_BODY_BYTES = env_int("REST_MAX_BODY_BYTES", 64 * 1024)
 # Admin logins: failures per address and user name before a lock-out of LOGIN_LOCKOUT_MINUTES.
