@@ -62,3 +62,20 @@ class AnonymousFloodTests:
             assert time.monotonic() - started < 3
         assert reply.startswith("HTTP/1.1 429") and "Retry-After" in reply and "请求过于频繁" in reply
         assert MessageLog.objects.count() == logged
+
+
+class EncodingLieTests:
+    """Issue 14 item 15 at the servlet: UTF-8 declared as GBK is refused, never stored as mojibake."""
+
+    def test_utf8_declared_as_gbk_is_refused(self, sender, post):
+        from referral.models import Referral
+
+        body = '<?xml version="1.0" encoding="GBK"?>' + start_xml()
+        for raw, content_type in (
+            (body.encode("utf-8"), "text/xml"),
+            (start_xml().encode("utf-8"), "text/xml; charset=gbk"),
+        ):
+            reply = post(raw, content_type=content_type)
+            assert reply.result == "false" and "内容是UTF-8编码" in reply.message
+        assert not Referral.objects.exists()
+        assert post(body.encode("gbk"), content_type="text/xml").result == "true"
