@@ -13,6 +13,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from regional.pii import EncryptedTextField
+
 
 class Hospital(models.Model):
     """A medical institution of the region (机构), identified by its HospitalNo.
@@ -242,13 +244,17 @@ class MessageLog(models.Model):
 
 
 class InboundTransaction(models.Model):
-    """The answer to a TransactionId already applied (CONTRACT.md section 5: idempotent repeats)."""
+    """The answer to a TransactionId already applied (CONTRACT.md section 5: idempotent repeats).
+
+    The answer is replayed verbatim, and some answers carry patients' names (ReconciliationInfo):
+    it is stored encrypted like every other personal-data column.
+    """
 
     hospital = models.ForeignKey(Hospital, on_delete=models.CASCADE, related_name="+")
     transaction_id = models.CharField(max_length=64)
     interface = models.CharField(max_length=50)
     body_hash = models.CharField(max_length=64)
-    response_text = models.TextField()
+    response_text = EncryptedTextField("应答报文（加密）", kind="clinical")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
