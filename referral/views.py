@@ -116,7 +116,8 @@ def _resolve(request: HttpRequest, audience: str) -> Opened:
             raise Unavailable(403, "无权查看转诊单", "您的账号没有查看转诊单的权限。")
         referral = (
             Referral.objects.select_related("sending_hospital", "receiving_hospital", "receiving_department")
-            .filter(pk=int(pk) if pk.isdigit() else 0)
+            # ASCII digits only: '²'.isdigit() is True and int('²') raises.
+            .filter(pk=int(pk) if pk.isascii() and pk.isdigit() and len(pk) < 19 else 0)
             .first()
         )
         if referral is None:

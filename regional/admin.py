@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Max, Q
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -49,7 +51,9 @@ class PersonalDataAdminMixin:
     def reveal_view(self, request: HttpRequest, object_id: str, field: str) -> HttpResponse:
         if field not in self.personal_fields or not request.user.has_perm("regional.reveal_personal_data"):
             return HttpResponse("无权查看完整个人信息", status=403, content_type="text/plain; charset=utf-8")
-        obj = get_object_or_404(self.model, pk=object_id)
+        obj = self.get_object(request, unquote(object_id))  # None for a malformed key, not a 500
+        if obj is None:
+            raise Http404("记录不存在")
         PersonalDataReveal.objects.create(
             user=request.user, model=self.model._meta.label, object_id=str(obj.pk), field=field
         )
@@ -250,11 +254,20 @@ class MessageLogAdmin(admin.ModelAdmin):
 
     def health_view(self, request: HttpRequest) -> HttpResponse:
         """Per hospital: calls, error rate and last success, over a chosen window."""
-        hours = int(request.GET.get("hours") or 24)
+        if not self.has_view_permission(request):
+            raise PermissionDenied  # the figures of every hospital are for the interface team only
+        hours = _bounded_int(request.GET.get("hours"), default=24, low=1, high=HEALTH_MAX_HOURS)
+        if hours is None:
+            hours = 24
+            messages.warning(request, f"时间范围应为1到{HEALTH_MAX_HOURS}之间的小时数，已按24小时显示")
         since = timezone.now() - dt.timedelta(hours=hours)
         logs = MessageLog.objects.filter(created_at__gte=since)
         if request.GET.get("hospital"):
-            logs = logs.filter(hospital_id=request.GET["hospital"])
+            hospital = _bounded_int(request.GET["hospital"], default=0, low=1, high=2**31 - 1)
+            if hospital is None:
+                messages.warning(request, "医院参数无效，已显示全部医院")
+            else:
+                logs = logs.filter(hospital_id=hospital)
         rows = (
             logs.values("hospital_no", "direction")
             .annotate(
@@ -278,6 +291,20 @@ class MessageLogAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
         }
         return render(request, "admin/regional/health.html", context)
+
+
+HEALTH_MAX_HOURS = 24 * 92  # a quarter: beyond it the message log is the place to look
+
+
+def _bounded_int(raw: str | None, *, default: int, low: int, high: int) -> int | None:
+    """A query parameter as an int within [low, high]; the default when absent, None when invalid."""
+    if raw is None or raw.strip() == "":
+        return default
+    raw = raw.strip()
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
+        return None
+    value = int(raw)
+    return value if low <= value <= high else None
 
 
 def _pretty(text: str) -> str:
