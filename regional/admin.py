@@ -28,6 +28,33 @@ from regional.models import (
 from regional.pii import mask
 
 
+def secrets_page(
+    request: HttpRequest,
+    *,
+    title: str,
+    subject_label: str,
+    secret_label: str,
+    items: list[tuple[str, str]],
+    back_url: str,
+) -> HttpResponse:
+    """A newly issued secret, shown on this one page and nowhere else.
+
+    Never through `message_user`: Django's messages travel in a cookie that is signed but not
+    encrypted, so a secret in a message could be read back from the browser or a proxy.
+    """
+    context = {
+        **admin.site.each_context(request),
+        "title": title,
+        "subject_label": subject_label,
+        "secret_label": secret_label,
+        "items": items,
+        "back_url": back_url,
+    }
+    response = render(request, "admin/regional/secrets_once.html", context)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
 class PersonalDataAdminMixin:
     """Masked display of personal data, with a recorded reveal for users holding the permission.
 
@@ -126,10 +153,20 @@ class HospitalAdmin(admin.ModelAdmin):
 
     @admin.action(description="重新生成接入密钥（新密钥只显示一次）")
     def rotate_secret(self, request, queryset):
+        issued = []
         for hospital in queryset:
             secret = HospitalCredential.generate_secret()
             services.hospital_onboard(hospital_no=hospital.hospital_no, secret=secret)
-            self.message_user(request, f"{hospital.hospital_no} 的新密钥：{secret}", messages.WARNING)
+            self.log_change(request, hospital, "重新生成接入密钥")
+            issued.append((f"{hospital.hospital_no} {hospital.name}", secret))
+        return secrets_page(
+            request,
+            title="新的医院接入密钥",
+            subject_label="医院",
+            secret_label="新密钥",
+            items=issued,
+            back_url=reverse("admin:regional_hospital_changelist"),
+        )
 
 
 class ReadOnlyMasterData(admin.ModelAdmin):

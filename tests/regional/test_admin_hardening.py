@@ -52,3 +52,20 @@ class MoreStaffPageTests:
         for key in ("abc", "1.5", "%C2%B2"):
             response = client.get(f"/admin/booking/order/{key}/reveal/id_card/")
             assert response.status_code == 404, key
+
+
+@pytest.mark.django_db
+class SecretShownOnceTests:
+    """Issue 14 item 16: a rotated hospital secret is shown on a page rendered once, never in a message."""
+
+    def test_a_rotated_secret_is_on_the_page_only_and_works(self, hospital, admin_client):
+        from regional.auth import check_secret
+        from tests.booking.test_admin import shown_secrets
+
+        response = admin_client.post(
+            "/admin/regional/hospital/", {"action": "rotate_secret", "_selected_action": [str(hospital.pk)]}
+        )
+        [secret] = shown_secrets(response)
+        assert check_secret("H0001", secret) == hospital
+        listing = admin_client.get("/admin/regional/hospital/")
+        assert secret not in listing.content.decode() and not list(listing.context["messages"])
