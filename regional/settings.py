@@ -243,6 +243,8 @@ RATE_LIMIT_HOSPITAL_PER_MINUTE = env_int("RATE_LIMIT_HOSPITAL_PER_MINUTE", 1200)
 RATE_LIMIT_CHANNEL_PER_MINUTE = env_int("RATE_LIMIT_CHANNEL_PER_MINUTE", 6000)
 # Calls per minute from one address to the referral servlet, counted before its body is read.
 RATE_LIMIT_ADDRESS_PER_MINUTE = env_int("RATE_LIMIT_ADDRESS_PER_MINUTE", 1200)
+# /healthz answers from a check at most this old (per process).
+HEALTHZ_CACHE_SECONDS = env_int("HEALTHZ_CACHE_SECONDS", 5)
 # Largest REST request body: channels send small JSON objects.
 REST_MAX_BODY_BYTES = env_int("REST_MAX_BODY_BYTES", 64 * 1024)
 # Admin logins: failures per address and user name before a lock-out of LOGIN_LOCKOUT_MINUTES.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 from django.conf import settings
@@ -12,10 +13,37 @@ from django.shortcuts import render
 from regional.messages.catalog import ALL_INTERFACES, CENTER, HOSPITAL, REFERRAL
 from regional.messages.schema import KIND_LABELS, Field, RecordList
 
+# /healthz is public and polled: each process checks at most once per HEALTHZ_CACHE_SECONDS and
+# answers every other call from that result (a full check pings the workers, ~0.5 s). In process,
+# not in Redis: the answer must not depend on the thing it reports on.
+_health_lock = threading.Lock()
+_health_cache: dict[str, object] = {"at": float("-inf"), "report": None, "key": None}
+
 
 def healthz(request: HttpRequest) -> JsonResponse:
     """Database, broker and worker status; 503 when the platform cannot take bookings."""
-    report: dict[str, dict] = {}
+    ttl = settings.HEALTHZ_CACHE_SECONDS
+    key = (settings.REDIS_URL, connection.settings_dict.get("NAME"))  # what the report is about
+
+    def stale() -> bool:
+        return _health_cache["key"] != key or time.monotonic() - _health_cache["at"] > ttl
+
+    if stale():
+        # One thread checks; the others answer from the previous result meanwhile (or wait for the first).
+        if _health_lock.acquire(blocking=_health_cache["key"] != key):
+            try:
+                if stale():
+                    _health_cache.update(report=_health_report(), at=time.monotonic(), key=key)
+            finally:
+                _health_lock.release()
+    report = _health_cache["report"]
+    answer = {**report, "checked_seconds_ago": round(time.monotonic() - _health_cache["at"], 1)}
+    status = 200 if report["status"] != "down" else 503
+    return JsonResponse(answer, status=status, json_dumps_params={"ensure_ascii": False})
+
+
+def _health_report() -> dict:
+    report: dict = {}
     started = time.monotonic()
     try:
         with connection.cursor() as cursor:
@@ -46,7 +74,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
     healthy = report["database"]["ok"] and report["broker"]["ok"]
     report["status"] = "ok" if healthy and report["workers"]["ok"] else ("degraded" if healthy else "down")
     report["elapsed_ms"] = int((time.monotonic() - started) * 1000)
-    return JsonResponse(report, status=200 if healthy else 503, json_dumps_params={"ensure_ascii": False})
+    return report
 
 
 def _rows(nodes, depth=0):
