@@ -150,6 +150,13 @@ PII_ENCRYPTION_KEYS = env_list("PII_ENCRYPTION_KEYS") or [
     _local_secret("pii_key", lambda: __import__("cryptography.fernet").fernet.Fernet.generate_key().decode())
 ]
 PII_HASH_KEY = env_str("PII_HASH_KEY") or _local_secret("pii_hash_key", lambda: secrets.token_hex(32))
+# Keys of the hospitals' secret hashes, newest first: prepend a key to rotate (each hash moves to it
+# at the hospital's next successful call), drop the old one later. Not DJANGO_SECRET_KEY, so
+# rotating that (sessions, signing) never locks a hospital out; hashes made with it before this
+# setting existed are still recognised and moved the same way.
+HOSPITAL_SECRET_KEYS = env_list("HOSPITAL_SECRET_KEYS") or [
+    _local_secret("hospital_secret_key", lambda: secrets.token_hex(32))
+]
 
 # Hospital side (outbound SOAP calls).
 HOSPITAL_CALL_TIMEOUT = env_int("HOSPITAL_CALL_TIMEOUT", 10)
