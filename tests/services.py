@@ -25,6 +25,7 @@ import pytest
 MISSING = "SERVICE-MISSING"
 STATE: dict[str, str | None] = {"postgres": None, "redis": None, "postgres_error": "", "redis_error": ""}
 _cleanups: list = []
+_POSTGRES: dict = {}
 
 
 def free_port() -> int:
@@ -88,6 +89,8 @@ def start_postgres() -> str | None:
         _as_service_user([pg_ctl, "-D", data, "-o", options, "-l", os.path.join(base, "log"), "-w", "start"]),
         check=True, capture_output=True, env=env,
     )  # fmt: skip
+
+    _POSTGRES.update(pg_ctl=pg_ctl, data=data, options=options, log=os.path.join(base, "log"), env=env)
 
     def stop() -> None:
         subprocess.run(_as_service_user([pg_ctl, "-D", data, "-m", "immediate", "stop"]), capture_output=True)
@@ -176,3 +179,20 @@ def require_binary(name: str, package: str) -> str:
     if os.environ.get("REQUIRE_SERVICES") == "1":
         pytest.fail(reason)
     pytest.skip(reason)
+
+
+def postgres_stop() -> None:
+    """Stop the suite's own PostgreSQL (fast: sessions are cut), for tests of an outage."""
+    if not _POSTGRES:
+        pytest.skip(f"{MISSING}: postgres: the suite's own cluster is not running (DATABASE_URL given)")
+    pg = _POSTGRES
+    subprocess.run(_as_service_user([pg["pg_ctl"], "-D", pg["data"], "-m", "fast", "-w", "stop"]),
+                   check=True, capture_output=True, env=pg["env"])  # fmt: skip
+
+
+def postgres_start() -> None:
+    pg = _POSTGRES
+    subprocess.run(
+        _as_service_user([pg["pg_ctl"], "-D", pg["data"], "-o", pg["options"], "-l", pg["log"], "-w", "start"]),
+        check=True, capture_output=True, env=pg["env"],
+    )  # fmt: skip

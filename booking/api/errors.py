@@ -11,6 +11,7 @@ import logging
 import uuid
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -49,6 +50,10 @@ def exception_handler(exc: Exception, context: dict) -> Response:
     if isinstance(exc, MessageInvalid):
         errors = {v.path or "non_field_errors": [v.message] for v in exc.violations}
         return Response(_body("invalid_request", exc.summary(), errors=errors), status=400)
+    if isinstance(exc, OperationalError | InterfaceError):  # PostgreSQL away: try again shortly
+        response = Response(_body("database_unavailable", "平台数据库暂时不可用，请稍后重试"), status=503)
+        response["Retry-After"] = "5"
+        return response
     if isinstance(exc, RequestDataTooBig):
         return Response(_body("payload_too_large", "请求体过大"), status=413)
     if isinstance(exc, SuspiciousOperation):  # too many fields and the like: the caller's error

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from xml.sax.saxutils import escape
@@ -30,6 +31,7 @@ SOAP_FAULT = (
 _FORBIDDEN_TEXT = re.compile(r"<!(DOCTYPE|ENTITY|ELEMENT|ATTLIST)", re.IGNORECASE)
 _DECLARATION_TEXT = re.compile(r"^\s*<\?xml[^>]*\?>", re.IGNORECASE)
 _CHARSET = re.compile(r"charset\s*=\s*\"?([\w.\-]+)", re.IGNORECASE)
+logger = logging.getLogger("regional.soap")
 WSSE_NS = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
 
 
@@ -125,6 +127,9 @@ def prepare_body(request: HttpRequest) -> HttpResponse | None:
     if problem:
         return soap_fault(problem)
     request._body = utf8
+    # What Spyne reads is now UTF-8 SOAP 1.1 whatever was declared; and Spyne raises KeyError on a
+    # request without a Content-Type header (gunicorn sends none through when the client sent none).
+    request.META["CONTENT_TYPE"] = "text/xml; charset=utf-8"
     request.soap_envelope = root
     return None
 
@@ -202,7 +207,8 @@ def serve_rpc(server: PublicWsdlServer, request: HttpRequest) -> HttpResponse:
     """
     try:
         response = server.handle_rpc(request)
-    except Exception:  # noqa: BLE001 - Spyne raised instead of faulting (empty Body and the like)
+    except Exception as exc:  # noqa: BLE001 - Spyne raised instead of faulting (empty Body and the like)
+        logger.warning("Spyne could not handle an envelope: %s", type(exc).__name__, exc_info=True)
         return soap_fault("SOAP信封无法处理：Body中应有且只有一个操作元素")
     if response.status_code == 500 and b"<faultcode>soap11env:Client" in response.content:
         response.status_code = 400
