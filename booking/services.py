@@ -17,6 +17,7 @@ import json
 import logging
 import re
 import secrets
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -657,7 +658,7 @@ def order_lock(
         fingerprint = _fingerprint(hospital_no, work_id, num_source_id, *dataclasses.astuple(patient))
         existing = Order.objects.filter(channel=channel, idempotency_key=idempotency_key).first()
         if existing is not None:
-            return _idempotent_replay(existing, fingerprint), False
+            return _idempotent_replay(existing, fingerprint, wait=True), False
     schedule = (
         Schedule.objects.select_related("hospital")
         .filter(hospital__hospital_no=hospital_no, hospital__is_deleted=False, work_id=work_id)
@@ -690,12 +691,15 @@ def order_lock(
             waitlist=waitlist,
             now=now,
         )
+    except SameIdempotencyKey as same:
+        # A retry racing the first request: that request's order is the answer, once its lock is decided.
+        return _idempotent_replay(same.order, fingerprint, wait=True), False
     except IntegrityError:
         # The same Idempotency-Key committed concurrently: that request's order is the answer.
         existing = Order.objects.filter(channel=channel, idempotency_key=idempotency_key).first()
         if not idempotency_key or existing is None:
             raise
-        return _idempotent_replay(existing, fingerprint), False
+        return _idempotent_replay(existing, fingerprint, wait=True), False
     try:
         answer = hospital_client.call(hospital, "confirmRegistration", _lock_message(order, schedule))
     except HospitalRefused as exc:
@@ -722,9 +726,42 @@ def order_lock(
     return order, True
 
 
-def _idempotent_replay(order: Order, fingerprint: str) -> Order:
+class SameIdempotencyKey(Exception):
+    """Raised inside the reservation when a retry finds the first request's order under the key lock."""
+
+    def __init__(self, order: Order):
+        super().__init__(order.order_no)
+        self.order = order
+
+
+IDEMPOTENCY_LOCK_SPACE = 5106  # the advisory-lock namespace of "one channel's Idempotency-Key"
+
+
+def _lock_idempotency_key(channel: Channel, key: str) -> None:
+    """Serialise the requests carrying one channel's key until the first one's reservation commits.
+
+    Without it, a retry sent while the first request was at the hospital read no order for the key,
+    then met that order as the patient's booking (409 重复预约) or its slot as the last one (号源已满).
+    SQLite serialises writers anyway.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [IDEMPOTENCY_LOCK_SPACE, f"{channel.pk}:{key}"]
+            )
+
+
+def _idempotent_replay(order: Order, fingerprint: str, *, wait: bool = False) -> Order:
     if order.idempotency_fingerprint and order.idempotency_fingerprint != fingerprint:
         raise IdempotencyConflict("该Idempotency-Key已用于另一笔不同内容的预约请求，请使用新的Idempotency-Key")
+    if wait and order.status == Order.LOCKING:
+        # The first request is still at the hospital: answer with its outcome, not a half-made order
+        # (bounded by the hospital call's own timeout; after that the order is shown as it stands).
+        deadline = time.monotonic() + settings.HOSPITAL_CALL_TIMEOUT + 5
+        while time.monotonic() < deadline:
+            if Order.objects.filter(pk=order.pk).exclude(status=Order.LOCKING).exists():
+                break
+            time.sleep(0.1)
     return Order.objects.select_related(
         "channel", "hospital", "schedule", "schedule__department", "schedule__doctor"
     ).get(pk=order.pk)
@@ -853,6 +890,11 @@ def _order_reserve(
     waitlist: bool = False,
     now: dt.datetime | None = None,
 ) -> Order:
+    if idempotency_key:
+        _lock_idempotency_key(channel, idempotency_key)
+        existing = Order.objects.filter(channel=channel, idempotency_key=idempotency_key).first()
+        if existing is not None:
+            raise SameIdempotencyKey(existing)
     rules = rules if rules is not None else rules_for(schedule.hospital_id)
     id_hash = lookup_hash(patient.id_card)
     _check_patient_limits(schedule=schedule, id_hash=id_hash, rules=rules)
