@@ -100,13 +100,13 @@ def main() -> None:
         from django.db import connection
 
         from booking.models import Order, Schedule
-        from booking.services import channel_issue_token
-        from regional.sandbox import demo
-        from regional.sandbox import services as sandbox
-        from regional.sandbox.models import SandboxSchedule
+        from booking.services.channels import channel_issue_token
         from regional.services import hospital_onboard
+        from sandbox import demo
+        from sandbox import services as sandbox
+        from sandbox.models import SandboxSchedule
         from tests import services as test_services
-        from tests.booking.servers import start_gunicorn, stop_gunicorn
+        from tests.services import start_gunicorn, stop_gunicorn
 
         var = os.environ["REGIONAL_VAR_DIR"]
         url = os.environ["DATABASE_URL"]

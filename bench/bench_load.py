@@ -202,10 +202,10 @@ def run_in_process(target, config: dict, seconds: float) -> dict:
 
 
 def seed(stack: Stack) -> dict:
-    from booking.services import channel_issue_token
-    from regional.sandbox import services as his
-    from regional.sandbox.demo import hospital_build
+    from booking.services.channels import channel_issue_token
     from regional.services import hospital_onboard
+    from sandbox import services as his
+    from sandbox.demo import hospital_build
 
     secrets_by_hospital = {}
     for hospital_no, name, level in HOSPITALS:
@@ -245,8 +245,8 @@ def seed(stack: Stack) -> dict:
 
 
 def inject_faults(stack: Stack, seconds: float, log: list) -> threading.Thread:
-    from regional.sandbox.models import SandboxHospital
-    from regional.sandbox.services import hospital_fault_set
+    from sandbox.models import SandboxHospital
+    from sandbox.services import hospital_fault_set
 
     def every_hospital(**kwargs):
         for h in SandboxHospital.objects.all():
@@ -286,28 +286,28 @@ def inject_faults(stack: Stack, seconds: float, log: list) -> threading.Thread:
 def recover_and_check(timeout: float = 240) -> dict:
     from django.db.models import Count
 
-    from booking import services
     from booking.models import LedgerEntry, Order, OutboxMessage, Schedule
+    from booking.services import orders, outbox
     from regional.models import MessageLog
-    from regional.sandbox.models import SandboxOrder, SandboxSchedule
+    from sandbox.models import SandboxOrder, SandboxSchedule
 
     failed_during_faults = list(OutboxMessage.objects.filter(status=OutboxMessage.FAILED).values_list("pk", flat=True))
     if failed_during_faults:
         # What staff do from the admin once the hospital is healthy again: retry the failed deliveries.
-        services.outbox_retry(message_ids=failed_during_faults)
+        outbox.outbox_retry(message_ids=failed_during_faults)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        services.orders_reconcile_locking()
-        services.outbox_sweep(grace=__import__("datetime").timedelta(seconds=0))
+        orders.orders_reconcile_locking()
+        outbox.outbox_sweep(grace=__import__("datetime").timedelta(seconds=0))
         pending = OutboxMessage.objects.filter(status=OutboxMessage.PENDING).count()
         locking = Order.objects.filter(status=Order.LOCKING).count()
         if pending == 0 and locking == 0:
             break
         time.sleep(3)
     problems = []
-    outbox = dict(OutboxMessage.objects.values_list("status").annotate(n=Count("id")))
-    if outbox.get(OutboxMessage.PENDING) or outbox.get(OutboxMessage.FAILED):
-        problems.append(f"outbox not drained: {outbox}")
+    outbox_counts = dict(OutboxMessage.objects.values_list("status").annotate(n=Count("id")))
+    if outbox_counts.get(OutboxMessage.PENDING) or outbox_counts.get(OutboxMessage.FAILED):
+        problems.append(f"outbox not drained: {outbox_counts}")
     if Order.objects.filter(status=Order.LOCKING).exists():
         problems.append("orders left in locking")
     paid_without_payment = Order.objects.filter(status=Order.PAID).exclude(ledger__kind=LedgerEntry.PAYMENT).count()
@@ -335,7 +335,7 @@ def recover_and_check(timeout: float = 240) -> dict:
     return {
         "problems": problems,
         "orders": dict(Order.objects.values_list("status").annotate(n=Count("id"))),
-        "outbox": outbox,
+        "outbox": outbox_counts,
         "active_orders_platform": len(platform),
         "active_orders_hospital": len(his),
         "failures_in_message_log": MessageLog.objects.filter(ok=False).count(),

@@ -99,10 +99,11 @@ def main() -> None:
         from django.db import connection
 
         from booking.models import LedgerEntry
-        from reconciliation import sandbox, selectors, services
+        from reconciliation import selectors, services
         from reconciliation.models import Discrepancy, ReconciliationRun, Statement, StatementSource
         from reconciliation.statements import open_bill
         from regional.services import hospital_onboard
+        from sandbox import payments as sandbox
 
         day = dt.date.today() - dt.timedelta(days=1)
         hospitals = [

@@ -90,8 +90,8 @@ def main() -> None:
     with postgres_django():
         from django.db import connection, transaction
 
-        from booking import services
         from booking.models import Schedule
+        from booking.services import schedules
         from regional import inbound
         from regional.auth import Caller
         from regional.messages import read_xml
@@ -121,11 +121,11 @@ def main() -> None:
             assert outcome.ok, outcome.error
 
         def apply(clear_future: bool = False) -> None:
-            assert services.schedules_sync(hospital=hospital, records=parsed, clear_future=clear_future) == RECORDS
+            assert schedules.schedules_sync(hospital=hospital, records=parsed, clear_future=clear_future) == RECORDS
 
         # The hospital's doctors and departments are known (as after DoctorInfo), for every subject;
         # the baselines get their rows as ready tuples.
-        services.schedules_sync(hospital=hospital, records=parsed, clear_future=False)
+        schedules.schedules_sync(hospital=hospital, records=parsed, clear_future=False)
         doctors = dict(Doctor.objects.filter(hospital=hospital).values_list("doctor_id", "pk"))
         departments = dict(Department.objects.filter(hospital=hospital).values_list("department_id", "pk"))
         now = dt.datetime.now(dt.UTC)

@@ -29,7 +29,7 @@ def postgres_django() -> Iterator[None]:
         conn.execute("DROP DATABASE IF EXISTS regional_bench")
         conn.execute("CREATE DATABASE regional_bench")
     os.environ["DATABASE_URL"] = f"{base}/regional_bench"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "regional.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
 
     django.setup()

@@ -42,7 +42,7 @@ _XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 def _django() -> None:
     os.environ.setdefault("REGIONAL_VAR_DIR", tempfile.mkdtemp(prefix="regional-fuzz-"))
     os.environ["DATABASE_URL"] = "sqlite://:memory:"  # one thread, one connection: fast and throwaway
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "regional.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ["RATE_LIMIT_HOSPITAL_PER_MINUTE"] = "0"
     import logging
 
@@ -77,7 +77,7 @@ def target(name: str, seconds: int, corpus: str) -> None:
     if name == "reader":
         from regional.messages import XmlReadError, read_xml
 
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "regional.settings")
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
         import django
 
         django.setup()
@@ -130,7 +130,7 @@ def target(name: str, seconds: int, corpus: str) -> None:
         _django()
         from django.test import Client
 
-        from booking.services import channel_issue_token
+        from booking.services.channels import channel_issue_token
 
         os.environ["RATE_LIMIT_CHANNEL_PER_MINUTE"] = "0"
         from django.conf import settings

@@ -1,5 +1,5 @@
 """Settings for load runs: the platform's, plus a bare view to compare the SOAP path against."""
 
-from regional.settings import *  # noqa: F403
+from config.settings import *  # noqa: F403
 
 ROOT_URLCONF = "bench.urls"

@@ -78,12 +78,12 @@ class Stack:
         return {
             "redis": ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
                       "--appendonly", "no", "--dir", self.logs],
-            "web": [py, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "regional.wsgi"],
+            "web": [py, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "config.wsgi"],
             "sandbox": [py, "manage.py", "sandbox_serve", "--port", str(self.sandbox_port), "--workers", "1",
                         "--threads", "16"],
-            "worker": [py, "-m", "celery", "-A", "regional", "worker", "-Q", "regional", "--pool", "threads",
+            "worker": [py, "-m", "celery", "-A", "config", "worker", "-Q", "regional", "--pool", "threads",
                        "-c", str(self.worker_concurrency), "--without-gossip", "--without-mingle", "-l", "warning"],
-            "beat": [py, "-m", "celery", "-A", "regional", "beat", "-l", "warning", "-s",
+            "beat": [py, "-m", "celery", "-A", "config", "beat", "-l", "warning", "-s",
                      os.path.join(self.logs, "beat-schedule")],
         }[name]  # fmt: skip
 

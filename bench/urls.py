@@ -8,7 +8,7 @@ from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 from lxml import etree
 
-from regional.urls import urlpatterns as platform
+from config.urls import urlpatterns as platform
 
 PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from booking import notify, services
+from booking import notify
 from booking.models import (
     BookingRules,
     Channel,
@@ -33,7 +33,8 @@ from booking.models import (
     WaitlistEntry,
 )
 from booking.rules import parse_ban_tiers, parse_channel_quotas, parse_holidays, rules_cache_clear
-from regional.admin import PersonalDataAdminMixin, secrets_page
+from booking.services import channels, outbox, patients, schedules
+from regional.admin import PersonalDataAdminMixin, ReadOnlyAdmin, secrets_page
 from regional.errors import DomainError
 
 
@@ -172,7 +173,7 @@ class ScheduleAdmin(admin.ModelAdmin):
             stopped = 0
             for schedule in queryset.select_related("hospital"):
                 try:
-                    services.schedule_stop(
+                    schedules.schedule_stop(
                         hospital=schedule.hospital, work_id=schedule.work_id, reason=form.cleaned_data["reason"]
                     )
                 except DomainError as exc:
@@ -222,7 +223,7 @@ class ChannelAdmin(admin.ModelAdmin):
         if change:
             super().save_model(request, obj, form, change)
             return
-        channel, token = services.channel_issue_token(code=obj.code, name=obj.name)
+        channel, token = channels.channel_issue_token(code=obj.code, name=obj.name)
         if channel.is_active != obj.is_active:
             channel.is_active = obj.is_active
             channel.save(update_fields=["is_active"])
@@ -242,7 +243,7 @@ class ChannelAdmin(admin.ModelAdmin):
     def issue_token(self, request: HttpRequest, queryset: QuerySet[Channel]) -> HttpResponse:
         issued = []
         for channel in queryset:
-            _, token = services.channel_issue_token(code=channel.code)
+            _, token = channels.channel_issue_token(code=channel.code)
             self.log_change(request, channel, "签发新令牌")
             issued.append((channel, token))
         return self._tokens_page(request, issued)
@@ -259,21 +260,6 @@ class ChannelAdmin(admin.ModelAdmin):
 
 
 # -- orders and what they owe ----------------------------------------------------------------------
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows written by the services only: browse, never add, edit or delete here."""
-
-    show_full_result_count = False
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 class VisitDateFilter(WorkDateFilter):
@@ -425,7 +411,7 @@ class OutboxMessageAdmin(ReadOnlyAdmin):
 
     @admin.action(description="立即重新发送所选通知", permissions=["retry"])
     def retry_selected(self, request: HttpRequest, queryset: QuerySet[OutboxMessage]) -> None:
-        count = services.outbox_retry(message_ids=list(queryset.values_list("pk", flat=True)), user=request.user)
+        count = outbox.outbox_retry(message_ids=list(queryset.values_list("pk", flat=True)), user=request.user)
         skipped = queryset.count() - count
         note = f"（{skipped}条已送达或无需发送，未重发）" if skipped else ""
         self.message_user(
@@ -459,7 +445,9 @@ class PatientNotificationAdmin(PersonalDataAdminMixin, ReadOnlyAdmin):
 
     @admin.action(description="立即重新发送所选通知", permissions=["retry"])
     def retry_selected(self, request: HttpRequest, queryset: QuerySet[PatientNotification]) -> None:
-        count = notify.notifications_retry(notification_ids=list(queryset.values_list("pk", flat=True)))
+        count = notify.notifications_retry(
+            notification_ids=list(queryset.values_list("pk", flat=True)), user=request.user
+        )
         self.message_user(request, f"已重新发送{count}条患者通知", messages.SUCCESS if count else messages.WARNING)
 
 
@@ -668,7 +656,7 @@ class NoShowBanAdmin(admin.ModelAdmin):
         if not data.get("lift") and not data.get("new_ends_on"):
             return
         try:
-            services.no_show_ban_change(
+            patients.no_show_ban_change(
                 ban_id=obj.pk,
                 ends_on=None if data.get("lift") else data["new_ends_on"],
                 reason=data.get("reason") or "",

@@ -7,18 +7,6 @@ REST JSON (booking/api/errors.py), SOAP ResultCode 1 with ErrorMsg (the inbound 
 from __future__ import annotations
 
 from regional.errors import Conflict, DomainError, NotFound
-from regional.messages import Violation
-
-
-class InvalidRequest(DomainError):
-    """The request breaks one or more rules; every broken rule is listed (field → Chinese text)."""
-
-    code = "invalid_request"
-    http_status = 400
-
-    def __init__(self, violations: list[Violation]):
-        self.violations = violations
-        super().__init__("；".join(str(v) for v in violations) or "请求参数有误")
 
 
 class ScheduleNotFound(NotFound):

@@ -12,6 +12,8 @@ from django.db import models
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from regional.delivery import DeliveryRow
+from regional.messages.codes import CardType, LedgerType, PayChannel, PayType, WorkFlowStatus, WorkTimeCode
 from regional.models import Department, Doctor, Hospital
 from regional.pii import EncryptedTextField, LookupHashField
 
@@ -75,10 +77,16 @@ class Schedule(models.Model):
     with a link to its replacement.
     """
 
-    NORMAL, STOPPED, CHANGED, WITHDRAWN = "normal", "stopped", "changed", "withdrawn"
-    STATUSES = [(NORMAL, "正常"), (STOPPED, "停诊"), (CHANGED, "换诊"), (WITHDRAWN, "已撤回")]
-    ALL_DAY, MORNING, NOON, AFTERNOON, EVENING = 0, 1, 2, 3, 4
-    TIME_CODES = [(ALL_DAY, "全天"), (MORNING, "上午"), (NOON, "中午"), (AFTERNOON, "下午"), (EVENING, "晚上")]
+    class Status(models.TextChoices):
+        NORMAL = "normal", "正常"
+        STOPPED = "stopped", "停诊"
+        CHANGED = "changed", "换诊"
+        WITHDRAWN = "withdrawn", "已撤回"
+
+    # Short names the services read (`Schedule.NORMAL`); the lists themselves are stated once above.
+    NORMAL, STOPPED, CHANGED, WITHDRAWN = Status.NORMAL, Status.STOPPED, Status.CHANGED, Status.WITHDRAWN
+    TimeCode = WorkTimeCode
+    ALL_DAY, MORNING, NOON, AFTERNOON, EVENING = WorkTimeCode
 
     # The FKs' own indexes are left out: the composite indexes below lead with them.
     hospital = models.ForeignKey(
@@ -96,7 +104,7 @@ class Schedule(models.Model):
     )
     department_code = models.CharField("科室编号", max_length=36)
     work_date = models.DateField("出诊日期")
-    time_code = models.PositiveSmallIntegerField("出诊时段", choices=TIME_CODES)
+    time_code = models.PositiveSmallIntegerField("出诊时段", choices=WorkTimeCode.choices)
     start_time = models.TimeField("开始时间")
     stop_time = models.TimeField("结束时间")
     registration_type_id = models.CharField("挂号类型编号", max_length=20, blank=True)
@@ -109,7 +117,7 @@ class Schedule(models.Model):
     # conditional UPDATE that takes a slot, moved with the orders on 换诊, never decremented
     # otherwise (a released order keeps referring to it). Anything above 0 forbids deleting the row.
     booked_count = models.PositiveIntegerField("平台订单数", default=0)
-    status = models.CharField("状态", max_length=10, choices=STATUSES, default=NORMAL)
+    status = models.CharField("状态", max_length=10, choices=Status.choices, default=Status.NORMAL)
     stop_reason = models.CharField("停诊原因", max_length=500, blank=True)
     stopped_at = models.DateTimeField("停诊时间", null=True, blank=True)
     change_reason = models.CharField("换诊原因", max_length=500, blank=True)
@@ -163,6 +171,15 @@ class Schedule(models.Model):
     def is_retired(self) -> bool:
         return self.status in (self.CHANGED, self.WITHDRAWN)
 
+    def is_over(self, now: dt.datetime | None = None) -> bool:
+        """Whether the session has ended (local time): the one-row form of `ScheduleQuerySet.not_over`."""
+        local = timezone.localtime(now)
+        return self.work_date < local.date() or (self.work_date == local.date() and self.stop_time <= local.time())
+
+    def is_bookable(self, now: dt.datetime | None = None) -> bool:
+        """In service (not stopped, changed or withdrawn) and not over: a number may be booked or waited for."""
+        return self.status == self.NORMAL and not self.is_over(now)
+
 
 # -- orders ------------------------------------------------------------------------------------------
 
@@ -182,33 +199,48 @@ class Order(models.Model):
     or mark is an OrderTransition row (and an audit entry).
     """
 
-    LOCKING, FAILED, EXPIRED = "locking", "failed", "expired"
-    BOOKED, PAID, CANCELLED, VISITED, NO_SHOW = "1", "2", "3", "4", "6"
-    STATUSES = [
-        (LOCKING, "锁号中"),
-        (BOOKED, "已预约"),
-        (PAID, "已支付"),
-        (CANCELLED, "已退号"),
-        (VISITED, "已履约"),
-        (NO_SHOW, "已爽约"),
-        (FAILED, "锁号失败"),
-        (EXPIRED, "超时未支付（已解锁）"),
-    ]
+    class Status(models.TextChoices):
+        """The specification's WorkFlowStatus codes, between the platform's own states."""
+
+        LOCKING = "locking", "锁号中"
+        BOOKED = WorkFlowStatus.BOOKED.value, WorkFlowStatus.BOOKED.label
+        PAID = WorkFlowStatus.PAID.value, WorkFlowStatus.PAID.label
+        CANCELLED = WorkFlowStatus.CANCELLED.value, WorkFlowStatus.CANCELLED.label
+        VISITED = WorkFlowStatus.VISITED.value, WorkFlowStatus.VISITED.label
+        NO_SHOW = WorkFlowStatus.NO_SHOW.value, WorkFlowStatus.NO_SHOW.label
+        FAILED = "failed", "锁号失败"
+        EXPIRED = "expired", "超时未支付（已解锁）"
+
+    class Mark(models.TextChoices):
+        NONE = "", "无"
+        STOPPED = "stopped", "停诊"
+        CHANGED = "changed", "换诊"
+
+    class CancelledBy(models.TextChoices):
+        CHANNEL = "channel", "患者（渠道）取消"
+        HOSPITAL = "hospital", "医院退号"
+        STOP = "stop", "医院停诊"
+        STAFF = "staff", "工作人员"
+
+    # Short names the services read (`Order.PAID`); the lists themselves are stated once above.
+    LOCKING, FAILED, EXPIRED = Status.LOCKING, Status.FAILED, Status.EXPIRED
+    BOOKED, PAID, CANCELLED, VISITED, NO_SHOW = (
+        Status.BOOKED,
+        Status.PAID,
+        Status.CANCELLED,
+        Status.VISITED,
+        Status.NO_SHOW,
+    )
     # Orders that hold a number at the hospital (or are about to).
     ACTIVE = (LOCKING, BOOKED, PAID)
-    MARK_NONE, MARK_STOPPED, MARK_CHANGED = "", "stopped", "changed"
-    MARKS = [(MARK_NONE, "无"), (MARK_STOPPED, "停诊"), (MARK_CHANGED, "换诊")]
-    BY_CHANNEL, BY_HOSPITAL, BY_STOP, BY_STAFF = "channel", "hospital", "stop", "staff"
-    CANCELLED_BY = [
-        (BY_CHANNEL, "患者（渠道）取消"),
-        (BY_HOSPITAL, "医院退号"),
-        (BY_STOP, "医院停诊"),
-        (BY_STAFF, "工作人员"),
-    ]
-    PAY_ONSITE, PAY_ONLINE = "3", "4"
-    PAY_TYPES = [(PAY_ONSITE, "现场支付"), (PAY_ONLINE, "在线支付")]
-    PAY_CHANNELS = [("alipay", "支付宝"), ("wepay", "微信")]
-    CARD_TYPES = [("01", "院内就诊卡"), ("02", "居民健康卡")]
+    MARK_NONE, MARK_STOPPED, MARK_CHANGED = Mark.NONE, Mark.STOPPED, Mark.CHANGED
+    BY_CHANNEL, BY_HOSPITAL, BY_STOP, BY_STAFF = (
+        CancelledBy.CHANNEL,
+        CancelledBy.HOSPITAL,
+        CancelledBy.STOP,
+        CancelledBy.STAFF,
+    )
+    PAY_ONSITE, PAY_ONLINE = PayType.ONSITE, PayType.ONLINE
 
     order_no = models.CharField("平台订单号", max_length=32, unique=True)
     channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="orders", verbose_name="渠道")
@@ -216,10 +248,10 @@ class Order(models.Model):
     # Moves to the new schedule on 换诊; `Schedule.booked_count` counts the orders referring to a schedule.
     schedule = models.ForeignKey(Schedule, on_delete=models.PROTECT, related_name="orders", verbose_name="排班")
     num_source_id = models.CharField("号源ID", max_length=100, blank=True)
-    status = models.CharField("状态", max_length=10, choices=STATUSES, default=LOCKING)
-    mark = models.CharField("标记", max_length=10, choices=MARKS, default=MARK_NONE, blank=True)
+    status = models.CharField("状态", max_length=10, choices=Status.choices, default=Status.LOCKING)
+    mark = models.CharField("标记", max_length=10, choices=Mark.choices, default=Mark.NONE, blank=True)
     mark_reason = models.CharField("停诊/换诊原因", max_length=500, blank=True)
-    cancelled_by = models.CharField("退号方", max_length=10, choices=CANCELLED_BY, blank=True)
+    cancelled_by = models.CharField("退号方", max_length=10, choices=CancelledBy.choices, blank=True)
     failure_reason = models.CharField("失败原因", max_length=500, blank=True)
     # The hospital's side of the order (confirmRegistration's answer).
     lock_transaction_id = models.CharField("锁号访问流水号", max_length=36)
@@ -236,7 +268,7 @@ class Order(models.Model):
     phone = EncryptedTextField("手机号码", kind="phone")
     card_no = EncryptedTextField("诊疗卡号", kind="card", hash_field="card_no_hash")
     card_no_hash = LookupHashField("诊疗卡号摘要", db_index=False)
-    card_type = models.CharField("卡类型", max_length=2, choices=CARD_TYPES, blank=True)
+    card_type = models.CharField("卡类型", max_length=2, choices=CardType.choices, blank=True)
     sex = models.CharField("性别编码", max_length=1, blank=True)
     age = models.CharField("年龄", max_length=30, blank=True)
     address = EncryptedTextField("地址", kind="address")
@@ -244,9 +276,9 @@ class Order(models.Model):
     idempotency_key = models.CharField("幂等键", max_length=100, blank=True)
     idempotency_fingerprint = models.CharField("请求摘要", max_length=64, blank=True, editable=False)
     # Payment (the money itself is in LedgerEntry).
-    pay_type = models.CharField("支付类型", max_length=1, choices=PAY_TYPES, blank=True)
+    pay_type = models.CharField("支付类型", max_length=1, choices=PayType.choices, blank=True)
     pay_trade_no = models.CharField("支付流水号", max_length=40, blank=True)
-    pay_channel = models.CharField("支付渠道", max_length=10, choices=PAY_CHANNELS, blank=True)
+    pay_channel = models.CharField("支付渠道", max_length=10, choices=PayChannel.choices, blank=True)
     created_at = models.DateTimeField("下单时间", default=timezone.now)
     locked_at = models.DateTimeField("锁号时间", null=True, blank=True)
     lock_expires_at = models.DateTimeField("锁号到期时间", null=True, blank=True)
@@ -299,9 +331,9 @@ class OrderTransition(models.Model):
     """One change of an order's status or mark: from, to, who, when and why (the order's history)."""
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="transitions", verbose_name="订单")
-    from_status = models.CharField("原状态", max_length=10, choices=Order.STATUSES, blank=True)
-    to_status = models.CharField("新状态", max_length=10, choices=Order.STATUSES)
-    mark = models.CharField("标记", max_length=10, choices=Order.MARKS, blank=True)
+    from_status = models.CharField("原状态", max_length=10, choices=Order.Status.choices, blank=True)
+    to_status = models.CharField("新状态", max_length=10, choices=Order.Status.choices)
+    mark = models.CharField("标记", max_length=10, choices=Order.Mark.choices, blank=True)
     actor = models.CharField("操作方", max_length=100)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -324,38 +356,35 @@ class OrderTransition(models.Model):
         return f"{self.order_id}: {self.from_status or '-'} → {self.to_status}"
 
 
-class OutboxMessage(models.Model):
+class OutboxMessage(DeliveryRow):
     """A message the platform owes a hospital (PaymentNotice 3.3, 退号通知 getPromiseNotice 3.5,
     UnlockReg 3.2), written in the same transaction as the state change it reports and delivered
     afterwards by Celery, with retries, until the hospital has it.
 
     Delivery is at-least-once: the TransactionId is fixed when the row is written, so a repeat is
-    the same message and the hospital may recognise it. `claimed_until` is a lease: one worker at a
-    time sends a row. An UnlockReg for a lock whose outcome is unknown (the call timed out, or the
-    platform crashed mid-lock) has `recover` in its payload: the lock is first repeated with its
-    original TransactionId to learn the WorkFlowId, then unlocked.
+    the same message and the hospital may recognise it. The delivery columns and their loop are
+    the ground floor's (regional.delivery); how one row is sent is booking.services.outbox. An
+    UnlockReg for a lock whose outcome is unknown (the call timed out, or the platform crashed
+    mid-lock) has `recover` in its payload: the lock is first repeated with its original
+    TransactionId to learn the WorkFlowId, then unlocked.
     """
 
-    PAYMENT, CANCEL, UNLOCK = "PaymentNotice", "getPromiseNotice", "UnlockReg"
-    KINDS = [(PAYMENT, "支付通知（3.3）"), (CANCEL, "退号通知（3.5）"), (UNLOCK, "解除锁定（3.2）")]
-    PENDING, SENT, FAILED, SUPERSEDED = "pending", "sent", "failed", "superseded"
-    STATUSES = [(PENDING, "待发送"), (SENT, "已送达"), (FAILED, "发送失败"), (SUPERSEDED, "无需发送")]
+    class Kind(models.TextChoices):
+        PAYMENT = "PaymentNotice", "支付通知（3.3）"
+        CANCEL = "getPromiseNotice", "退号通知（3.5）"
+        UNLOCK = "UnlockReg", "解除锁定（3.2）"
+
+    PAYMENT, CANCEL, UNLOCK = Kind.PAYMENT, Kind.CANCEL, Kind.UNLOCK
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="outbox", verbose_name="订单")
     hospital = models.ForeignKey(Hospital, on_delete=models.PROTECT, related_name="+", verbose_name="医院")
-    kind = models.CharField("接口", max_length=20, choices=KINDS)
+    kind = models.CharField("接口", max_length=20, choices=Kind.choices)
     # Once per order and purpose (`PaymentNotice:4`, `UnlockReg`…): writing a message twice is a no-op.
     dedupe_key = models.CharField("去重键", max_length=50)
     transaction_id = models.CharField("访问流水号", max_length=36)
     # The message fields (spec element names); no personal data.
     payload = models.JSONField("报文内容", default=dict)
-    status = models.CharField("状态", max_length=10, choices=STATUSES, default=PENDING)
-    attempts = models.PositiveIntegerField("尝试次数", default=0)
-    last_error = models.CharField("最近错误", max_length=1000, blank=True)
-    next_attempt_at = models.DateTimeField("下次尝试时间", default=timezone.now)
-    claimed_until = models.DateTimeField("发送租约到期", null=True, blank=True)
     created_at = models.DateTimeField("创建时间", default=timezone.now)
-    sent_at = models.DateTimeField("送达时间", null=True, blank=True)
 
     class Meta:
         verbose_name = "医院通知发件箱"
@@ -369,38 +398,38 @@ class OutboxMessage(models.Model):
         return f"{self.get_kind_display()} #{self.pk}"
 
 
-class PatientNotification(models.Model):
+class PatientNotification(DeliveryRow):
     """A message to a patient about their order (locked, paid, stopped, changed, cancelled, expired),
-    written with the change it reports and sent by the configured notifier (booking.notify)."""
+    written with the change it reports and sent by the configured notifier (regional.notify) through
+    the delivery engine (regional.delivery; booking.notify says how one row is sent)."""
 
-    LOCKED, PAID, STOPPED, CHANGED, CANCELLED, EXPIRED = "locked", "paid", "stopped", "changed", "cancelled", "expired"
-    REMINDER = "reminder"
-    KINDS = [
-        (LOCKED, "锁号成功"),
-        (PAID, "支付成功"),
-        (STOPPED, "停诊"),
-        (CHANGED, "换诊"),
-        (CANCELLED, "退号"),
-        (EXPIRED, "超时未支付"),
-        (REMINDER, "就诊提醒"),
-    ]
-    PENDING, SENT, FAILED = "pending", "sent", "failed"
-    STATUSES = [(PENDING, "待发送"), (SENT, "已发送"), (FAILED, "发送失败")]
+    class Kind(models.TextChoices):
+        LOCKED = "locked", "锁号成功"
+        PAID = "paid", "支付成功"
+        STOPPED = "stopped", "停诊"
+        CHANGED = "changed", "换诊"
+        CANCELLED = "cancelled", "退号"
+        EXPIRED = "expired", "超时未支付"
+        REMINDER = "reminder", "就诊提醒"
+
+    LOCKED, PAID, STOPPED, CHANGED, CANCELLED, EXPIRED = (
+        Kind.LOCKED,
+        Kind.PAID,
+        Kind.STOPPED,
+        Kind.CHANGED,
+        Kind.CANCELLED,
+        Kind.EXPIRED,
+    )
+    REMINDER = Kind.REMINDER
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="notifications", verbose_name="订单")
-    kind = models.CharField("类型", max_length=10, choices=KINDS)
+    kind = models.CharField("类型", max_length=10, choices=Kind.choices)
     # Once per order and event (`changed:<schedule>` for a change, so a second change notifies again).
     key = models.CharField("去重键", max_length=50)
     phone = EncryptedTextField("手机号码", kind="phone")
     message = models.CharField("内容", max_length=500)
-    status = models.CharField("状态", max_length=10, choices=STATUSES, default=PENDING)
     backend = models.CharField("发送方式", max_length=100, blank=True)
-    attempts = models.PositiveIntegerField("尝试次数", default=0)
-    last_error = models.CharField("最近错误", max_length=1000, blank=True)
-    next_attempt_at = models.DateTimeField("下次尝试时间", default=timezone.now)
-    claimed_until = models.DateTimeField("发送租约到期", null=True, blank=True)
     created_at = models.DateTimeField("创建时间", default=timezone.now)
-    sent_at = models.DateTimeField("发送时间", null=True, blank=True)
 
     class Meta:
         verbose_name = "患者通知"
@@ -450,16 +479,18 @@ class LedgerEntry(models.Model):
     PayAmount − RefundAmount per batch.
     """
 
-    TYPE_REGISTRATION, TYPE_CLINIC = "1", "2"
-    TYPES = [(TYPE_REGISTRATION, "预约挂号"), (TYPE_CLINIC, "诊间支付")]
-    PAYMENT, REFUND = "payment", "refund"
-    KINDS = [(PAYMENT, "支付"), (REFUND, "退款")]
+    class Kind(models.TextChoices):
+        PAYMENT = "payment", "支付"
+        REFUND = "refund", "退款"
+
+    TYPE_REGISTRATION, TYPE_CLINIC = LedgerType.REGISTRATION, LedgerType.CLINIC
+    PAYMENT, REFUND = Kind.PAYMENT, Kind.REFUND
 
     entry_key = models.CharField("记账键", max_length=100, unique=True)
     batch = models.CharField("平台交易流水号", max_length=100)
     pay_trade_no = models.CharField("支付交易号", max_length=40, blank=True)
-    type = models.CharField("类型", max_length=1, choices=TYPES, default=TYPE_REGISTRATION)
-    kind = models.CharField("收支", max_length=10, choices=KINDS)
+    type = models.CharField("类型", max_length=1, choices=LedgerType.choices, default=LedgerType.REGISTRATION)
+    kind = models.CharField("收支", max_length=10, choices=Kind.choices)
     hospital = models.ForeignKey(Hospital, on_delete=models.PROTECT, related_name="+", verbose_name="医院")
     order = models.ForeignKey(
         Order, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger", verbose_name="订单"
@@ -467,7 +498,7 @@ class LedgerEntry(models.Model):
     channel = models.ForeignKey(
         Channel, null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name="预约渠道"
     )
-    pay_channel = models.CharField("支付渠道", max_length=10, choices=Order.PAY_CHANNELS, blank=True)
+    pay_channel = models.CharField("支付渠道", max_length=10, choices=PayChannel.choices, blank=True)
     patient_name = EncryptedTextField("患者姓名", kind="name")
     amount = models.DecimalField("金额（元）", max_digits=10, decimal_places=2)
     reason = models.CharField("说明", max_length=300, blank=True)
@@ -648,29 +679,21 @@ class WaitlistEntry(models.Model):
     an expired lock or the hospital's report is offered to the first in line as a normal lock (the
     patient then pays within the lock time); an unpaid offer expires and the next in line gets it."""
 
-    WAITING, OFFERED, BOOKED, EXPIRED, FAILED, CANCELLED, CLOSED = (
-        "waiting",
-        "offered",
-        "booked",
-        "expired",
-        "failed",
-        "cancelled",
-        "closed",
-    )
-    STATUSES = [
-        (WAITING, "候补中"),
-        (OFFERED, "已锁号待支付"),
-        (BOOKED, "已预约"),
-        (EXPIRED, "超时未支付"),
-        (FAILED, "锁号未成功"),
-        (CANCELLED, "已取消候补"),
-        (CLOSED, "候补已截止"),
-    ]
+    class Status(models.TextChoices):
+        WAITING = "waiting", "候补中"
+        OFFERED = "offered", "已锁号待支付"
+        BOOKED = "booked", "已预约"
+        EXPIRED = "expired", "超时未支付"
+        FAILED = "failed", "锁号未成功"
+        CANCELLED = "cancelled", "已取消候补"
+        CLOSED = "closed", "候补已截止"
+
+    WAITING, OFFERED, BOOKED, EXPIRED, FAILED, CANCELLED, CLOSED = Status
     OPEN = (WAITING, OFFERED)
 
     schedule = models.ForeignKey(Schedule, on_delete=models.PROTECT, related_name="waitlist", verbose_name="排班")
     channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="+", verbose_name="渠道")
-    status = models.CharField("状态", max_length=10, choices=STATUSES, default=WAITING)
+    status = models.CharField("状态", max_length=10, choices=Status.choices, default=Status.WAITING)
     patient_name = EncryptedTextField("患者姓名", kind="name")
     id_card = EncryptedTextField("身份证号", kind="id", hash_field="id_card_hash")
     id_card_hash = LookupHashField("身份证号摘要", db_index=False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from booking import services
+from booking.services import reports, schedules
 from regional.errors import DomainError
 from regional.inbound import register
 from regional.messages.catalog import (
@@ -11,26 +11,27 @@ from regional.messages.catalog import (
     STOP_WORK_NOTICE,
     SYNCHRONIZED_WORK_INFO,
 )
+from regional.messages.codes import YesNo
 from regional.models import Hospital
 
 
 @register(SYNCHRONIZED_WORK_INFO)
 def synchronized_work_info(*, hospital: Hospital, data: dict) -> dict:
-    count = services.schedules_sync(
-        hospital=hospital, records=data["WorkInfo"], clear_future=data["IsMultiTimes"] == "1"
+    count = schedules.schedules_sync(
+        hospital=hospital, records=data["WorkInfo"], clear_future=data["IsMultiTimes"] == YesNo.YES
     )
     return {"Count": count, "HospitalNo": hospital.hospital_no}
 
 
 @register(STOP_WORK_NOTICE)
 def stop_work_notice(*, hospital: Hospital, data: dict) -> dict:
-    services.schedules_stop(hospital=hospital, records=data["WorkInfo"])
+    schedules.schedules_stop(hospital=hospital, records=data["WorkInfo"])
     return {"HospitalNo": hospital.hospital_no}
 
 
 @register(CHANGE_WORK_NOTICE)
 def change_work_notice(*, hospital: Hospital, data: dict) -> dict:
-    services.schedules_change(hospital=hospital, records=data["WorkInfo"])
+    schedules.schedules_change(hospital=hospital, records=data["WorkInfo"])
     return {}
 
 
@@ -38,7 +39,7 @@ def change_work_notice(*, hospital: Hospital, data: dict) -> dict:
 def promise_notice(*, hospital: Hospital, data: dict) -> dict:
     """2.4: each record applied on its own; `WorkFlowId` lists the processed ids, comma-separated.
     Unknown or inapplicable ids are named in ErrorMsg (ResultCode 1 when any record failed)."""
-    processed, errors = services.orders_report(hospital=hospital, records=data["WorkInfo"])
+    processed, errors = reports.orders_report(hospital=hospital, records=data["WorkInfo"])
     if not processed:
         raise DomainError("；".join(errors)[:256])
     answer = {"HospitalNo": hospital.hospital_no, "WorkFlowId": ",".join(processed)}

@@ -7,9 +7,9 @@ import datetime as dt
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from booking.errors import InvalidRequest
-from booking.models import Channel, Order, OutboxMessage, PatientNotification, Schedule
-from regional.errors import NotFound
+from booking.errors import OrderNotFound, ScheduleNotFound
+from booking.models import Channel, Order, OutboxMessage, PatientNotification, Schedule, WaitlistEntry
+from regional.errors import InvalidInput
 from regional.messages import Violation
 from regional.models import Department, Doctor, Hospital
 from regional.observability import register_gauge
@@ -18,13 +18,6 @@ from regional.pii import lookup_hash
 
 def hospitals() -> QuerySet[Hospital]:
     return Hospital.objects.filter(is_deleted=False).order_by("seq_no", "hospital_no")
-
-
-def hospital_by_no(hospital_no: str) -> Hospital:
-    hospital = Hospital.objects.filter(hospital_no=hospital_no, is_deleted=False).first()
-    if hospital is None:
-        raise NotFound(f"医院{hospital_no}不存在")
-    return hospital
 
 
 def departments(*, hospital: Hospital) -> QuerySet[Department]:
@@ -57,7 +50,7 @@ def schedules(
         try:
             day = dt.date.fromisoformat(date)
         except ValueError:
-            raise InvalidRequest([Violation("date", "格式应为yyyy-mm-dd")]) from None
+            raise InvalidInput([Violation("date", "格式应为yyyy-mm-dd")]) from None
         query = query.filter(work_date=day)
     else:
         query = query.filter(work_date__gte=timezone.localdate())
@@ -74,7 +67,7 @@ def schedules(
 def patient_orders(*, channel: Channel, id_card: str) -> QuerySet[Order]:
     """A patient's orders made through this channel, found by the keyed hash of the ID number."""
     if not (id_card or "").strip():
-        raise InvalidRequest([Violation("id_card", "为必填项（按身份证号查询患者的订单）")])
+        raise InvalidInput([Violation("id_card", "为必填项（按身份证号查询患者的订单）")])
     return (
         Order.objects.filter(channel=channel, id_card_hash=lookup_hash(id_card))
         .select_related("channel", "hospital", "schedule", "schedule__department", "schedule__doctor")
@@ -89,7 +82,7 @@ def _outbox_by_status(status: str):
     def read() -> list[tuple[dict, float]]:
         rows = OutboxMessage.objects.filter(status=status).values("kind").annotate(n=Count("id"))
         counts = {row["kind"]: row["n"] for row in rows}
-        return [({"kind": kind}, float(counts.get(kind, 0))) for kind, _label in OutboxMessage.KINDS]
+        return [({"kind": kind}, float(counts.get(kind, 0))) for kind in OutboxMessage.Kind.values]
 
     return read
 
@@ -124,3 +117,38 @@ def register_gauges() -> None:
         "regional_booking_notifications_failed", "Patient notifications that failed for good", _notifications_failed
     )
     register_gauge("regional_booking_orders_locking", "Orders waiting for the hospital's lock answer", _orders_locking)
+
+
+# -- reads behind the booking services and the channels' API ---------------------------------------
+def order_get(*, channel: Channel, order_no: str) -> Order:
+    """A channel's own order (another channel's order does not exist for it)."""
+    order = (
+        Order.objects.select_related("channel", "hospital", "schedule", "schedule__department", "schedule__doctor")
+        .filter(channel=channel, order_no=order_no)
+        .first()
+    )
+    if order is None:
+        raise OrderNotFound(f"订单{order_no}不存在")
+    return order
+
+
+def waitlist_entries(*, channel: Channel, schedule_id: int) -> list[WaitlistEntry]:
+    """The channel's own entries on a schedule, each with `position` (1 = next in line) while waiting."""
+    schedule = schedule_get(schedule_id=schedule_id)
+    waiting = list(
+        WaitlistEntry.objects.filter(schedule=schedule, status=WaitlistEntry.WAITING)
+        .order_by("created_at", "pk")
+        .values_list("pk", flat=True)
+    )
+    entries = list(WaitlistEntry.objects.filter(schedule=schedule, channel=channel).select_related("order"))
+    for entry in entries:
+        entry.position = waiting.index(entry.pk) + 1 if entry.pk in waiting else None
+    return entries
+
+
+def schedule_get(*, schedule_id: int) -> Schedule:
+    """One schedule with its hospital, department and doctor (ScheduleNotFound otherwise)."""
+    schedule = Schedule.objects.select_related("hospital", "department", "doctor").filter(pk=schedule_id).first()
+    if schedule is None:
+        raise ScheduleNotFound(f"排班{schedule_id}不存在")
+    return schedule

@@ -8,17 +8,16 @@
 - `remind()` (beat, every minute): the day-before visit reminders, from the rules' reminder time.
 - `sweep()` (beat, every minute): re-queues what lost tasks left behind (outbox, notifications)
   and reconciles orders a crash left in `locking`.
-The periodic entries are declared once, in `beat_schedule()` (registered by BookingConfig.ready).
+The periodic entries are declared once, in the project's settings (CELERY_BEAT_SCHEDULE).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-
 from celery import shared_task
-from django.conf import settings
 
-from booking import notify, services
+from booking import notify
+from booking.services import orders, outbox, reminders, waitlist
+from regional.delivery import task_outcome
 
 DELIVER_OUTBOX = "booking.deliver_outbox"
 DELIVER_NOTIFICATION = "booking.deliver_notification"
@@ -27,67 +26,42 @@ SWEEP = "booking.sweep"
 WAITLIST_OFFER = "booking.waitlist_offer"
 WAITLIST_SWEEP = "booking.waitlist_sweep"
 REMIND = "booking.remind"
-# Within Redis' visibility timeout (STACK-NOTES: a longer countdown would run twice).
-MAX_COUNTDOWN = 600
-
-
-def beat_schedule() -> dict:
-    """The booking entries of the Celery beat schedule."""
-    seconds = int(getattr(settings, "BOOKING_SWEEP_SECONDS", 60))
-    return {
-        "booking-expire-locks": {"task": EXPIRE_LOCKS, "schedule": dt.timedelta(seconds=seconds)},
-        "booking-sweep": {"task": SWEEP, "schedule": dt.timedelta(seconds=seconds)},
-        "booking-waitlist-sweep": {"task": WAITLIST_SWEEP, "schedule": dt.timedelta(seconds=seconds)},
-        "booking-remind": {"task": REMIND, "schedule": dt.timedelta(seconds=seconds)},
-    }
 
 
 @shared_task(bind=True, name=DELIVER_OUTBOX, max_retries=8, acks_late=True)
 def deliver_outbox(self, message_id: int) -> str:
-    result = services.outbox_deliver(message_id=message_id)
-    if (
-        result.outcome == services.Delivery.RETRY
-        and not self.request.is_eager
-        and self.request.retries < self.max_retries
-    ):
-        # In process (no broker) the sweeper retries instead of blocking the caller; after
-        # max_retries the sweeper takes over as well (the row stays pending with its next time).
-        raise self.retry(countdown=min(result.retry_in, MAX_COUNTDOWN))
-    return result.outcome
+    return task_outcome(self, outbox.outbox_deliver(message_id=message_id))
 
 
 @shared_task(bind=True, name=DELIVER_NOTIFICATION, max_retries=5, acks_late=True)
-def deliver_notification(self, notification_id: int) -> bool:
-    sent = notify.notification_deliver(notification_id=notification_id)
-    if not sent and not self.request.is_eager and self.request.retries < self.max_retries:
-        raise self.retry(countdown=min(60 * 2**self.request.retries, MAX_COUNTDOWN))
-    return sent
+def deliver_notification(self, notification_id: int) -> str:
+    return task_outcome(self, notify.notification_deliver(notification_id=notification_id))
 
 
 @shared_task(name=EXPIRE_LOCKS)
 def expire_locks() -> int:
-    return services.orders_expire_due()
+    return orders.orders_expire_due()
 
 
 @shared_task(name=SWEEP)
 def sweep() -> dict:
     return {
-        "locking_reconciled": services.orders_reconcile_locking(),
-        "outbox_requeued": services.outbox_sweep(),
+        "locking_reconciled": orders.orders_reconcile_locking(),
+        "outbox_requeued": outbox.outbox_sweep(),
         "notifications_requeued": notify.notifications_sweep(),
     }
 
 
 @shared_task(name=WAITLIST_OFFER, acks_late=True)
 def waitlist_offer(schedule_id: int) -> int:
-    return services.waitlist_offer(schedule_id=schedule_id)
+    return waitlist.waitlist_offer(schedule_id=schedule_id)
 
 
 @shared_task(name=WAITLIST_SWEEP)
 def waitlist_sweep() -> int:
-    return services.waitlists_offer_due()
+    return waitlist.waitlists_offer_due()
 
 
 @shared_task(name=REMIND)
 def remind() -> int:
-    return services.orders_remind_due()
+    return reminders.orders_remind_due()

@@ -1,4 +1,4 @@
-"""gunicorn for the web tier: `gunicorn -c deploy/gunicorn.conf.py regional.wsgi`."""
+"""gunicorn for the web tier: `gunicorn -c deploy/gunicorn.conf.py config.wsgi`."""
 
 import multiprocessing
 import os

@@ -1,11 +1,10 @@
-"""How a statement source's daily bill is fetched: one small interface, two adapters.
+"""How a statement source's daily bill is fetched: one small interface, one way — HTTP.
 
 - `HttpAdapter`: a GET of a configured URL (placeholders {date} yyyyMMdd, {day} yyyy-MM-dd,
   {merchant}) with HTTP Basic credentials, a timeout and a size cap; a gzip body (WeChat's
-  `tar_type=GZIP`) is unpacked. It suits a bill gateway that does the provider's request signing,
-  or the sandbox channel served over HTTP (`/sandbox/pay/<channel>/bill`).
-- `SandboxAdapter`: writes the bill from the platform's own ledger (reconciliation.sandbox) with
-  the source's difference knobs.
+  `tar_type=GZIP`) is unpacked. It suits a bill gateway that does the provider's request signing.
+- `SandboxAdapter`: the same download from the sandbox channel, a simulated partner reached over
+  HTTP like any gateway (`/sandbox/pay/<channel>/bill` on PUBLIC_BASE_URL unless a URL is set).
 
 Adapters only fetch; `services.statement_fetch` imports what they return. They never run inside
 a database transaction.
@@ -22,6 +21,7 @@ from typing import BinaryIO, Protocol
 from urllib.parse import unquote
 
 import requests
+from django.conf import settings
 
 from reconciliation.models import StatementSource
 from regional.errors import DomainError
@@ -43,10 +43,14 @@ class Adapter(Protocol):
 
 
 class HttpAdapter:
+    def url_of(self, source: StatementSource) -> str:
+        return source.url
+
     def fetch(self, source: StatementSource, bill_date: dt.date) -> tuple[BinaryIO, str]:
-        if not source.url:
+        template = self.url_of(source)
+        if not template:
             raise StatementUnavailable(f"{source.name}未配置下载地址")
-        url = source.url.format(date=f"{bill_date:%Y%m%d}", day=f"{bill_date:%Y-%m-%d}", merchant=source.merchant_id)
+        url = template.format(date=f"{bill_date:%Y%m%d}", day=f"{bill_date:%Y-%m-%d}", merchant=source.merchant_id)
         auth = (source.username, source.secret()) if source.username else None
         timeout = max(int(source.timeout_seconds or 60), 1)
         try:
@@ -106,22 +110,10 @@ def _filename(disposition: str) -> str:
     return plain.group(1).strip()[:200] if plain else ""
 
 
-class SandboxAdapter:
-    def fetch(self, source: StatementSource, bill_date: dt.date) -> tuple[BinaryIO, str]:
-        from reconciliation import sandbox, selectors
-
-        knobs = sandbox.Knobs.from_options(source.sandbox_options)
-        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
-        sandbox.write_bill(
-            layout=source.layout,
-            bill_date=bill_date,
-            entries=selectors.ledger_bill_entries(pay_channel=source.pay_channel, day=bill_date),
-            out=spool,
-            knobs=knobs,
-            merchant_id=source.merchant_id,
-        )
-        spool.seek(0)
-        return spool, f"sandbox_{source.pay_channel}_{bill_date:%Y%m%d}.csv"
+class SandboxAdapter(HttpAdapter):
+    def url_of(self, source: StatementSource) -> str:
+        default = f"{settings.PUBLIC_BASE_URL}/sandbox/pay/{source.pay_channel}/bill?date={{date}}"
+        return source.url or default
 
 
 ADAPTERS: dict[str, Adapter] = {StatementSource.HTTP: HttpAdapter(), StatementSource.SANDBOX: SandboxAdapter()}

@@ -29,26 +29,11 @@ from reconciliation.models import (
     StatementLine,
     StatementSource,
 )
-from regional.admin import PersonalDataAdminMixin
+from regional.admin import PersonalDataAdminMixin, ReadOnlyAdmin
 from regional.errors import DomainError
 from regional.models import Hospital
 
 ZERO = Decimal("0.00")
-
-
-class ReadOnly(admin.ModelAdmin):
-    """Rows written by the services: browse only."""
-
-    show_full_result_count = False
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 def _context(model_admin: admin.ModelAdmin, request: HttpRequest, **extra) -> dict:
@@ -81,7 +66,7 @@ class StatementSourceAdmin(admin.ModelAdmin):
 
 
 @admin.register(Statement)
-class StatementAdmin(ReadOnly):
+class StatementAdmin(ReadOnlyAdmin):
     change_list_template = "reconciliation/admin/statement_change_list.html"
     list_display = (
         "bill_date", "pay_channel", "layout", "encoding", "line_count", "payment_count", "payment_total_display",
@@ -173,7 +158,7 @@ class StatementAdmin(ReadOnly):
 
 
 @admin.register(StatementLine)
-class StatementLineAdmin(ReadOnly):
+class StatementLineAdmin(ReadOnlyAdmin):
     list_display = (
         "bill_date", "line_no", "pay_channel", "kind", "batch", "pay_trade_no", "refund_no", "amount", "occurred_at",
         "status", "hospital",
@@ -209,7 +194,7 @@ class DiscrepancyInline(admin.TabularInline):
 
 
 @admin.register(ReconciliationRun)
-class ReconciliationRunAdmin(ReadOnly):
+class ReconciliationRunAdmin(ReadOnlyAdmin):
     change_list_template = "reconciliation/admin/run_change_list.html"
     change_form_template = "reconciliation/admin/run_change_form.html"
     list_display = (
@@ -418,7 +403,7 @@ class ReconciliationRunAdmin(ReadOnly):
 
 
 @admin.register(Discrepancy)
-class DiscrepancyAdmin(ReadOnly):
+class DiscrepancyAdmin(ReadOnlyAdmin):
     change_list_template = "reconciliation/admin/discrepancy_change_list.html"
     list_display = (
         "day", "type", "entry_kind", "pay_channel", "hospital", "batch", "ledger_amount", "statement_amount",
@@ -532,7 +517,7 @@ class LedgerDayFilter(admin.SimpleListFilter):
 
 
 @admin.register(LedgerEntryRecord)
-class LedgerEntryRecordAdmin(PersonalDataAdminMixin, ReadOnly):
+class LedgerEntryRecordAdmin(PersonalDataAdminMixin, ReadOnlyAdmin):
     """The payment ledger with its totals, filtered as finance needs (read-only, append-only)."""
 
     change_list_template = "reconciliation/admin/ledger_change_list.html"

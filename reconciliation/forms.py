@@ -7,7 +7,8 @@ import datetime as dt
 from django import forms
 from django.utils import timezone
 
-from reconciliation.models import Discrepancy, PayChannel, ReconciliationRun, StatementSource
+from reconciliation.models import Discrepancy, ReconciliationRun, StatementSource
+from regional.messages.codes import PayChannel
 from regional.models import Hospital
 
 
@@ -82,14 +83,15 @@ class StatementSourceForm(forms.ModelForm):
         )  # fmt: skip
 
     def clean_sandbox_options(self):
-        from reconciliation.sandbox import Knobs
-        from regional.errors import DomainError
-
+        # Only the names are checked here; the sandbox channel, a partner reached over HTTP, checks
+        # the values and answers a bad one with HTTP 400 (shown as the source's last error).
         options = self.cleaned_data.get("sandbox_options") or {}
-        try:
-            Knobs.from_options(options)
-        except DomainError as exc:
-            raise forms.ValidationError(exc.message)
+        if not isinstance(options, dict):
+            raise forms.ValidationError("沙箱差异设置应为JSON对象")
+        unknown = sorted(set(options) - set(StatementSource.SANDBOX_KNOBS))
+        if unknown:
+            known = "、".join(sorted(StatementSource.SANDBOX_KNOBS))
+            raise forms.ValidationError(f"沙箱差异设置含未知项：{'、'.join(unknown)}（可用：{known}）")
         return options
 
     def save(self, commit=True):

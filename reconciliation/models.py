@@ -13,33 +13,32 @@ from django.db.models import Q
 from django.utils import timezone
 
 from booking.models import LedgerEntry, Order
+from regional.messages.codes import PayChannel
 from regional.models import Hospital
 
 MONEY = {"max_digits": 12, "decimal_places": 2}
 
 
-class PayChannel(models.TextChoices):
-    """The payment providers whose bills the platform reconciles (the ledger's `pay_channel`)."""
-
-    WEPAY = "wepay", "微信支付"
-    ALIPAY = "alipay", "支付宝"
-
-
-class EntryKind(models.TextChoices):
-    PAYMENT = "payment", "支付"
-    REFUND = "refund", "退款"
+# The payment providers whose bills are reconciled are the ledger's payment channels, and a
+# statement line's kind is the ledger's: both lists are stated once, there.
+EntryKind = LedgerEntry.Kind
 
 
 class StatementSource(models.Model):
     """Where one payment provider's daily bill (对账单) comes from.
 
-    The bill is fetched by an adapter (an HTTP download configured here, or the sandbox channel
-    that writes bills from the platform's own ledger) or uploaded by finance staff. A provider's
+    The bill is fetched by an adapter (an HTTP download configured here, or the same download from
+    the sandbox channel at /sandbox/pay/<channel>/bill, which bills the platform's own ledger) or
+    uploaded by finance staff. A provider's
     bill covers the platform's merchant account, so there is one source per provider.
     """
 
     UPLOAD, HTTP, SANDBOX = "upload", "http", "sandbox"
     ADAPTERS = [(UPLOAD, "仅人工上传"), (HTTP, "HTTP下载"), (SANDBOX, "沙箱渠道（演示/测试）")]
+    # What `sandbox_options` may set at the sandbox channel (sandbox/payments.py checks the values).
+    SANDBOX_KNOBS = (
+        "missing_payment", "extra_payment", "amount_mismatch", "refund_channel_only", "refund_platform_only", "encoding",
+    )  # fmt: skip
 
     name = models.CharField("名称", max_length=50)
     pay_channel = models.CharField("支付渠道", max_length=10, choices=PayChannel.choices, unique=True)

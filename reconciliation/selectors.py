@@ -14,16 +14,16 @@ import datetime as dt
 import hashlib
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.db import connection
-from django.db.models import Count, DecimalField, Exists, F, Max, Min, OuterRef, Q, Subquery, Sum, Value
+from django.db.models import Count, DecimalField, Exists, F, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, Collate, TruncMonth
 from django.utils import timezone
 
 from booking.models import LedgerEntry, Order
 from reconciliation.engine import Trade
-from reconciliation.models import EntryKind, StatementLine
-from reconciliation.sandbox import BillEntry
+from reconciliation.models import EntryKind, StatementLine, StatementSource
 from regional.models import Hospital
 
 CHUNK = 5000
@@ -58,11 +58,12 @@ def ledger_entries(*, pay_channel: str, day: dt.date, hospital: Hospital | None 
     return entries.filter(hospital=hospital) if hospital is not None else entries
 
 
-def ledger_trades(*, pay_channel: str, day: dt.date, hospital: Hospital | None = None) -> Iterator[Trade]:
-    """The ledger's trades of one payment channel on one day, sorted by Batch."""
+def _trades(rows: QuerySet, *, pay_channel: str, day: dt.date, orders: bool) -> Iterator[Trade]:
+    """Per Batch of `rows` (ledger entries or bill lines), sorted by Batch: the payments' and refunds'
+    counts and sums, the trade number, the hospital and (for the ledger) the order."""
+    extra = {"order_ref": Min("order_id")} if orders else {}
     rows = (
-        ledger_entries(pay_channel=pay_channel, day=day, hospital=hospital)
-        .values("batch")
+        rows.values("batch")
         .annotate(
             pay_count=Count("id", filter=PAYMENT),
             pay_amount=Sum("amount", filter=PAYMENT),
@@ -70,18 +71,24 @@ def ledger_trades(*, pay_channel: str, day: dt.date, hospital: Hospital | None =
             refund_amount=Sum("amount", filter=REFUND),
             trade_no=Max("pay_trade_no"),
             hospital_ref=Min("hospital_id"),
-            order_ref=Min("order_id"),
+            **extra,
         )
         .order_by(_binary("batch"))
         .values_list(
-            "batch", "pay_count", "pay_amount", "refund_count", "refund_amount", "trade_no", "hospital_ref", "order_ref"
+            "batch", "pay_count", "pay_amount", "refund_count", "refund_amount", "trade_no", "hospital_ref", *extra
         )
     )
-    for batch, pays, paid, refunds, refunded, trade_no, hospital_id, order_id in rows.iterator(chunk_size=CHUNK):
+    for batch, pays, paid, refunds, refunded, trade_no, hospital_id, *order in rows.iterator(chunk_size=CHUNK):
         yield Trade(
-            pay_channel, batch, pays, _money(paid), refunds, _money(refunded), trade_no or "", hospital_id, order_id,
-            day if pays else None, day if refunds else None,
+            pay_channel, batch, pays, _money(paid), refunds, _money(refunded), trade_no or "", hospital_id,
+            order[0] if order else None, day if pays else None, day if refunds else None,
         )  # fmt: skip
+
+
+def ledger_trades(*, pay_channel: str, day: dt.date, hospital: Hospital | None = None) -> Iterator[Trade]:
+    """The ledger's trades of one payment channel on one day, sorted by Batch."""
+    entries = ledger_entries(pay_channel=pay_channel, day=day, hospital=hospital)
+    return _trades(entries, pay_channel=pay_channel, day=day, orders=True)
 
 
 def statement_trades(
@@ -91,24 +98,7 @@ def statement_trades(
     lines = StatementLine.objects.filter(statement_id=statement_id)
     if hospital is not None:
         lines = lines.filter(hospital=hospital)
-    rows = (
-        lines.values("batch")
-        .annotate(
-            pay_count=Count("id", filter=PAYMENT),
-            pay_amount=Sum("amount", filter=PAYMENT),
-            refund_count=Count("id", filter=REFUND),
-            refund_amount=Sum("amount", filter=REFUND),
-            trade_no=Max("pay_trade_no"),
-            hospital_ref=Min("hospital_id"),
-        )
-        .order_by(_binary("batch"))
-        .values_list("batch", "pay_count", "pay_amount", "refund_count", "refund_amount", "trade_no", "hospital_ref")
-    )
-    for batch, pays, paid, refunds, refunded, trade_no, hospital_id in rows.iterator(chunk_size=CHUNK):
-        yield Trade(
-            pay_channel, batch, pays, _money(paid), refunds, _money(refunded), trade_no or "", hospital_id, None,
-            day if pays else None, day if refunds else None,
-        )  # fmt: skip
+    return _trades(lines, pay_channel=pay_channel, day=day, orders=False)
 
 
 def ledger_day_totals(*, pay_channel: str, day: dt.date, hospital: Hospital | None = None) -> dict:
@@ -248,7 +238,21 @@ def order_money(order_ids: Sequence[int], *, until: dt.datetime) -> dict[int, di
 # -- the sandbox channel's view of the ledger ----------------------------------------------------------
 
 
-def ledger_bill_entries(*, pay_channel: str, day: dt.date) -> Iterator[BillEntry]:
+class BillRow(NamedTuple):
+    """One ledger payment or refund, as a payment provider bills it."""
+
+    batch: str
+    pay_trade_no: str
+    kind: str
+    amount: Decimal
+    occurred_at: dt.datetime
+    hospital_no: str = ""
+    type: str = "1"
+    refunded: bool = False  # for a payment: the platform has recorded a refund of it (any day)
+    refund_no: str = ""
+
+
+def ledger_bill_entries(*, pay_channel: str, day: dt.date) -> Iterator[BillRow]:
     """The ledger of one channel-day in time order, as the sandbox channel bills it."""
     refunded = LedgerEntry.objects.filter(batch=OuterRef("batch"), kind=EntryKind.REFUND)
     rows = (
@@ -269,7 +273,22 @@ def ledger_bill_entries(*, pay_channel: str, day: dt.date) -> Iterator[BillEntry
     )
     for batch, trade_no, kind, amount, created_at, hospital_no, type_, was_refunded, key in rows.iterator(CHUNK):
         refund_no = "R" + hashlib.sha1(key.encode()).hexdigest()[:20] if kind == EntryKind.REFUND else ""
-        yield BillEntry(batch, trade_no, kind, amount, created_at, hospital_no, type_, was_refunded, refund_no)
+        yield BillRow(batch, trade_no, kind, amount, created_at, hospital_no, type_, was_refunded, refund_no)
+
+
+def sandbox_account(pay_channel: str) -> dict | None:
+    """The platform's settings of `pay_channel` at the sandbox channel (its user name, secret, bill
+    layout, merchant and difference knobs), or None when there is no source for it."""
+    source = StatementSource.objects.filter(pay_channel=pay_channel).first()
+    if source is None:
+        return None
+    return {
+        "username": source.username,
+        "secret": source.secret() if source.secret_encrypted else "",
+        "layout": source.layout,
+        "merchant_id": source.merchant_id,
+        "options": dict(source.sandbox_options or {}),
+    }
 
 
 # -- ReconciliationInfo and reports -----------------------------------------------------------------------

@@ -416,6 +416,18 @@ def _alipay_header(bill: Bill) -> None:
     bill._period = (start, end)
 
 
+def _detail_row(values: list[str], *, width: int, line: int, ended: bool, end: str) -> bool:
+    """Whether a row is a detail to read: a blank short row is skipped; a short row, or any row
+    after the bill's end marker `end`, makes the file unreadable."""
+    if len(values) < width:
+        if not any(v.strip() for v in values):
+            return False
+        raise StatementFileError(line, f"应有{width}列，实际{len(values)}列")
+    if ended:
+        raise StatementFileError(line, f"“{end}”之后不应再有明细")
+    return True
+
+
 def _alipay_rows(bill: Bill) -> Iterator[StatementRow]:
     line, header = bill._first  # type: ignore[misc]
     names = [_header_name(v) for v in header]
@@ -450,12 +462,8 @@ def _alipay_rows(bill: Bill) -> Iterator[StatementRow]:
                 kind = PAYMENT if total.group(1) == "交易" else REFUND
                 stated[kind] = (line, int(total.group(2)), _amount(total.group(3), line, "商家实收合计"))
             continue
-        if len(values) < width:
-            if not any(v.strip() for v in values):
-                continue
-            raise StatementFileError(line, f"应有{width}列，实际{len(values)}列")
-        if ended:
-            raise StatementFileError(line, "“业务明细列表结束”之后不应再有明细")
+        if not _detail_row(values, width=width, line=line, ended=ended, end="业务明细列表结束"):
+            continue
         # Alipay pads numbers with a tab to keep spreadsheets off them: strip what is used.
         business = values[type_col].strip()
         kind = ALIPAY_TYPES.get(business)
@@ -525,12 +533,8 @@ def _alipay_account_rows(bill: Bill, names: list[str], index: dict[str, int]) ->
                     _amount(total.group(3), line, f"{total.group(1)}合计"),
                 )
             continue
-        if len(values) < width:
-            if not any(v.strip() for v in values):
-                continue
-            raise StatementFileError(line, f"应有{width}列，实际{len(values)}列")
-        if ended:
-            raise StatementFileError(line, "“账务明细列表结束”之后不应再有明细")
+        if not _detail_row(values, width=width, line=line, ended=ended, end="账务明细列表结束"):
+            continue
         income = _amount(values[income_col].strip() or "0", line, names[income_col])
         outgo = abs(_amount(values[outgo_col].strip() or "0", line, names[outgo_col]))
         for label, value in (("收入", income), ("支出", outgo)):

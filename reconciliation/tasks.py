@@ -1,7 +1,7 @@
 """Reconciliation background work. Thin: ids and dates in, services out.
 
-The nightly run is a django-celery-beat PeriodicTask created by migration 0002 (time editable in
-the admin under 周期任务): it fetches yesterday's bills from every source with an adapter and
+The nightly run is an entry of the project's beat schedule (CELERY_BEAT_SCHEDULE, its time from
+RECONCILIATION_NIGHTLY_AT), synced into django-celery-beat's tables when beat starts: it fetches yesterday's bills from every source with an adapter and
 reconciles yesterday. Re-running a day is safe (runs are idempotent).
 """
 

@@ -17,25 +17,19 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from referral import notify, selectors, services
-from referral.models import OverdueReferral, Referral, ReferralBooking, ReferralNotification, ReferralTransition
+from referral.models import (
+    PERSONAL_FIELDS,
+    OverdueReferral,
+    Referral,
+    ReferralBooking,
+    ReferralNotification,
+    ReferralTransition,
+)
 from regional.admin import PersonalDataAdminMixin
 from regional.errors import DomainError
 from regional.models import Hospital
 from regional.pii import lookup_hash, mask
 from regional.spreadsheet import csv_cell
-
-PERSONAL_FIELDS = {
-    "patient_name": "name",
-    "id_no": "id",
-    "card_no": "card",
-    "phone": "phone",
-    "address": "address",
-    "diagnosis": "clinical",
-    "history_summary": "clinical",
-    "past_history": "clinical",
-    "treatment": "clinical",
-    "notes": "clinical",
-}
 
 
 class TransitionInline(admin.TabularInline):
@@ -386,8 +380,8 @@ class OverdueReferralAdmin(ReferralAdmin):
 
 @admin.register(ReferralNotification)
 class ReferralNotificationAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "kind", "recipient", "referral", "sent_at", "attempts", "short_message")
-    list_filter = ("kind", "sent_at", "created_at")
+    list_display = ("created_at", "kind", "recipient", "referral", "status", "sent_at", "attempts", "short_message")
+    list_filter = ("status", "kind", "sent_at", "created_at")
     search_fields = ("recipient", "referral__order_id")
     list_select_related = ("referral",)
     show_full_result_count = False
@@ -406,5 +400,7 @@ class ReferralNotificationAdmin(admin.ModelAdmin):
 
     @admin.action(description="立即重新发送未送达的提醒", permissions=["view"])
     def deliver_now(self, request, queryset):
-        sent = sum(1 for n in queryset.filter(sent_at__isnull=True) if notify.deliver(n.pk))
-        self.message_user(request, f"已发送{sent}条提醒。", messages.SUCCESS)
+        count = notify.notifications_retry(
+            notification_ids=list(queryset.values_list("pk", flat=True)), user=request.user
+        )
+        self.message_user(request, f"已重新发送{count}条提醒。", messages.SUCCESS if count else messages.WARNING)

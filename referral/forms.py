@@ -1,11 +1,12 @@
-"""Input of the doctors' pages: parse and look up what was posted; the rules live in services."""
+"""Input of the doctors' pages: parse what was posted (types, presence) and look up what it names;
+every rule (valid codes, lengths, who may choose what) is the services' and comes back as InvalidInput."""
 
 from __future__ import annotations
 
 from django import forms
 
-from referral.models import Referral
 from referral.services import TEXT_LIMIT
+from regional.messages.codes import Urgency
 from regional.models import Department, Hospital
 
 
@@ -14,24 +15,20 @@ class SubmitForm(forms.Form):
 
     hospital = forms.CharField(label="转入医院", max_length=36, error_messages={"required": "请选择转入医院"})
     department = forms.CharField(label="转入科室", max_length=36, required=False)
-    urgency = forms.ChoiceField(
+    urgency = forms.CharField(
         label="紧急程度",
-        choices=Referral.Urgency.choices,
-        widget=forms.RadioSelect,
-        error_messages={"required": "请选择紧急程度", "invalid_choice": "请选择紧急程度"},
+        widget=forms.RadioSelect(choices=Urgency.choices),
+        error_messages={"required": "请选择紧急程度"},
     )
     purpose = forms.CharField(
         label="转诊目的",
-        max_length=TEXT_LIMIT,
-        widget=forms.Textarea(attrs={"rows": 3}),
-        error_messages={"required": "请填写转诊目的", "max_length": f"转诊目的不能超过{TEXT_LIMIT}字"},
+        widget=forms.Textarea(attrs={"rows": 3, "maxlength": TEXT_LIMIT}),
+        error_messages={"required": "请填写转诊目的"},
     )
     notes = forms.CharField(
         label="补充说明（附注）",
-        max_length=TEXT_LIMIT,
         required=False,
-        widget=forms.Textarea(attrs={"rows": 3}),
-        error_messages={"max_length": f"补充说明不能超过{TEXT_LIMIT}字"},
+        widget=forms.Textarea(attrs={"rows": 3, "maxlength": TEXT_LIMIT}),
     )
 
     def clean_hospital(self) -> Hospital:
@@ -57,19 +54,16 @@ class SubmitForm(forms.Form):
 class ReasonForm(forms.Form):
     reason = forms.CharField(
         label="原因",
-        max_length=TEXT_LIMIT,
-        widget=forms.Textarea(attrs={"rows": 2}),
-        error_messages={"required": "请填写原因", "max_length": f"原因不能超过{TEXT_LIMIT}字"},
+        widget=forms.Textarea(attrs={"rows": 2, "maxlength": TEXT_LIMIT}),
+        error_messages={"required": "请填写原因"},
     )
 
 
 class NoteForm(forms.Form):
     note = forms.CharField(
         label="说明",
-        max_length=TEXT_LIMIT,
         required=False,
-        widget=forms.Textarea(attrs={"rows": 2}),
-        error_messages={"max_length": f"说明不能超过{TEXT_LIMIT}字"},
+        widget=forms.Textarea(attrs={"rows": 2, "maxlength": TEXT_LIMIT}),
     )
 
 

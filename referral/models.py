@@ -11,6 +11,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from regional.delivery import DeliveryRow
+from regional.messages import codes
 from regional.models import Department, Hospital
 from regional.pii import EncryptedTextField, LookupHashField
 
@@ -39,19 +41,14 @@ class Referral(models.Model):
         LATERAL = "lateral", "平级转诊"
         UNKNOWN = "unknown", "未定"
 
-    class CareType(models.TextChoices):
-        OUTPATIENT = "mz", "门诊"
-        INPATIENT = "zy", "住院"
+    CareType = codes.CareType
 
     class Source(models.TextChoices):
         HIS = "his", "HIS发起"
         APPLY = "apply", "第三方推送"
         BACK = "back", "回转"
 
-    class Urgency(models.TextChoices):
-        URGENT = "1", "紧急"
-        NORMAL = "2", "一般"
-        NOT_URGENT = "3", "不紧急"
+    Urgency = codes.Urgency
 
     OPEN_STATUSES = (Status.SUBMITTED, Status.ACCEPTED, Status.ARRIVED)
 
@@ -82,9 +79,7 @@ class Referral(models.Model):
     receiving_department_name = models.CharField("转入科室名称", max_length=200, blank=True)
 
     care_type = models.CharField("门诊住院标志", max_length=2, choices=CareType.choices)
-    patient_type = models.CharField(
-        "病人类型", max_length=1, blank=True, choices=[("0", "普通病人"), ("1", "签约患者")]
-    )
+    patient_type = models.CharField("病人类型", max_length=1, blank=True, choices=codes.PatientType.choices)
     patient_name = EncryptedTextField("患者姓名", kind="name", hash_field="patient_name_hash")
     patient_name_hash = LookupHashField()
     card_no = EncryptedTextField("就诊卡号", kind="card", hash_field="card_no_hash")
@@ -92,7 +87,7 @@ class Referral(models.Model):
     card_type = models.CharField(
         "就诊卡类型",
         max_length=2,
-        choices=[("0", "社保卡"), ("2", "通用就诊卡（自费卡）"), ("8", "身份证"), ("9", "其他卡")],
+        choices=codes.ReferralCardType.choices,
     )
     id_no = EncryptedTextField("身份证号码", kind="id", hash_field="id_no_hash")
     id_no_hash = LookupHashField()
@@ -239,11 +234,12 @@ class ReferralAccess(models.Model):
         return f"{self.get_audience_display()} {self.referral_id}"
 
 
-class ReferralNotification(models.Model):
+class ReferralNotification(DeliveryRow):
     """A reminder about a referral (a pending one not acted on in time), kept until delivered.
 
     Rows are written in the transaction that decides to notify; delivery through the configured
-    backends happens after commit and is retried by the periodic scan, so nothing is lost.
+    notifier (regional.notify) happens after commit through the delivery engine
+    (regional.delivery), retried with backoff and swept by the periodic scan, so nothing is lost.
     """
 
     OVERDUE = "overdue"
@@ -259,9 +255,6 @@ class ReferralNotification(models.Model):
     )
     message = models.TextField("内容")
     created_at = models.DateTimeField("生成时间", default=timezone.now)
-    sent_at = models.DateTimeField("发送时间", null=True, blank=True)
-    attempts = models.PositiveIntegerField("发送次数", default=0)
-    last_error = models.TextField("最近错误", blank=True)
 
     class Meta:
         verbose_name = "转诊提醒"
@@ -270,7 +263,7 @@ class ReferralNotification(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["referral", "kind", "recipient"], name="uniq_referral_notification")
         ]
-        indexes = [models.Index(fields=["sent_at", "created_at"], name="referral_notification_unsent")]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="referral_notification_due")]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} → {self.recipient}"
@@ -283,3 +276,18 @@ class OverdueReferral(Referral):
         proxy = True
         verbose_name = "超时未处理转诊"
         verbose_name_plural = "超时未处理转诊"
+
+
+# The referral's personal data and its masking kind (regional.pii.mask), for the pages and the admin.
+PERSONAL_FIELDS = {
+    "patient_name": "name",
+    "id_no": "id",
+    "card_no": "card",
+    "phone": "phone",
+    "address": "address",
+    "diagnosis": "clinical",
+    "history_summary": "clinical",
+    "past_history": "clinical",
+    "treatment": "clinical",
+    "notes": "clinical",
+}

@@ -1,55 +1,50 @@
-"""Reminders about referrals, to a hospital or to the region's staff, through pluggable backends.
+"""Reminders about referrals, to a hospital or to the region's staff.
 
 `notify()` writes one ReferralNotification row per recipient inside the caller's transaction and
-asks for delivery after commit; `deliver()` hands a row to every backend named in the setting
-REFERRAL_NOTIFICATION_BACKENDS (default: the log) and marks it sent. Rows that failed or were
-never delivered (a worker down) are picked up again by `deliver_pending()`, which the periodic
-overdue scan runs, so nothing is lost.
-
-A backend is any class with `send(notification)`; raising means "not delivered, try again".
+asks for delivery after commit. Delivery is the ground floor's engine (regional.delivery: lease,
+backoff, sweep, staff retry) through the configured notifier (regional.notify); this module says
+only which notice one row is. Reminders carry no personal data.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
-from functools import lru_cache
+from collections.abc import Sequence
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
-from django.utils import timezone
-from django.utils.module_loading import import_string
 
 from referral.models import Referral, ReferralNotification
+from regional.delivery import Delivery
 from regional.models import Hospital
-from regional.pii import mask_text
-
-logger = logging.getLogger("referral.notify")
+from regional.notify import Notice, NoticeCourier
 
 STAFF: tuple[str, Hospital | None] = ("staff", None)
-DEFAULT_BACKENDS = ("referral.notify.LogBackend",)
-MAX_ATTEMPTS = 10
 
 
 def hospital_recipient(hospital: Hospital) -> tuple[str, Hospital]:
     return (f"hospital:{hospital.hospital_no}", hospital)
 
 
-class LogBackend:
-    """Writes each reminder to the `referral.notify` log (the default; no personal data in reminders)."""
+class ReferralReminders(NoticeCourier[ReferralNotification]):
+    model = ReferralNotification
+    retry_action = "重新发送转诊提醒"
 
-    def send(self, notification: ReferralNotification) -> None:
-        logger.warning("转诊提醒 [%s] → %s：%s", notification.kind, notification.recipient, notification.message)
+    def enqueue(self, pk: int) -> None:
+        from referral.tasks import deliver_referral_notification
+
+        deliver_referral_notification.delay(pk)
+
+    def notice(self, row: ReferralNotification) -> Notice:
+        return Notice(
+            subject=f"转诊提醒 [{row.kind}]",
+            message=row.message,
+            reference=f"referral-{row.pk}",
+            recipient=row.recipient,
+            urgent=True,  # a referral waits for its hospital: the log's reader must see it
+        )
 
 
-@lru_cache(maxsize=8)
-def _load(paths: tuple[str, ...]) -> tuple:
-    return tuple(import_string(path)() for path in paths)
-
-
-def backends() -> tuple:
-    return _load(tuple(getattr(settings, "REFERRAL_NOTIFICATION_BACKENDS", DEFAULT_BACKENDS)))
+COURIER = ReferralReminders()
 
 
 def notify(
@@ -66,40 +61,21 @@ def notify(
         except IntegrityError:
             continue  # written concurrently by another scan: that one delivers it
         if created:
+            COURIER.queue(row)
             rows.append(row)
-    if rows:
-        from referral.tasks import deliver_referral_notification
-
-        ids = [row.pk for row in rows]
-        transaction.on_commit(lambda: [deliver_referral_notification.delay(pk) for pk in ids])
     return rows
 
 
-def deliver(notification_id: int) -> bool:
-    """Send one reminder through every backend; True when it is (or already was) delivered."""
-    notification = ReferralNotification.objects.filter(pk=notification_id).first()
-    if notification is None or notification.sent_at is not None:
-        return True
-    # No transaction is held while backends run (they may call out over the network).
-    try:
-        for backend in backends():
-            backend.send(notification)
-    except Exception as exc:  # noqa: BLE001 - any backend failure means "retry later", never lose the row
-        ReferralNotification.objects.filter(pk=notification_id).update(
-            attempts=F("attempts") + 1, last_error=mask_text(f"{type(exc).__name__}: {exc}")[:1000]
-        )
-        logger.warning("转诊提醒 %s 发送失败：%s", notification_id, type(exc).__name__)
-        return False
-    ReferralNotification.objects.filter(pk=notification_id, sent_at__isnull=True).update(
-        sent_at=timezone.now(), attempts=F("attempts") + 1, last_error=""
-    )
-    return True
+def notification_deliver(*, notification_id: int) -> Delivery:
+    """Send one reminder (the task's body)."""
+    return COURIER.deliver(notification_id)
 
 
-def deliver_pending(*, older_than: dt.timedelta = dt.timedelta(minutes=5), limit: int = 500) -> int:
-    """Deliver reminders still unsent some minutes after they were written; returns how many went out."""
-    cutoff = timezone.now() - older_than
-    pending = ReferralNotification.objects.filter(
-        sent_at__isnull=True, created_at__lt=cutoff, attempts__lt=MAX_ATTEMPTS
-    ).values_list("pk", flat=True)
-    return sum(1 for pk in list(pending[:limit]) if deliver(pk))
+def notifications_sweep(*, now: dt.datetime | None = None, grace: dt.timedelta = dt.timedelta(seconds=60)) -> int:
+    """Queue again the reminders whose delivery is overdue (a lost task, a failed attempt)."""
+    return COURIER.sweep(now=now, grace=grace)
+
+
+def notifications_retry(*, notification_ids: Sequence[int], user=None) -> int:
+    """Staff: send failed (or waiting) reminders again now."""
+    return COURIER.retry(notification_ids, user=user)

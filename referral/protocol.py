@@ -18,7 +18,7 @@ from django.http import HttpRequest
 from lxml import etree
 
 from referral import services
-from regional import auth, inbound, ratelimit
+from regional import auth, inbound, messagelog, ratelimit
 from regional.auth import Caller
 from regional.messages import XmlReadError, read_xml
 from regional.messages.catalog import REFERRAL_APPLY, REFERRAL_INTERFACES, REFERRAL_QUERY, REFERRAL_START, Interface
@@ -113,9 +113,9 @@ def refuse(
             body[: ANONYMOUS_LOG_CHARS * 4 if anonymous else None].decode("utf-8", "replace").replace("\x00", "\ufffd")
         )
     if anonymous and len(body) > ANONYMOUS_LOG_CHARS:
-        body = inbound.masked_xml(body, interface.request)  # masked before the cut: no half number survives
+        body = messagelog.masked_xml(body, interface.request)  # masked before the cut: no half number survives
         body = f"{body[:ANONYMOUS_LOG_CHARS]}…（未认证的调用，仅保留前{ANONYMOUS_LOG_CHARS}个字符，共{len(body)}个）"
-    inbound.log_message(
+    messagelog.log_message(
         direction=MessageLog.INBOUND,
         interface=interface,
         hospital=hospital,

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import statistics
 from dataclasses import dataclass, field
 
-from django.apps import apps
 from django.conf import settings
-from django.core.exceptions import FieldError
 from django.db import DatabaseError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from booking.models import Order
+from booking.models import Order, Schedule
 from referral.models import Referral
 from regional.models import Department, Hospital
 from regional.services import pinyin_abbr
@@ -61,78 +58,43 @@ def department_search(*, hospital: Hospital, q: str = "", limit: int = 100) -> l
 # -- booking (the booking service owns schedules; referral only reads them) ------------------------
 
 
-def _schedule_model():
-    """booking.models.Schedule when the booking service provides it, else None."""
-    if not apps.is_installed("booking"):
-        return None
-    try:
-        module = importlib.import_module("booking.models")
-    except ImportError:
-        return None
-    return getattr(module, "Schedule", None)
+def _schedules(*, hospital: Hospital, department_code: str) -> QuerySet[Schedule]:
+    return Schedule.objects.filter(hospital=hospital, department__department_id=department_code).order_by(
+        "work_date", "pk"
+    )
 
 
-def _schedules(*, hospital: Hospital, date: dt.date | None, department_code: str):
-    model = _schedule_model()
-    if model is None:
-        return None, set()
-    names = {f.name for f in model._meta.get_fields()}
-    if "hospital" not in names:
-        return None, names
-    schedules = model.objects.filter(hospital=hospital)
-    date_field = next((n for n in ("work_date", "date") if n in names), None)
-    if date is not None:
-        if date_field is None:
-            return None, names
-        schedules = schedules.filter(**{date_field: date})
-    elif date_field:
-        schedules = schedules.filter(**{f"{date_field}__gte": timezone.localdate()})
-    if "department" in names and model._meta.get_field("department").is_relation:
-        schedules = schedules.filter(department__department_id=department_code)
-    elif "department_code" in names:
-        schedules = schedules.filter(department_code=department_code)
-    else:
-        return None, names
-    return schedules.order_by(*([date_field] if date_field else []), "pk"), names
-
-
-def booking_schedule_for(*, hospital: Hospital, date: dt.date, department_code: str, slot_id: str = ""):
+def booking_schedule_for(
+    *, hospital: Hospital, date: dt.date, department_code: str, slot_id: str = ""
+) -> Schedule | None:
     """The platform's booking Schedule a referral's `bespeak` refers to: same hospital, date and
-    department (the one whose WorkId equals the slot id when there is one). None when the booking
-    service has no schedules yet or nothing matches; never raises."""
+    department (the one whose WorkId equals the slot id when there is one). None when nothing
+    matches; a failed look-up never fails the referral that asks."""
     try:
         with transaction.atomic():  # a savepoint: a failed query must not break the caller's transaction
-            schedules, names = _schedules(hospital=hospital, date=date, department_code=department_code)
-            if schedules is None:
-                return None
-            if slot_id and "work_id" in names:
+            schedules = _schedules(hospital=hospital, department_code=department_code).filter(work_date=date)
+            if slot_id:
                 exact = schedules.filter(work_id=slot_id).first()
                 if exact is not None:
                     return exact
             return schedules.first()
-    except (FieldError, DatabaseError, ValueError, TypeError):
+    except DatabaseError:
         return None
 
 
 def booking_schedules_for(
     *, hospital: Hospital | None, department_code: str, limit: int = 20, bookable: bool = False
-) -> list:
+) -> list[Schedule]:
     """Upcoming schedules of a department for the receiving hospital's notice; with `bookable`
     only those one may book now (正常, not over, numbers left), offered when accepting."""
     if hospital is None or not department_code:
         return []
-    try:
-        with transaction.atomic():
-            schedules, names = _schedules(hospital=hospital, date=None, department_code=department_code)
-            if schedules is None:
-                return []
-            if bookable and {"status", "remaining"} <= names:
-                schedules = schedules.filter(status="normal", remaining__gt=0)
-                if hasattr(schedules, "not_over"):
-                    schedules = schedules.not_over()
-            return list(schedules.select_related("doctor")[:limit])
-    except (FieldError, DatabaseError, ValueError, TypeError):
-        return []
+    schedules = _schedules(hospital=hospital, department_code=department_code).filter(
+        work_date__gte=timezone.localdate()
+    )
+    if bookable:
+        schedules = schedules.filter(status=Schedule.NORMAL, remaining__gt=0).not_over()
+    return list(schedules.select_related("doctor")[:limit])
 
 
 def referral_order(*, referral: Referral):

@@ -22,13 +22,16 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from booking import services as booking
 from booking.models import Channel, Order, Schedule
+from booking.services.channels import channel_issue_token
+from booking.services.orders import order_cancel, order_lock, order_pay
+from booking.services.patients import Patient
 from referral import notify, selectors
 from referral.models import Referral, ReferralAccess, ReferralBooking, ReferralNotification, ReferralTransition
 from referral.selectors import pending_limit
 from regional.audit import audit_record
-from regional.errors import Conflict, DomainError, Forbidden, NotFound
+from regional.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from regional.messages import Violation
 from regional.models import Department, Hospital
 from regional.pii import lookup_hash
 
@@ -98,16 +101,6 @@ class TransitionNotAllowed(ReferralError, Conflict):
 
 class NotParty(ReferralError, Forbidden):
     code = "referral_not_party"
-
-
-class ReferralInvalid(ReferralError):
-    """Input the form or the admin sent breaks a rule; `errors` maps form fields to Chinese text."""
-
-    code = "referral_invalid"
-
-    def __init__(self, errors: Mapping[str, str]):
-        self.errors = dict(errors)
-        super().__init__("；".join(self.errors.values()))
 
 
 class LinkUnknown(ReferralError, NotFound):
@@ -423,31 +416,31 @@ def referral_submit(
 ) -> Referral:
     """The sending doctor completes the application form: target hospital and department, urgency, purpose."""
     locked, from_status = _move(referral, to=Status.SUBMITTED, actor=actor, side=ReferralAccess.SENDER)
-    errors: dict[str, str] = {}
+    violations: list[Violation] = []
     if receiving_hospital is None:
-        errors["hospital"] = "请选择转入医院"
+        violations.append(Violation("hospital", "请选择转入医院"))
     elif receiving_hospital.is_deleted:
-        errors["hospital"] = "该医院已停用，请选择其他医院"
+        violations.append(Violation("hospital", "该医院已停用，请选择其他医院"))
     elif receiving_hospital.pk == locked.sending_hospital_id:
-        errors["hospital"] = "转入医院不能是本院"
-    if receiving_hospital is not None and "hospital" not in errors:
+        violations.append(Violation("hospital", "转入医院不能是本院"))
+    if receiving_hospital is not None and not violations:
         if receiving_department is not None and receiving_department.hospital_id != receiving_hospital.pk:
-            errors["department"] = "所选科室不属于转入医院"
+            violations.append(Violation("department", "所选科室不属于转入医院"))
         elif (
             receiving_department is None
             and Department.objects.filter(hospital=receiving_hospital, is_deleted=False).exists()
         ):
-            errors["department"] = "请选择转入科室"
+            violations.append(Violation("department", "请选择转入科室"))
     if urgency not in Referral.Urgency.values:
-        errors["urgency"] = "请选择紧急程度"
+        violations.append(Violation("urgency", "请选择紧急程度"))
     if not (purpose or "").strip():
-        errors["purpose"] = "请填写转诊目的"
+        violations.append(Violation("purpose", "请填写转诊目的"))
     elif len(purpose) > TEXT_LIMIT:
-        errors["purpose"] = f"转诊目的不能超过{TEXT_LIMIT}字"
+        violations.append(Violation("purpose", f"转诊目的不能超过{TEXT_LIMIT}字"))
     if len(notes or "") > TEXT_LIMIT:
-        errors["notes"] = f"补充说明不能超过{TEXT_LIMIT}字"
-    if errors:
-        raise ReferralInvalid(errors)
+        violations.append(Violation("notes", f"补充说明不能超过{TEXT_LIMIT}字"))
+    if violations:
+        raise InvalidInput(violations)
     locked.receiving_hospital = receiving_hospital
     locked.receiving_department = receiving_department
     locked.receiving_department_code = receiving_department.department_id if receiving_department else ""
@@ -467,7 +460,7 @@ def referral_accept(*, referral: Referral, actor: Actor, note: str = "", order: 
     `referral_accept_with_booking`) the booking is linked and kept for payment at the counter."""
     locked, from_status = _move(referral, to=Status.ACCEPTED, actor=actor, side=ReferralAccess.RECEIVER)
     if len(note or "") > TEXT_LIMIT:
-        raise ReferralInvalid({"note": f"接收说明不能超过{TEXT_LIMIT}字"})
+        raise InvalidInput([Violation("note", f"接收说明不能超过{TEXT_LIMIT}字")])
     locked.accept_note = (note or "").strip()
     reason = locked.accept_note
     if order is not None:
@@ -475,9 +468,7 @@ def referral_accept(*, referral: Referral, actor: Actor, note: str = "", order: 
         if order.fee > 0:
             # 现场支付: the hospital keeps the number for the counter, so the unpaid lock does not
             # expire after the lock time (the patient pays on arrival). PaymentNotice goes after commit.
-            booking.order_pay(
-                channel=order.channel, order_no=order.order_no, pay_type=Order.PAY_ONSITE, amount=order.fee
-            )
+            order_pay(channel=order.channel, order_no=order.order_no, pay_type=Order.PAY_ONSITE, amount=order.fee)
         reason = "；".join(filter(None, [f"接收并预约挂号：{booking_summary(order)}", reason]))
     locked.save()
     _record(locked, from_status=from_status, to_status=Status.ACCEPTED, actor=actor, reason=reason)
@@ -492,17 +483,17 @@ def referral_channel() -> Channel:
         return channel
     try:
         with transaction.atomic():
-            channel, _token = booking.channel_issue_token(code=REFERRAL_CHANNEL_CODE, name=REFERRAL_CHANNEL_NAME)
+            channel, _token = channel_issue_token(code=REFERRAL_CHANNEL_CODE, name=REFERRAL_CHANNEL_NAME)
     except IntegrityError:
         # Created by a concurrent first accept.
         channel = Channel.objects.get(code=REFERRAL_CHANNEL_CODE)
     return channel
 
 
-def booking_patient(referral: Referral) -> booking.Patient:
+def booking_patient(referral: Referral) -> Patient:
     """The booking's patient from the referral's (decrypted) personal data."""
     card_type = BOOKING_CARD_TYPES.get(referral.card_type, "")
-    return booking.Patient(
+    return Patient(
         name=referral.patient_name or "",
         id_card=referral.id_no or "",
         phone=referral.phone or "",
@@ -530,7 +521,7 @@ def referral_accept_with_booking(*, referral: Referral, actor: Actor, work_id: s
     Lock first, then accept and link, because the booking calls the hospital over SOAP and must
     run outside any database transaction:
     1. Checks without writing: the actor may accept now, the schedule is the receiving department's.
-    2. `booking.order_lock` (no transaction). A refusal (号源已满, 停诊, hospital unavailable…)
+    2. `order_lock` (no transaction). A refusal (号源已满, 停诊, hospital unavailable…)
        raises the booking service's DomainError with its Chinese message; the referral stays
        un-accepted, so the doctor may pick another schedule or accept without booking.
     3. One transaction: `referral_accept` with the order (linked, 现场支付, reason in the history).
@@ -542,16 +533,16 @@ def referral_accept_with_booking(*, referral: Referral, actor: Actor, work_id: s
         raise TransitionNotAllowed(f"转诊单当前状态为“{current.get_status_display()}”，不能接收")
     _require_party(current, actor, ReferralAccess.RECEIVER)
     if len(note or "") > TEXT_LIMIT:
-        raise ReferralInvalid({"note": f"接收说明不能超过{TEXT_LIMIT}字"})
+        raise InvalidInput([Violation("note", f"接收说明不能超过{TEXT_LIMIT}字")])
     work_id = (work_id or "").strip()
     hospital = current.receiving_hospital
     schedule = Schedule.objects.filter(hospital=hospital, work_id=work_id).first() if hospital and work_id else None
     if schedule is None or (
         current.receiving_department_code and schedule.department_code != current.receiving_department_code
     ):
-        raise ReferralInvalid({"schedule": "所选排班不属于转入科室，请重新选择"})
+        raise InvalidInput([Violation("schedule", "所选排班不属于转入科室，请重新选择")])
     channel = referral_channel()
-    order, _created = booking.order_lock(
+    order, _created = order_lock(
         channel=channel, hospital_no=hospital.hospital_no, work_id=work_id, patient=booking_patient(current)
     )
     order = Order.objects.select_related("channel", "schedule__department", "schedule__doctor").get(pk=order.pk)
@@ -565,18 +556,24 @@ def referral_accept_with_booking(*, referral: Referral, actor: Actor, work_id: s
 def _booking_release(order: Order) -> None:
     """Cancel a booking whose referral could not be accepted after all (best effort, logged)."""
     try:
-        booking.order_cancel(channel=order.channel, order_no=order.order_no, reason="转诊接收未成功，撤销预约")
+        order_cancel(channel=order.channel, order_no=order.order_no, reason="转诊接收未成功，撤销预约")
     except DomainError:
         logger.exception("referral booking %s could not be cancelled", order.order_no)
 
 
-@transaction.atomic
-def referral_reject(*, referral: Referral, actor: Actor, reason: str) -> Referral:
+def _reason_clean(reason: str, *, what: str) -> str:
+    """A required reason (`what`: 拒绝原因, 取消原因), stripped and within the length limit."""
     reason = (reason or "").strip()
     if not reason:
-        raise ReferralInvalid({"reason": "请填写拒绝原因"})
+        raise InvalidInput([Violation("reason", f"请填写{what}")])
     if len(reason) > TEXT_LIMIT:
-        raise ReferralInvalid({"reason": f"拒绝原因不能超过{TEXT_LIMIT}字"})
+        raise InvalidInput([Violation("reason", f"{what}不能超过{TEXT_LIMIT}字")])
+    return reason
+
+
+@transaction.atomic
+def referral_reject(*, referral: Referral, actor: Actor, reason: str) -> Referral:
+    reason = _reason_clean(reason, what="拒绝原因")
     locked, from_status = _move(referral, to=Status.REJECTED, actor=actor, side=ReferralAccess.RECEIVER)
     locked.reject_reason = reason
     locked.save()
@@ -603,11 +600,7 @@ def referral_complete(*, referral: Referral, actor: Actor, note: str = "") -> Re
 @transaction.atomic
 def referral_cancel(*, referral: Referral, actor: Actor, reason: str) -> Referral:
     """The sender withdraws a referral the receiving hospital has not accepted yet."""
-    reason = (reason or "").strip()
-    if not reason:
-        raise ReferralInvalid({"reason": "请填写取消原因"})
-    if len(reason) > TEXT_LIMIT:
-        raise ReferralInvalid({"reason": f"取消原因不能超过{TEXT_LIMIT}字"})
+    reason = _reason_clean(reason, what="取消原因")
     locked, from_status = _move(referral, to=Status.CANCELLED, actor=actor, side=ReferralAccess.SENDER)
     locked.cancel_reason = reason
     locked.save()

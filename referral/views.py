@@ -26,10 +26,10 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from referral import protocol, selectors, services
 from referral.forms import AcceptForm, NoteForm, ReasonForm, SubmitForm
-from referral.models import Referral, ReferralAccess, ReferralBooking
-from referral.services import Actor, ReferralInvalid
+from referral.models import PERSONAL_FIELDS, Referral, ReferralAccess, ReferralBooking
+from referral.services import Actor
 from regional import auth, ratelimit
-from regional.errors import DomainError
+from regional.errors import DomainError, InvalidInput
 from regional.messages.catalog import REFERRAL_START
 from regional.models import Hospital
 from regional.pii import mask
@@ -90,20 +90,6 @@ class Opened:
     masked: bool
     staff: bool
     query: str  # the query string that reopens this page (for links and the department search)
-
-
-PERSONAL = {
-    "patient_name": "name",
-    "card_no": "card",
-    "id_no": "id",
-    "phone": "phone",
-    "address": "address",
-    "diagnosis": "clinical",
-    "history_summary": "clinical",
-    "past_history": "clinical",
-    "treatment": "clinical",
-    "notes": "clinical",
-}
 
 
 def _resolve(request: HttpRequest, audience: str) -> Opened:
@@ -169,12 +155,12 @@ def _private(response: HttpResponse) -> HttpResponse:
 
 def _shown(referral: Referral, attr: str, masked: bool) -> str:
     value = getattr(referral, attr) or ""
-    return mask(value, PERSONAL[attr]) if masked and attr in PERSONAL else value
+    return mask(value, PERSONAL_FIELDS[attr]) if masked and attr in PERSONAL_FIELDS else value
 
 
 def _details(referral: Referral, masked: bool) -> dict:
     """Display values of the referral (personal data masked for staff: reveal is the admin's job)."""
-    shown = {attr: _shown(referral, attr, masked) for attr in PERSONAL}
+    shown = {attr: _shown(referral, attr, masked) for attr in PERSONAL_FIELDS}
     shown["birth_date"] = referral.birth_date.strftime("%Y-%m-%d") if referral.birth_date else ""
     return shown
 
@@ -247,7 +233,7 @@ def his_form(request: HttpRequest) -> HttpResponse:
                     return redirect(request.get_full_path())
             else:
                 messages.error(request, "未知的操作。")
-        except ReferralInvalid as exc:
+        except InvalidInput as exc:
             _attach(cancel_form if action == "cancel" else form, exc.errors)
         except DomainError as exc:
             messages.error(request, exc.message)
@@ -346,7 +332,7 @@ def znts_notice(request: HttpRequest) -> HttpResponse:
                 return redirect(reverse("referral:his") + f"?referralCode={code}&type={back.care_type}")
             else:
                 messages.error(request, "未知的操作。")
-        except ReferralInvalid as exc:
+        except InvalidInput as exc:
             _attach(form, exc.errors)
         except DomainError as exc:
             if action == "accept":

@@ -109,6 +109,21 @@ class CredentialInline(admin.StackedInline):
     extra = 0
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written by the services only: browse, never add, edit or delete here."""
+
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
 @admin.register(Hospital)
 class HospitalAdmin(admin.ModelAdmin):
     list_display = ("hospital_no", "name", "degree_name", "level_display", "endpoint_url", "is_deleted", "health_link")
@@ -355,40 +370,21 @@ def _pretty(text: str) -> str:
 
 
 @admin.register(PersonalDataReveal)
-class PersonalDataRevealAdmin(admin.ModelAdmin):
+class PersonalDataRevealAdmin(ReadOnlyAdmin):
     list_display = ("revealed_at", "user", "model", "object_id", "field")
     list_filter = ("model", "field", "revealed_at")
     search_fields = ("user__username", "object_id")
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ReadOnlyAdmin):
     """Who changed what and when, with the values before and after (personal data masked)."""
 
     list_display = ("at", "actor", "action", "model", "object_id", "reason")
     list_filter = ("action", "model", "at")
     search_fields = ("actor", "object_id", "model", "reason")
     date_hierarchy = "at"
-    show_full_result_count = False
     readonly_fields = ("at", "user", "actor", "action", "model", "object_id", "before", "after", "reason")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(InboundTransaction)

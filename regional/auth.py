@@ -64,6 +64,8 @@ def check_secret(hospital_no: str, secret: str) -> Hospital | None:
 
 
 def basic_credentials(request: HttpRequest) -> tuple[str, str] | None:
+    """The user and secret of an HTTP Basic header; None without one, and ("", "") when it cannot
+    be read, which matches no credential (so a garbled header never falls back to the allow-list)."""
     header = request.META.get("HTTP_AUTHORIZATION", "")
     if not header.lower().startswith("basic "):
         return None

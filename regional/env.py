@@ -38,3 +38,12 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     if raw is None or raw.strip() == "":
         return list(default or [])
     return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def env_clock(name: str, default: str) -> tuple[int, int]:
+    """A time of day given as HH:MM (24-hour), as (hour, minute)."""
+    raw = (os.environ.get(name) or default).strip()
+    hour, sep, minute = raw.partition(":")
+    if sep and hour.isdigit() and minute.isdigit() and len(minute) == 2 and int(hour) < 24 and int(minute) < 60:
+        return int(hour), int(minute)
+    raise ImproperlyConfigured(f"{name} must be a time of day as HH:MM, got {raw!r}")

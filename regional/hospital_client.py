@@ -11,46 +11,41 @@
   HospitalRefused (ResultCode ≠ 0; the hospital's ErrorMsg), HospitalUnavailable (timeout,
   connection error, HTTP 5xx, circuit open; temporary), HospitalBadAnswer (not XML, not the
   interface, HTTP 4xx). All are HospitalError(DomainError) with a Chinese message.
-- Transport: zeep, one Client per hospital WSDL (or per generated WSDL, when the hospital has none
-  and is configured by namespace / part name / SOAP version / encoding), one shared
-  requests.Session (connection reuse), a timeout on every call (HOSPITAL_CALL_TIMEOUT unless given).
+- Transport: zeep (`regional.hospital_wsdl`: one Client per hospital WSDL or generated WSDL, one
+  shared requests.Session), a timeout on every call (HOSPITAL_CALL_TIMEOUT unless given).
 - A circuit breaker per hospital (regional.circuit; HOSPITAL_CIRCUIT_FAILURES consecutive failures
   open it for HOSPITAL_CIRCUIT_RESET_SECONDS) makes a dead hospital fail fast. A refusal is an
   answer: it does not count as a failure.
-- Every call, refused and failed ones included, is written to the message log (direction out)
-  with personal data masked.
+- Every call, refused and failed ones included, is written to the message log (direction out,
+  `regional.messagelog`) with personal data masked.
+- A HospitalUnavailable says whether the call may nevertheless have reached the hospital
+  (`may_have_arrived`): a lock that may exist there must be looked for and undone.
 
-Callers' rule: never call a hospital inside a database transaction. A call waits on the network
-for up to its timeout while row locks would be held; write the outbox row in the transaction and
-call after commit (`transaction.on_commit`, or a Celery task).
+Never inside a database transaction: a call waits on the network for up to its timeout while row
+locks would be held. `call` and `send_raw` refuse to start inside one (CalledInTransaction);
+write the outbox row in the transaction and call after commit (`transaction.on_commit`, or a
+Celery task).
 """
 
 from __future__ import annotations
 
-import contextvars
-import io
 import logging
 import re
-import threading
 import time
 import uuid
 from decimal import InvalidOperation
-from xml.sax.saxutils import quoteattr
 
 import requests
-import zeep
 from django.conf import settings
+from django.db import connection
 from lxml import etree
-from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
-from urllib3.util.retry import Retry
 from zeep.exceptions import Error as ZeepError
-from zeep.transports import Transport
-from zeep.wsdl.bindings.soap import Soap11Binding, Soap12Binding
 
+from regional import hospital_wsdl
 from regional.circuit import CircuitBreaker, CircuitOpen
 from regional.errors import DomainError
-from regional.inbound import log_message
+from regional.messagelog import log_message
 from regional.messages import MessageInvalid, Violation, XmlReadError, read_xml
 from regional.messages.catalog import HOSPITAL, RESULT_CODE, Interface, interface
 from regional.messages.reader import local_name
@@ -58,24 +53,18 @@ from regional.messages.schema import Field, Message
 from regional.models import Hospital, MessageLog
 
 __all__ = [
-    "DEFAULT_NAMESPACE",
+    "CalledInTransaction",
     "HospitalBadAnswer",
     "HospitalError",
     "HospitalRefused",
     "HospitalUnavailable",
     "call",
     "circuit_for",
-    "clear_clients",
-    "generated_wsdl",
     "new_transaction_id",
     "send_raw",
 ]
 
 logger = logging.getLogger("regional.hospital_client")
-
-# The namespace of the reference hospital interface (the sandbox hospital serves it); assumed for
-# a hospital configured with neither a WSDL nor a namespace.
-DEFAULT_NAMESPACE = "http://regional.health/ws/his"
 
 # ResultCode and ErrorMsg only: read first, because a refusal often leaves required fields empty.
 _STATUS = Message("Response", (RESULT_CODE, Field("ErrorMsg", "对错误/异常的详细描述信息")))
@@ -109,11 +98,20 @@ class HospitalRefused(HospitalError):
 
 
 class HospitalUnavailable(HospitalError):
-    """Timeout, connection error, HTTP 5xx or an open circuit: try again later."""
+    """Timeout, connection error, HTTP 5xx or an open circuit: try again later.
+
+    `may_have_arrived`: whether the call may nevertheless have reached the hospital (so a lock
+    may exist there). An open circuit, a missing address or a connection never established sent
+    nothing; a read timeout or an HTTP 5xx may have been applied by the hospital after all.
+    """
 
     code = "hospital_unavailable"
     http_status = 503
     temporary = True
+
+    def __init__(self, message: str, *, may_have_arrived: bool = True, **kw):
+        super().__init__(message, **kw)
+        self.may_have_arrived = may_have_arrived
 
 
 class HospitalBadAnswer(HospitalError):
@@ -123,6 +121,10 @@ class HospitalBadAnswer(HospitalError):
     http_status = 502
 
 
+class CalledInTransaction(RuntimeError):
+    """A hospital was about to be called inside a database transaction: a programming error."""
+
+
 # -- public API -----------------------------------------------------------------------------------
 
 
@@ -130,8 +132,9 @@ def call(hospital: Hospital, name: str, data: dict, *, timeout: float | None = N
     """Call hospital-side operation `name` (spec name; getPromiseNotice is 3.5) with `data`.
 
     `data` keys are the specification's element names. Returns the validated response fields.
-    Raises MessageInvalid (nothing sent) or a HospitalError.
+    Raises MessageInvalid (nothing sent) or a HospitalError; CalledInTransaction inside a transaction.
     """
+    _refuse_in_transaction()
     iface = _interface(name)
     payload = dict(data)
     fields = {f.name for f in iface.request.fields}
@@ -150,6 +153,7 @@ def call(hospital: Hospital, name: str, data: dict, *, timeout: float | None = N
 def send_raw(hospital: Hospital, name: str, text: str, *, timeout: float | None = None) -> dict:
     """Send `text` as the message of operation `name` without validating it (conformance checks
     send deliberately invalid messages). Outcomes, logging and the circuit are as for `call`."""
+    _refuse_in_transaction()
     iface = _interface(name)
     match = re.search(r"<TransactionId>\s*([^<\s]{1,64})\s*</TransactionId>", text, re.IGNORECASE)
     return _exchange(hospital, iface, text, match.group(1) if match else "", timeout)
@@ -170,14 +174,15 @@ def new_transaction_id() -> str:
     return uuid.uuid4().hex
 
 
-def clear_clients() -> None:
-    """Forget the cached zeep clients (each holds its hospital's WSDL); they are rebuilt on the next call."""
-    with _lock:
-        _clients.clear()
-        _services.clear()
-
-
 # -- the exchange ---------------------------------------------------------------------------------
+
+
+def _refuse_in_transaction() -> None:
+    # Row locks would be held for as long as the hospital takes to answer (up to the timeout).
+    # pytest-django's non-transactional `db` tests run inside a transaction too: tests that reach
+    # a hospital use `transactional_db` / `django_db(transaction=True)`.
+    if connection.in_atomic_block:
+        raise CalledInTransaction("医院接口调用不能在数据库事务中进行（请在提交后调用）")
 
 
 def _interface(name: str) -> Interface:
@@ -195,12 +200,15 @@ def _exchange(hospital: Hospital, iface: Interface, text: str, tx_id: str, timeo
     answer: str | None = None
     try:
         if not hospital.endpoint_url and not hospital.wsdl_url:
-            raise HospitalUnavailable(f"医院{hospital.hospital_no}未配置医院端接口地址", **context)
+            raise HospitalUnavailable(
+                f"医院{hospital.hospital_no}未配置医院端接口地址", may_have_arrived=False, **context
+            )
         try:
             breaker.before_call()
         except CircuitOpen as exc:
             raise HospitalUnavailable(
                 f"医院{hospital.hospital_no}接口连续失败，已暂停调用（熔断中，约{max(exc.retry_after, 1):.0f}秒后重试）",
+                may_have_arrived=False,
                 **context,
             ) from exc
         try:
@@ -244,18 +252,30 @@ def _log(hospital, iface, tx_id, started, text, answer, *, ok, error, result_cod
 
 
 def _post(hospital: Hospital, iface: Interface, text: str, timeout: float, context: dict) -> str:
-    service = _service(hospital, timeout, context)
+    try:
+        service = hospital_wsdl.service(hospital, timeout)
+    except hospital_wsdl.WsdlUnavailable as exc:
+        cause = exc.__cause__
+        arrived = not (isinstance(cause, requests.ConnectionError) and _never_connected(cause))
+        raise HospitalUnavailable(exc.message, may_have_arrived=arrived, **context) from cause
+    except hospital_wsdl.WsdlUnusable as exc:
+        raise HospitalBadAnswer(exc.message, **context) from exc.__cause__
     try:
         operation = getattr(service, iface.name)
     except AttributeError:
         raise HospitalBadAnswer(f"医院WSDL中没有接口{iface.name}", **context) from None
-    token = _call_timeout.set(timeout)
+    token = hospital_wsdl.call_timeout.set(timeout)
     try:
         response = operation(text)
     except requests.ConnectionError as exc:
+        arrived = not _never_connected(exc)
         if _is_timeout(exc):
-            raise HospitalUnavailable(f"调用医院接口{iface.name}超时（{timeout:g}秒）", **context) from exc
-        raise HospitalUnavailable(f"无法连接医院接口{iface.name}（{_reason(exc)}）", **context) from exc
+            raise HospitalUnavailable(
+                f"调用医院接口{iface.name}超时（{timeout:g}秒）", may_have_arrived=arrived, **context
+            ) from exc
+        raise HospitalUnavailable(
+            f"无法连接医院接口{iface.name}（{_reason(exc)}）", may_have_arrived=arrived, **context
+        ) from exc
     except requests.Timeout as exc:
         raise HospitalUnavailable(f"调用医院接口{iface.name}超时（{timeout:g}秒）", **context) from exc
     except requests.RequestException as exc:
@@ -263,7 +283,7 @@ def _post(hospital: Hospital, iface: Interface, text: str, timeout: float, conte
     except (ZeepError, ValueError, TypeError) as exc:
         raise HospitalBadAnswer(f"无法按医院WSDL生成{iface.name}请求（{exc}）", **context) from exc
     finally:
-        _call_timeout.reset(token)
+        hospital_wsdl.call_timeout.reset(token)
     status = response.status_code
     if status >= 400:
         code, fault = _fault(response.content)
@@ -380,6 +400,13 @@ def _is_timeout(exc: requests.ConnectionError) -> bool:
     return isinstance(reason, TimeoutError | ReadTimeoutError | ConnectTimeoutError)
 
 
+def _never_connected(exc: requests.ConnectionError) -> bool:
+    # Refused or timed out while connecting (NewConnectionError derives from ConnectTimeoutError):
+    # nothing was sent. Any other connection error may have lost the answer, not the request.
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, ConnectTimeoutError)
+
+
 def _reason(exc: BaseException) -> str:
     text = str(exc)
     if "refused" in text.lower():
@@ -387,169 +414,3 @@ def _reason(exc: BaseException) -> str:
     if "name or service not known" in text.lower() or "nodename" in text.lower():
         return "域名无法解析"
     return "连接失败"
-
-
-# -- zeep clients ---------------------------------------------------------------------------------
-
-_call_timeout: contextvars.ContextVar[float | None] = contextvars.ContextVar("hospital_call_timeout", default=None)
-_lock = threading.Lock()
-_clients: dict[tuple, zeep.Client] = {}
-_services: dict[tuple, object] = {}
-_session: requests.Session | None = None
-
-
-def _shared_session() -> requests.Session:
-    global _session
-    if _session is None:
-        session = requests.Session()
-        # Connection failures are retried once: the request never reached the hospital, so a retry
-        # cannot apply anything twice. Nothing else is retried here (a lock is not idempotent).
-        retry = Retry(total=1, connect=1, read=0, status=0, other=0, redirect=0, allowed_methods=None)
-        adapter = HTTPAdapter(pool_connections=32, pool_maxsize=64, max_retries=retry)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        session.headers["User-Agent"] = "regional-platform/1 (zeep)"
-        _session = session
-    return _session
-
-
-class HospitalTransport(Transport):
-    """zeep transport with a per-call timeout (a context variable, so one client serves many
-    threads) and the hospital's body encoding (GBK hospitals get GBK envelopes)."""
-
-    def __init__(self, *, encoding: str, session: requests.Session):
-        timeout = settings.HOSPITAL_CALL_TIMEOUT
-        super().__init__(timeout=timeout, operation_timeout=timeout, session=session)
-        self.encoding = (encoding or "UTF-8").strip()
-
-    def post(self, address, message, headers):
-        timeout = _call_timeout.get() or self.operation_timeout
-        if self.encoding.lower().replace("-", "") != "utf8":
-            message, headers = _reencode(message, headers, self.encoding)
-        return self.session.post(address, data=message, headers=headers, timeout=timeout)
-
-
-def _reencode(message: bytes, headers: dict, encoding: str) -> tuple[bytes, dict]:
-    text = message.decode("utf-8") if isinstance(message, bytes) else message
-    text = re.sub(r"^\s*<\?xml[^>]*\?>", "", text, count=1)
-    body = f'<?xml version="1.0" encoding={quoteattr(encoding)}?>{text}'.encode(encoding, "xmlcharrefreplace")
-    headers = dict(headers)
-    for key, value in list(headers.items()):
-        if key.lower() == "content-type":
-            headers[key] = re.sub(r"charset=[\w\-]+", f"charset={encoding}", value, flags=re.IGNORECASE)
-    return body, headers
-
-
-def _service(hospital: Hospital, timeout: float, context: dict):
-    version = hospital.soap_version or Hospital.SOAP_11
-    encoding = hospital.soap_encoding or "UTF-8"
-    if hospital.wsdl_url:
-        key = ("wsdl", hospital.wsdl_url, encoding)
-    else:
-        namespace = hospital.soap_namespace or DEFAULT_NAMESPACE
-        key = ("generated", namespace, hospital.soap_part_name or "xml", version, encoding)
-    service_key = (*key, version, hospital.endpoint_url)
-    service = _services.get(service_key)
-    if service is not None:
-        return service
-    with _lock:
-        service = _services.get(service_key)
-        if service is not None:
-            return service
-        client = _clients.get(key)
-        if client is None:
-            client = _build_client(hospital, key, encoding, timeout, context)
-            _clients[key] = client
-        service = _bind(client, version, hospital.endpoint_url, context)
-        _services[service_key] = service
-        return service
-
-
-def _build_client(hospital: Hospital, key: tuple, encoding: str, timeout: float, context: dict) -> zeep.Client:
-    transport = HospitalTransport(encoding=encoding, session=_shared_session())
-    transport.load_timeout = timeout
-    options = zeep.Settings(raw_response=True, strict=False, forbid_dtd=True, forbid_entities=True)
-    try:
-        if key[0] == "wsdl":
-            return zeep.Client(hospital.wsdl_url, transport=transport, settings=options)
-        _, namespace, part, version, _ = key
-        document = io.BytesIO(generated_wsdl(namespace=namespace, part_name=part, soap_version=version).encode())
-        return zeep.Client(document, transport=transport, settings=options)
-    except requests.RequestException as exc:
-        raise HospitalUnavailable(f"无法获取医院WSDL（{type(exc).__name__}）", **context) from exc
-    except (ZeepError, etree.XMLSyntaxError, ValueError) as exc:
-        raise HospitalBadAnswer(f"医院WSDL无法解析（{exc}）", **context) from exc
-
-
-def _bind(client: zeep.Client, version: str, endpoint_url: str, context: dict):
-    wanted = Soap12Binding if version == Hospital.SOAP_12 else Soap11Binding
-    ports = [port for service in client.wsdl.services.values() for port in service.ports.values()]
-    port = next((p for p in ports if isinstance(p.binding, wanted)), None) or (ports[0] if ports else None)
-    if port is None:
-        raise HospitalBadAnswer("医院WSDL中没有可用的服务端口", **context)
-    address = endpoint_url or port.binding_options.get("address")
-    return client.create_service(port.binding.name, address)
-
-
-_OPERATION_NAMES = (
-    "confirmRegistration",
-    "UnlockReg",
-    "PaymentNotice",
-    "getRegistrationInfo",
-    "getPromiseNotice",
-    "GetOrderDetailInfo",
-    "GetLineupDetailInfo",
-    "GetDaypartingDetailInfo",
-    "CheckMediCardIdService",
-    "queryCardListInfo",
-)
-
-
-def generated_wsdl(*, namespace: str, part_name: str = "xml", soap_version: str = Hospital.SOAP_11) -> str:
-    """A document/literal wrapped WSDL of the ten `String op(String xml)` operations, for a hospital
-    that publishes none: its namespace, part name and SOAP version come from its settings."""
-    soap_ns = (
-        "http://schemas.xmlsoap.org/wsdl/soap12/"
-        if soap_version == Hospital.SOAP_12
-        else "http://schemas.xmlsoap.org/wsdl/soap/"
-    )
-    ns = quoteattr(namespace)
-    part = quoteattr(part_name)
-    types, messages, operations, bindings = [], [], [], []
-    for name in _OPERATION_NAMES:
-        types.append(
-            f'<xs:element name="{name}"><xs:complexType><xs:sequence>'
-            f'<xs:element name={part} type="xs:string" minOccurs="0" nillable="true"/>'
-            f"</xs:sequence></xs:complexType></xs:element>"
-            f'<xs:element name="{name}Response"><xs:complexType><xs:sequence>'
-            f'<xs:element name="{name}Result" type="xs:string" minOccurs="0" nillable="true"/>'
-            f"</xs:sequence></xs:complexType></xs:element>"
-        )
-        messages.append(
-            f'<wsdl:message name="{name}"><wsdl:part name="parameters" element="tns:{name}"/></wsdl:message>'
-            f'<wsdl:message name="{name}Response"><wsdl:part name="parameters" element="tns:{name}Response"/>'
-            f"</wsdl:message>"
-        )
-        operations.append(
-            f'<wsdl:operation name="{name}"><wsdl:input message="tns:{name}"/>'
-            f'<wsdl:output message="tns:{name}Response"/></wsdl:operation>'
-        )
-        bindings.append(
-            f'<wsdl:operation name="{name}"><soap:operation soapAction="{name}" style="document"/>'
-            f'<wsdl:input><soap:body use="literal"/></wsdl:input>'
-            f'<wsdl:output><soap:body use="literal"/></wsdl:output></wsdl:operation>'
-        )
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>'
-        f'<wsdl:definitions xmlns:wsdl="http://schemas.xmlsoap.org/wsdl/" xmlns:soap="{soap_ns}" '
-        f'xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:tns={ns} targetNamespace={ns} name="HospitalService">'
-        f'<wsdl:types><xs:schema targetNamespace={ns} elementFormDefault="qualified">{"".join(types)}</xs:schema>'
-        f"</wsdl:types>{''.join(messages)}"
-        f'<wsdl:portType name="HospitalPortType">{"".join(operations)}</wsdl:portType>'
-        f'<wsdl:binding name="HospitalBinding" type="tns:HospitalPortType">'
-        f'<soap:binding style="document" transport="http://schemas.xmlsoap.org/soap/http"/>{"".join(bindings)}'
-        f"</wsdl:binding>"
-        f'<wsdl:service name="HospitalService"><wsdl:port name="HospitalPort" binding="tns:HospitalBinding">'
-        f'<soap:address location="http://localhost/"/></wsdl:port></wsdl:service>'
-        "</wsdl:definitions>"
-    )

@@ -1,16 +1,15 @@
 """The one pipeline every inbound message goes through, whatever its transport.
 
 read (hardened) → validate against its description → authorise the hospital → replay check by
-TransactionId → the registered handler, in one transaction → render → message log (masked).
+TransactionId → the registered handler, in one transaction → render → message log (masked,
+`regional.messagelog`, which the hospital client writes too).
 Handlers are registered by the app that owns the rule, so this module imports none of them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
-import re
 import time
 import uuid
 from collections.abc import Callable
@@ -21,18 +20,16 @@ from lxml import etree
 
 from regional.auth import Caller
 from regional.errors import DomainError, NotOpen
+from regional.messagelog import log_message
 from regional.messages import MessageInvalid, XmlReadError, read_xml
 from regional.messages.catalog import Interface
-from regional.messages.schema import Message
 from regional.models import Hospital, InboundTransaction, MessageLog
-from regional.observability import record_interface_call, transaction_id_var
-from regional.pii import mask, mask_text
+from regional.observability import transaction_id_var
 
 logger = logging.getLogger("regional.inbound")
 
 Handler = Callable[..., dict]
 HANDLERS: dict[tuple[str, str], Handler] = {}
-LOG_TEXT_LIMIT = 64 * 1024
 
 
 def register(interface: Interface) -> Callable[[Handler], Handler]:
@@ -159,104 +156,3 @@ def _best_effort_header(root: etree._Element) -> dict:
             key = "HospitalNo" if child.tag.lower() == "hospitalno" else "TransactionId"
             found[key] = (child.text or "").strip()[:36]
     return found
-
-
-def masked_xml(source: etree._Element | str | bytes, message: Message | None) -> str:
-    """The text of a message with every personal-data element masked, for the message log."""
-    sensitive = message.sensitive_names() if message else {}
-    root = source
-    if not isinstance(source, etree._Element):
-        try:
-            root = read_xml(source)
-        except XmlReadError:
-            text = source.decode("utf-8", "replace") if isinstance(source, bytes) else source
-            return _cap(mask_text(_mask_unparsed(text, sensitive)))
-    else:
-        root = etree.fromstring(etree.tostring(source))  # never alter the caller's tree
-    for element in root.iter():
-        if isinstance(element.tag, str) and element.text and element.tag.lower() in sensitive:
-            element.text = mask(element.text.strip(), sensitive[element.tag.lower()])
-    return _cap(mask_text(etree.tostring(root, encoding="unicode")))
-
-
-def _mask_unparsed(text: str, sensitive: dict[str, str]) -> str:
-    """Mask the personal elements of a message that does not parse, by their tags."""
-    if not sensitive:
-        return text
-    names = "|".join(re.escape(name) for name in sensitive)
-    pattern = re.compile(rf"(<\s*({names})\s*>)([^<]*)", re.IGNORECASE)
-    return pattern.sub(lambda m: m.group(1) + mask(m.group(3).strip(), sensitive[m.group(2).lower()]), text)
-
-
-def _cap(text: str) -> str:
-    text = text.replace("\x00", "\\0")  # PostgreSQL text cannot hold NUL
-    return text if len(text) <= LOG_TEXT_LIMIT else text[:LOG_TEXT_LIMIT] + "\n…（报文过长，已截断）"
-
-
-def log_message(
-    *,
-    direction: str,
-    interface: Interface,
-    hospital: Hospital | None,
-    hospital_no: str,
-    transaction_id: str,
-    ok: bool,
-    error: str,
-    started: float,
-    remote_addr: str,
-    request,
-    response,
-    result_code: str | None = None,
-) -> None:
-    """Store one call in the message log; a failure here never fails the call itself."""
-    seconds = time.monotonic() - started
-    record_interface_call(
-        side=interface.side,
-        interface=interface.name,
-        hospital=hospital.hospital_no if hospital else hospital_no,
-        direction=direction,
-        ok=ok,
-        seconds=seconds,
-    )
-    try:
-        # Inside a caller's transaction, a savepoint: a failed log write must not poison it.
-        # Outside one, a plain autocommit insert (no BEGIN/COMMIT round trips on the hot path).
-        in_transaction = transaction.get_connection().in_atomic_block
-        with transaction.atomic() if in_transaction else contextlib.nullcontext():
-            _write_log(
-                direction=direction,
-                interface=interface,
-                hospital=hospital,
-                hospital_no=hospital_no,
-                transaction_id=transaction_id,
-                ok=ok,
-                error=error,
-                seconds=seconds,
-                remote_addr=remote_addr,
-                request=request,
-                response=response,
-                result_code=result_code,
-            )
-    except Exception:
-        logger.exception("message log write failed for %s", interface.name)
-
-
-def _write_log(
-    *, direction, interface, hospital, hospital_no, transaction_id, ok, error, seconds, remote_addr, request, response,
-    result_code,
-) -> None:  # fmt: skip
-    MessageLog.objects.create(
-        direction=direction,
-        side=interface.side,
-        interface=interface.name,
-        hospital=hospital,
-        hospital_no=(hospital.hospital_no if hospital else hospital_no)[:36],
-        transaction_id=(transaction_id or "")[:64],
-        ok=ok,
-        result_code=result_code if result_code is not None else ("0" if ok else "1"),
-        error=_cap(mask_text(error))[:2000],
-        duration_ms=int(seconds * 1000),
-        remote_addr=remote_addr[:300],
-        request_text=masked_xml(request, interface.request) if request is not None else "",
-        response_text=masked_xml(response, interface.response) if response is not None else "",
-    )

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from regional.messages.codes import OutpatientType
 from regional.pii import EncryptedTextField
 
 
@@ -152,7 +153,7 @@ class Department(models.Model):
     )
     is_hospitalization = models.BooleanField("住院科室", default=False)
     is_outpatient = models.BooleanField("门诊科室", default=False)
-    outpatient_type = models.CharField("门诊类型", max_length=1, blank=True, choices=[("1", "普通门诊"), ("2", "急诊")])
+    outpatient_type = models.CharField("门诊类型", max_length=1, blank=True, choices=OutpatientType.choices)
     location = models.CharField("科室位置", max_length=200, blank=True)
     seq_no = models.IntegerField("排序", null=True, blank=True)
     is_deleted = models.BooleanField("已删除", default=False)

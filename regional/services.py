@@ -13,7 +13,7 @@ from django.db import transaction
 from pypinyin import Style, lazy_pinyin
 
 from regional.bulk import upsert
-from regional.errors import DomainError, NotFound
+from regional.errors import DomainError
 from regional.models import Department, Doctor, Hospital, HospitalCredential
 
 BATCH = 2000
@@ -27,14 +27,6 @@ def pinyin_abbr(text: str) -> str:
     return "".join(p[0] for p in lazy_pinyin(text, style=Style.FIRST_LETTER, errors="default") if p).upper()[:100]
 
 
-def hospital_get(*, hospital_no: str) -> Hospital:
-    try:
-        return Hospital.objects.get(hospital_no=hospital_no)
-    except Hospital.DoesNotExist:
-        raise NotFound(f"医院{hospital_no}未在平台登记") from None
-
-
-@transaction.atomic
 def hospital_onboard(
     *,
     hospital_no: str,

@@ -61,7 +61,7 @@ def _health_report() -> dict:
             report["broker"] = {"ok": False, "kind": "redis", "error": type(exc).__name__}
         workers = []
         if report["broker"]["ok"]:
-            from regional.celery import app
+            from celery import current_app as app  # the project's app; the ground floor names no package above it
 
             try:
                 workers = sorted(name for reply in app.control.ping(timeout=0.5) for name in reply)

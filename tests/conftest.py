@@ -1,23 +1,21 @@
-"""Shared actors of the suite: services, hospitals with credentials, SOAP clients from the WSDL."""
+"""The suite's fixtures; each calls an actor of tests/base.py or a factory of tests/factories.py."""
 
 from __future__ import annotations
-
-import pathlib
 
 import pytest
 import requests
 import zeep
 from zeep.transports import Transport
 
+from booking.models import Schedule
+from booking.services.channels import channel_issue_token
+from config.celery import app
+from sandbox import services as sandbox
+from sandbox.models import SandboxHospital, SandboxSchedule
+from tests import base
+from tests.base import SECRET, Api
+from tests.factories import SandboxHospitalFactory, session
 from tests.services import require
-
-SPEC_FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "spec"
-SECRET = "test-secret-not-for-production-0001"
-
-
-def spec_example(name: str) -> str:
-    """A message exactly as the specification prints it (tests/fixtures/spec)."""
-    return (SPEC_FIXTURES / name).read_text(encoding="utf-8")
 
 
 @pytest.fixture
@@ -38,13 +36,7 @@ def public_url(live_server, settings) -> str:
 
 @pytest.fixture
 def make_hospital(db):
-    from regional.services import hospital_onboard
-
-    def make(hospital_no: str = "H0001", name: str = "测试第一医院", secret: str = SECRET, **kwargs):
-        hospital, _ = hospital_onboard(hospital_no=hospital_no, name=name, secret=secret, **kwargs)
-        return hospital
-
-    return make
+    return base.hospital_make
 
 
 @pytest.fixture
@@ -82,9 +74,6 @@ def celery_worker(django_db_setup, django_db_blocker, live_server):
     from django.conf import settings
     from django.db import connection
 
-    from regional.celery import app
-    from tests.services import require
-
     redis = require("redis")
     database = connection.settings_dict
     url = f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
@@ -97,7 +86,7 @@ def celery_worker(django_db_setup, django_db_blocker, live_server):
     }
     log = open(os.path.join(os.environ["REGIONAL_VAR_DIR"], "celery-worker.log"), "w")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "regional", "worker", "-Q", "regional", "-c", "2", "--pool", "threads",
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "regional", "-c", "2", "--pool", "threads",
          "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", "test@%h", "-l", "info"],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -127,3 +116,71 @@ def celery_worker(django_db_setup, django_db_blocker, live_server):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture
+def fresh_state(request):
+    """A clean cache (circuit breakers, rate limits, slot caches) and, unless the test runs the real
+    Celery worker, tasks executed in process so that each test sees its deliveries deterministically."""
+    base.shared_state_clear()
+    eager = "celery_worker" not in request.fixturenames
+    saved = app.conf.task_always_eager
+    if eager:
+        app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = saved
+    if eager:
+        base.forget_broker_connections()
+    base.shared_state_clear()
+
+
+@pytest.fixture
+def sandbox_his(db) -> SandboxHospital:
+    """The sandbox hospital S001 on its own (it does not call the platform)."""
+    return SandboxHospitalFactory(hospital_no="S001")
+
+
+@pytest.fixture
+def sandbox_hospital(public_url, sandbox_his):
+    """The platform's record of the sandbox hospital S001, calling its HIS over HTTP."""
+    return base.sandbox_platform_hospital(public_url, "S001", name="测试沙箱医院")
+
+
+@pytest.fixture
+def his(public_url, make_hospital) -> SandboxHospital:
+    """The sandbox hospital S001, configured to call the platform like a real HIS."""
+    base.sandbox_platform_hospital(public_url, "S001", name="测试沙箱医院")
+    return SandboxHospitalFactory(hospital_no="S001", center_url=f"{public_url}/ws/center", center_secret=SECRET)
+
+
+@pytest.fixture
+def bookable(his):
+    """A session at the sandbox hospital, pushed to the platform (2.1): (sandbox schedule, platform schedule)."""
+
+    def make(slots: int = 5, price: str = "12.50", **kwargs) -> tuple[SandboxSchedule, Schedule]:
+        sandbox_schedule = session(his, slots=slots, price=price, **kwargs)
+        answer = sandbox.center_push_schedules(hospital=his, schedules=[sandbox_schedule], full=False)
+        assert answer.ok, answer.summary()
+        return sandbox_schedule, Schedule.objects.select_related("hospital").get(work_id=sandbox_schedule.work_id)
+
+    return make
+
+
+@pytest.fixture
+def channel(db):
+    """The booking channel JKMZWX and its API token."""
+    return channel_issue_token(code="JKMZWX", name="微信公众号")
+
+
+@pytest.fixture
+def api(public_url, channel) -> Api:
+    """The REST API over HTTP, as the channel JKMZWX calls it."""
+    session = requests.Session()
+    yield Api(public_url, channel[1], session)
+    session.close()
+
+
+@pytest.fixture
+def other_api(public_url, db) -> Api:
+    """A second channel (JKMYAPP) and its REST API."""
+    return base.channel_api(public_url, code="JKMYAPP", name="健康APP")

@@ -13,11 +13,10 @@ import pytest
 import requests
 from django.db import connection
 
-from booking.services import channel_issue_token
-from tests.booking.servers import start_gunicorn, stop_gunicorn
+from booking.services.channels import channel_issue_token
 from tests.conftest import SECRET
 from tests.regional.test_center_public import HOSPITAL_XML, envelope
-from tests.services import postgres_start, postgres_stop
+from tests.services import postgres_start, postgres_stop, start_gunicorn, stop_gunicorn
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

@@ -11,8 +11,7 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from regional.messages.catalog import HOSPITAL_INTERFACES, REFERRAL_INTERFACES
-from regional.messages.schema import Field, RecordList
-from tests.conftest import SECRET, spec_example
+from tests.base import SECRET, message_fields_replace, message_fill, spec_example
 
 XML_SAFE = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=40)
 HOSTILE = st.one_of(
@@ -23,34 +22,13 @@ HOSTILE = st.one_of(
 def mutate(interface, draw, overrides: dict) -> str:
     data = interface.request.example()
 
-    def walk(nodes, values):
-        for node in nodes:
-            if isinstance(node, Field):
-                if draw(st.integers(0, 3)) == 0:
-                    values[node.name] = draw(HOSTILE)
-            elif isinstance(node, RecordList):
-                for item in values.get(node.name) or []:
-                    walk(node.fields, item)
-            elif values.get(node.name):
-                walk(node.fields, values[node.name])
-
-    walk(interface.request.fields, data)
+    message_fields_replace(
+        interface.request.fields, data, lambda: draw(HOSTILE) if draw(st.integers(0, 3)) == 0 else None
+    )
     data.update({k: v for k, v in overrides.items() if k in data})
     root = etree.Element(interface.request.root)
 
-    def fill(parent, nodes, values):
-        for node in nodes:
-            value = values.get(node.name)
-            child = etree.SubElement(parent, node.name)
-            if isinstance(node, Field):
-                child.text = value if isinstance(value, str) else node.format(value)
-            elif isinstance(node, RecordList):
-                for item in value or []:
-                    fill(etree.SubElement(child, node.item), node.fields, item)
-            else:
-                fill(child, node.fields, value or {})
-
-    fill(root, interface.request.fields, data)
+    message_fill(root, interface.request.fields, data)
     return etree.tostring(root, encoding="unicode")
 
 
@@ -100,7 +78,7 @@ class SandboxOperationPropertyTests:
     @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
     @given(data=st.data())
     def test_any_message_to_any_hospital_side_operation_gets_a_result_code_never_a_fault(self, client, data):
-        from regional.sandbox.models import SandboxHospital
+        from sandbox.models import SandboxHospital
 
         SandboxHospital.objects.get_or_create(hospital_no="S0001", defaults={"name": "测试沙箱医院"})
         interface = data.draw(st.sampled_from(HOSPITAL_INTERFACES))
@@ -163,7 +141,7 @@ class RestApiPropertyTests:
 
     @pytest.fixture
     def auth(self, db):
-        from booking.services import channel_issue_token
+        from booking.services.channels import channel_issue_token
 
         return {"HTTP_AUTHORIZATION": f"Token {channel_issue_token(code='JKMZWX', name='微信')[1]}"}
 

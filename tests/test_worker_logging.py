@@ -66,7 +66,7 @@ class WorkerLoggingTests:
                "PYTHONWARNINGS": "ignore:You're running the worker with superuser privileges"}  # fmt: skip
         with open(out, "w") as log:
             worker = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", os.environ.get("CELERY_APP", "regional"), "--quiet", "worker",
+                [sys.executable, "-m", "celery", "-A", "config", "--quiet", "worker",
                  "-Q", "regional", "-c", "1", "--pool", "solo", "--without-gossip", "--without-mingle",
                  "--without-heartbeat", "-n", f"logprobe{port}@%h", "-l", "info", "--include", "tests.celery_probe"],
                 env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,

@@ -17,8 +17,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 
 from booking.api.parsers import PayloadTooLarge
-from booking.errors import InvalidRequest
-from regional.errors import DomainError
+from regional.errors import DomainError, InvalidInput
 from regional.messages import MessageInvalid
 from regional.pii import mask_text
 
@@ -42,14 +41,12 @@ def _body(code: str, message: str, **extra) -> dict:
 
 
 def exception_handler(exc: Exception, context: dict) -> Response:
-    if isinstance(exc, InvalidRequest):
+    if isinstance(exc, InvalidInput | MessageInvalid):  # one shape: the violations by path
         errors = {v.path or "non_field_errors": [v.message] for v in exc.violations}
-        return Response(_body(exc.code, exc.message, errors=errors), status=exc.http_status)
+        message = exc.message if isinstance(exc, InvalidInput) else exc.summary()
+        return Response(_body(InvalidInput.code, message, errors=errors), status=400)
     if isinstance(exc, DomainError):
         return Response(_body(exc.code, exc.message), status=exc.http_status)
-    if isinstance(exc, MessageInvalid):
-        errors = {v.path or "non_field_errors": [v.message] for v in exc.violations}
-        return Response(_body("invalid_request", exc.summary(), errors=errors), status=400)
     if isinstance(exc, OperationalError | InterfaceError):  # PostgreSQL away: try again shortly
         response = Response(_body("database_unavailable", "平台数据库暂时不可用，请稍后重试"), status=503)
         response["Retry-After"] = "5"

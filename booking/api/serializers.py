@@ -51,7 +51,7 @@ class OrderIn(serializers.Serializer):
 
 
 class PayIn(serializers.Serializer):
-    pay_type = serializers.ChoiceField(choices=Order.PAY_TYPES, help_text="支付类型：3现场支付，4在线支付")
+    pay_type = serializers.CharField(max_length=1, help_text="支付类型：3现场支付，4在线支付")
     amount = serializers.DecimalField(max_digits=10, decimal_places=2, help_text="支付金额（元，两位小数）")
     pay_trade_no = serializers.CharField(max_length=40, required=False, allow_blank=True, default="")
     pay_channel = serializers.CharField(

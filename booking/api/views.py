@@ -15,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from booking import selectors, services
+from booking import selectors
 from booking.api.auth import ChannelRateThrottle, ChannelTokenAuthentication, IsChannel
 from booking.api.errors import exception_handler
 from booking.api.parsers import BoundedJSONParser
@@ -41,6 +41,8 @@ from booking.api.serializers import (
     WaitlistOut,
 )
 from booking.models import Channel
+from booking.services import live, orders, patients, reports, waitlist
+from regional.selectors import hospital_by_no
 
 ERRORS = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut, 429: ErrorOut, 503: ErrorOut}
 
@@ -117,7 +119,7 @@ class DepartmentList(ChannelMixin, generics.ListAPIView):
     pagination_class = PagePagination
 
     def get_queryset(self):
-        return selectors.departments(hospital=selectors.hospital_by_no(self.kwargs["hospital_no"]))
+        return selectors.departments(hospital=hospital_by_no(self.kwargs["hospital_no"]))
 
 
 @extend_schema(
@@ -176,8 +178,8 @@ class ScheduleDetail(ChannelMixin, APIView):
         },
     )
     def get(self, request: Request, schedule_id: int) -> Response:
-        schedule, live = services.schedule_refresh_remaining(schedule=services.schedule_get(schedule_id=schedule_id))
-        return Response({"schedule": ScheduleOut(schedule).data, "live": live})
+        schedule, is_live = live.schedule_refresh_remaining(schedule=selectors.schedule_get(schedule_id=schedule_id))
+        return Response({"schedule": ScheduleOut(schedule).data, "live": is_live})
 
 
 class ScheduleSlots(ChannelMixin, APIView):
@@ -190,15 +192,15 @@ class ScheduleSlots(ChannelMixin, APIView):
         },
     )
     def get(self, request: Request, schedule_id: int) -> Response:
-        schedule = services.schedule_get(schedule_id=schedule_id)
-        return Response({"work_id": schedule.work_id, "slots": services.schedule_slots(schedule=schedule)})
+        schedule = selectors.schedule_get(schedule_id=schedule_id)
+        return Response({"work_id": schedule.work_id, "slots": live.schedule_slots(schedule=schedule)})
 
 
 class ScheduleQueue(ChannelMixin, APIView):
     @extend_schema(tags=["浏览"], summary="排队情况（实时：GetLineupDetailInfo）", responses={200: QueueOut, **ERRORS})
     def get(self, request: Request, schedule_id: int) -> Response:
-        schedule = services.schedule_get(schedule_id=schedule_id)
-        return Response(QueueOut(services.schedule_queue(schedule=schedule)).data)
+        schedule = selectors.schedule_get(schedule_id=schedule_id)
+        return Response(QueueOut(live.schedule_queue(schedule=schedule)).data)
 
 
 # -- cards ------------------------------------------------------------------------------------------
@@ -213,7 +215,7 @@ class CardCheck(ChannelMixin, APIView):
     )
     def post(self, request: Request) -> Response:
         data = _valid(CardCheckIn, request)
-        return Response(CardCheckOut(services.card_check(**data)).data)
+        return Response(CardCheckOut(live.card_check(**data)).data)
 
 
 class CardList(ChannelMixin, APIView):
@@ -225,7 +227,7 @@ class CardList(ChannelMixin, APIView):
     )
     def post(self, request: Request) -> Response:
         data = _valid(CardsIn, request)
-        return Response({"cards": CardOut(services.cards_query(**data), many=True).data})
+        return Response({"cards": CardOut(live.cards_query(**data), many=True).data})
 
 
 # -- orders -----------------------------------------------------------------------------------------
@@ -248,12 +250,12 @@ class OrderListCreate(ChannelMixin, generics.GenericAPIView):
     )
     def post(self, request: Request) -> Response:
         data = _valid(OrderIn, request)
-        order, created = services.order_lock(
+        order, created = orders.order_lock(
             channel=self.channel,
             hospital_no=data["hospital_no"],
             work_id=data["work_id"],
             num_source_id=data["num_source_id"],
-            patient=services.Patient(**data["patient"]),
+            patient=patients.Patient(**data["patient"]),
             idempotency_key=request.headers.get("Idempotency-Key", ""),
         )
         prefetch_related_objects([order], "ledger")
@@ -294,7 +296,7 @@ class OrderDetail(ChannelMixin, APIView):
         responses={200: OrderDetailOut, **ERRORS},
     )
     def get(self, request: Request, order_no: str) -> Response:
-        order = services.order_refresh(order=services.order_get(channel=self.channel, order_no=order_no))
+        order = reports.order_refresh(order=selectors.order_get(channel=self.channel, order_no=order_no))
         prefetch_related_objects([order], "ledger", "transitions")
         return Response(OrderDetailOut(order).data)
 
@@ -305,7 +307,7 @@ class OrderPay(ChannelMixin, APIView):
     )
     def post(self, request: Request, order_no: str) -> Response:
         data = _valid(PayIn, request)
-        order, _changed = services.order_pay(channel=self.channel, order_no=order_no, **data)
+        order, _changed = orders.order_pay(channel=self.channel, order_no=order_no, **data)
         prefetch_related_objects([order], "ledger")
         return Response(OrderOut(order).data)
 
@@ -319,7 +321,7 @@ class OrderCancel(ChannelMixin, APIView):
     )
     def post(self, request: Request, order_no: str) -> Response:
         data = _valid(CancelIn, request)
-        order, _changed = services.order_cancel(channel=self.channel, order_no=order_no, reason=data["reason"])
+        order, _changed = orders.order_cancel(channel=self.channel, order_no=order_no, reason=data["reason"])
         prefetch_related_objects([order], "ledger")
         return Response(OrderOut(order).data)
 
@@ -336,13 +338,13 @@ class ScheduleWaitlist(ChannelMixin, APIView):
     )
     def post(self, request: Request, schedule_id: int) -> Response:
         data = _valid(WaitlistIn, request)
-        entry = services.waitlist_join(
-            channel=self.channel, schedule_id=schedule_id, patient=services.Patient(**data["patient"])
+        entry = waitlist.waitlist_join(
+            channel=self.channel, schedule_id=schedule_id, patient=patients.Patient(**data["patient"])
         )
         entry.position = next(
             (
                 e.position
-                for e in services.waitlist_entries(channel=self.channel, schedule_id=schedule_id)
+                for e in selectors.waitlist_entries(channel=self.channel, schedule_id=schedule_id)
                 if e.pk == entry.pk
             ),
             None,
@@ -351,14 +353,14 @@ class ScheduleWaitlist(ChannelMixin, APIView):
 
     @extend_schema(tags=["候补"], summary="本渠道在该排班的候补", responses={200: WaitlistOut(many=True), **ERRORS})
     def get(self, request: Request, schedule_id: int) -> Response:
-        entries = services.waitlist_entries(channel=self.channel, schedule_id=schedule_id)
+        entries = selectors.waitlist_entries(channel=self.channel, schedule_id=schedule_id)
         return Response(WaitlistOut(entries, many=True).data)
 
 
 class ScheduleWaitlistEntry(ChannelMixin, APIView):
     @extend_schema(tags=["候补"], summary="取消候补", responses={200: WaitlistOut, **ERRORS})
     def delete(self, request: Request, schedule_id: int, entry_id: int) -> Response:
-        entry = services.waitlist_leave(channel=self.channel, schedule_id=schedule_id, entry_id=entry_id)
+        entry = waitlist.waitlist_leave(channel=self.channel, schedule_id=schedule_id, entry_id=entry_id)
         entry.position = None
         return Response(WaitlistOut(entry).data)
 

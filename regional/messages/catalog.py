@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from regional.messages import codes
 from regional.messages.schema import (
     AMOUNT,
     BLOB,
@@ -28,30 +29,6 @@ from regional.messages.schema import (
 CENTER = "center"
 HOSPITAL = "hospital"
 REFERRAL = "referral"
-
-YES_NO = (("0", "否"), ("1", "是"))
-WORK_TIME_CODES = (("0", "全天"), ("1", "上午"), ("2", "中午"), ("3", "下午"), ("4", "晚上"))
-SEX_CODES = (
-    ("0", "未知的性别"),
-    ("1", "男性"),
-    ("2", "女性"),
-    ("5", "女性改（变）为男性"),
-    ("6", "男性改（变）为女性"),
-    ("9", "未说明的性别"),
-)
-CARD_TYPES = (("01", "院内就诊卡"), ("02", "居民健康卡"))
-CHANNELS = (("JKMZWX", "微信"), ("JKMYAPP", "APP"))
-PAY_TYPES = (("3", "现场支付"), ("4", "在线支付"))
-PAY_CHANNELS = (("alipay", "支付宝"), ("wepay", "微信"))
-PROMISE_TYPES = (("3", "退号"), ("4", "履约"), ("6", "爽约"), ("9", "其他"))
-ORDER_STATUSES = (("1", "已预约"), ("2", "已支付"), ("3", "已退号"), ("4", "已履约"), ("6", "已爽约"))
-SLOT_STATUSES = (("1", "可挂"), ("2", "失效"), ("3", "已挂"), ("4", "已锁号"))
-LEDGER_TYPES = (("1", "预约挂号"), ("2", "诊间支付"))
-REFERRAL_CARD_TYPES = (("0", "社保卡"), ("2", "通用就诊卡（自费卡）"), ("8", "身份证"), ("9", "其他卡"))
-PATIENT_TYPES = (("0", "普通病人"), ("1", "签约患者"))
-URGENCY = (("1", "紧急"), ("2", "一般"), ("3", "不紧急"))
-CARE_TYPES_LOWER = (("mz", "门诊"), ("zy", "住院"))
-CARE_TYPES_UPPER = (("MZ", "门诊"), ("ZY", "住院"))
 
 
 def transaction_id(required: bool = True) -> Field:
@@ -106,7 +83,7 @@ def _schedule_fields(dept_id_len: int = 36, with_doctor_profile: bool = False, w
         ]
     fields += [
         Field("WorkDate", "出诊日期", DATE, required=True, max_length=20),
-        Field("WorkTimeCode", "出诊时段", ENUM, required=True, max_length=20, choices=WORK_TIME_CODES),
+        Field("WorkTimeCode", "出诊时段", ENUM, required=True, max_length=20, choices=codes.WorkTimeCode),
         Field("WorkStartDate", "具体开始时间", TIME, required=True, max_length=8),
         Field("WorkStopDate", "具体结束时间", TIME, required=True, max_length=8),
         Field("RegistrationTypeId", "挂号类型编号", max_length=20),
@@ -173,7 +150,7 @@ SYNCHRONIZED_WORK_INFO = Interface(
             transaction_id(),
             hospital_no(),
             Field("Count", "发出的排班信息总数", INT, required=True),
-            Field("IsMultiTimes", "是否清空旧的排班记录", kind=ENUM, required=True, max_length=1, choices=YES_NO),
+            Field("IsMultiTimes", "是否清空旧的排班记录", kind=ENUM, required=True, max_length=1, choices=codes.YesNo),
             RecordList("WorkInfo", "排班列表", _schedule_fields(), required=True),
         ),
         checks=(_record_count("WorkInfo", True),),
@@ -250,7 +227,7 @@ PROMISE_NOTICE_CENTER = Interface(
                 "履约爽约列表",
                 (
                     Field("WorkFlowId", "挂号交易流水号", required=True, max_length=36),
-                    Field("workType", "履约状态", ENUM, required=True, max_length=1, choices=PROMISE_TYPES),
+                    Field("workType", "履约状态", ENUM, required=True, max_length=1, choices=codes.PromiseType),
                     Field("workDate", "触发时间", DATETIME, required=True, max_length=20),
                     Field("desc", "原因/描述", max_length=300),
                 ),
@@ -295,7 +272,7 @@ RECONCILIATION_INFO = Interface(
                 (
                     Field("Batch", "交易流水号", required=True, max_length=100),
                     Field("PayTradeNo", "支付交易号", required=True, max_length=32),
-                    Field("Type", "类型", ENUM, required=True, max_length=1, choices=LEDGER_TYPES),
+                    Field("Type", "类型", ENUM, required=True, max_length=1, choices=codes.LedgerType),
                     Field("HosOrgName", "医院名称", required=True, max_length=70),
                     Field("AddTime", "交易时间", DATETIME, required=True, max_length=20),
                     Field("PatientName", "患者姓名", required=True, max_length=50, sensitive="name"),
@@ -362,9 +339,9 @@ DEPARTMENT_INFO = Interface(
                     Field("ProfessionalNameAbbr", "专科名称拼音简写", max_length=100),
                     Field("Desc", "科室描述", max_length=400),
                     Field("ParentDepartmentId", "上级科室编码", max_length=36),
-                    Field("IsHospitalization", "是否住院科室（默认0）", ENUM, max_length=1, choices=YES_NO),
-                    Field("IsOutpatient", "是否门诊科室（默认0）", ENUM, max_length=1, choices=YES_NO),
-                    Field("OutpatientType", "门诊类型", ENUM, max_length=1, choices=(("1", "普通门诊"), ("2", "急诊"))),
+                    Field("IsHospitalization", "是否住院科室（默认0）", ENUM, max_length=1, choices=codes.YesNo),
+                    Field("IsOutpatient", "是否门诊科室（默认0）", ENUM, max_length=1, choices=codes.YesNo),
+                    Field("OutpatientType", "门诊类型", ENUM, max_length=1, choices=codes.OutpatientType),
                     Field("DepartAddr", "科室位置", max_length=200),
                     Field("IsDelete", "是否删除", BOOL, max_length=10),
                     Field("SeqNo", "排序字段", INT),
@@ -395,7 +372,7 @@ DOCTOR_INFO = Interface(
                     Field("DoctorId", "医生编号（工号）", required=True, max_length=36),
                     Field("DoctorName", "医生姓名", required=True, max_length=20),
                     Field("DoctorNameAbbr", "医生姓名简写", max_length=200),
-                    Field("DoctorSexCode", "医生性别编码", ENUM, max_length=20, choices=SEX_CODES),
+                    Field("DoctorSexCode", "医生性别编码", ENUM, max_length=20, choices=codes.SexCode),
                     Field("DoctorSexName", "医生性别名称", max_length=20),
                     Field("DoctorEducationCode", "医生学历编码", max_length=20),
                     Field("DoctorEducationName", "医生学历", max_length=20),
@@ -408,7 +385,7 @@ DOCTOR_INFO = Interface(
                     Field("DoctorDegreeName", "医生职称", max_length=100),
                     Field("DepartmentId", "医院科室编号", required=True, max_length=36),
                     Field("DepartmentName", "科室名称", required=True, max_length=200),
-                    Field("IsZJ", "专家标示", ENUM, required=True, max_length=1, choices=YES_NO),
+                    Field("IsZJ", "专家标示", ENUM, required=True, max_length=1, choices=codes.YesNo),
                     Field("Icon", "头像", BLOB, max_length=2 * 1024 * 1024),
                     Field("IsDelete", "是否删除", BOOL, max_length=10),
                     Field("SeqNo", "排序字段", INT),
@@ -434,9 +411,9 @@ CONFIRM_REGISTRATION = Interface(
             transaction_id(),
             hospital_no(36),
             Field("PatientNo", "医疗卡号", max_length=20, sensitive="card"),
-            Field("CardType", "卡类型", ENUM, max_length=20, choices=CARD_TYPES),
+            Field("CardType", "卡类型", ENUM, max_length=20, choices=codes.CardType),
             Field("Name", "姓名", required=True, max_length=200, sensitive="name"),
-            Field("Sex", "性别编码", ENUM, max_length=1, choices=SEX_CODES),
+            Field("Sex", "性别编码", ENUM, max_length=1, choices=codes.SexCode),
             Field("SexName", "性别", max_length=20),
             Field("Age", "年龄", max_length=30),
             Field("TelephoneNo", "手机号码", required=True, max_length=20, sensitive="phone"),
@@ -444,7 +421,7 @@ CONFIRM_REGISTRATION = Interface(
             Field("IDCode", "身份证号", required=True, max_length=30, sensitive="id"),
             Field("WorkId", "班次号", required=True, max_length=100),
             Field("numSourceId", "号源ID", max_length=100),
-            Field("channel", "预约渠道", ENUM, max_length=10, choices=CHANNELS, since="2.4"),
+            Field("channel", "预约渠道", ENUM, max_length=10, choices=codes.ChannelCode, since="2.4"),
         ),
     ),
     _response(
@@ -486,11 +463,11 @@ PAYMENT_NOTICE = Interface(
             hospital_no(36),
             Field("WorkFlowId", "挂号交易流水号", required=True, max_length=36),
             Field("SerialNumber", "挂号序号", max_length=36),
-            Field("PayType", "支付类型", ENUM, required=True, max_length=1, choices=PAY_TYPES),
+            Field("PayType", "支付类型", ENUM, required=True, max_length=1, choices=codes.PayType),
             Field("PayAmount", "支付金额", AMOUNT, required=True, max_length=20),
             Field("payTradeNo", "支付流水号", max_length=40, since="2.1"),
-            Field("payChannel", "支付渠道", ENUM, max_length=10, choices=PAY_CHANNELS, since="2.1"),
-            Field("channel", "发起渠道", ENUM, max_length=10, choices=CHANNELS, since="2.4"),
+            Field("payChannel", "支付渠道", ENUM, max_length=10, choices=codes.PayChannel, since="2.1"),
+            Field("channel", "发起渠道", ENUM, max_length=10, choices=codes.ChannelCode, since="2.4"),
         ),
     ),
     _response(
@@ -519,7 +496,7 @@ GET_REGISTRATION_INFO = Interface(
             Field("ProfessionalId", "标准科室ID", max_length=36),
             Field("ProfessionalName", "标准科室名称", max_length=200),
             Field("WorkDate", "出诊日期", DATE, required=True, max_length=20),
-            Field("WorkTimeCode", "出诊时段", ENUM, max_length=2, choices=WORK_TIME_CODES),
+            Field("WorkTimeCode", "出诊时段", ENUM, max_length=2, choices=codes.WorkTimeCode),
             Field("WorkStartDate", "具体开始时间", TIME, max_length=8),
             Field("WorkStopDate", "具体结束时间", TIME, max_length=8),
             Field("RegistrationTypeId", "挂号类型编号", max_length=20),
@@ -569,13 +546,13 @@ GET_ORDER_DETAIL_INFO = Interface(
         Field("WorkFlowId", "挂号交易流水号", required=True, max_length=36),
         transaction_id(required=False),
         Field("SerialNumber", "挂号序号", INT),
-        Field("WorkFlowStatus", "订单状态", ENUM, required=True, max_length=1, choices=ORDER_STATUSES),
+        Field("WorkFlowStatus", "订单状态", ENUM, required=True, max_length=1, choices=codes.WorkFlowStatus),
         Field("WorkId", "班次号", required=True, max_length=100),
         Field("Worktime", "就诊时段", max_length=20),
         Field("Fee", "医生挂号费用", AMOUNT, required=True, max_length=20),
         Field("PatientNo", "医疗卡号", max_length=20, sensitive="card"),
         Field("Name", "姓名", required=True, max_length=200, sensitive="name"),
-        Field("Sex", "性别编码", ENUM, max_length=1, choices=SEX_CODES),
+        Field("Sex", "性别编码", ENUM, max_length=1, choices=codes.SexCode),
         Field("SexName", "性别", max_length=20),
         Field("Age", "年龄", max_length=30),
         Field("TelephoneNo", "手机号码", max_length=20, sensitive="phone"),
@@ -622,7 +599,7 @@ GET_DAYPARTING_DETAIL_INFO = Interface(
                 Field("EndDate", "结束时间", required=True, max_length=36),
                 Field("CurNum", "序号", INT, required=True),
                 Field("SeeDate", "就诊时间", required=True, max_length=36),
-                Field("Status", "状态", ENUM, required=True, max_length=1, choices=SLOT_STATUSES),
+                Field("Status", "状态", ENUM, required=True, max_length=1, choices=codes.SlotStatus),
                 Field("numSourceId", "号源ID", required=True, max_length=100),
             ),
         ),
@@ -639,7 +616,7 @@ CHECK_MEDI_CARD = Interface(
         (
             hospital_no(36),
             Field("MediCardId", "诊疗卡号", required=True, max_length=100, sensitive="card"),
-            Field("MediCardType", "就诊卡类型", ENUM, required=True, max_length=10, choices=CARD_TYPES),
+            Field("MediCardType", "就诊卡类型", ENUM, required=True, max_length=10, choices=codes.CardType),
             Field("UserCardNo", "身份证", required=True, max_length=100, sensitive="id"),
             Field("UserName", "用户姓名", required=True, max_length=100, sensitive="name"),
         ),
@@ -709,10 +686,10 @@ def _referral_origin(order_label: str = "发起转诊编码") -> tuple:
 def _referral_patient() -> tuple:
     return (
         Field("token", "发起访问码", max_length=64),
-        Field("brlx", "病人类型", ENUM, max_length=22, choices=PATIENT_TYPES),
+        Field("brlx", "病人类型", ENUM, max_length=22, choices=codes.PatientType),
         Field("hzxm", "患者姓名", required=True, max_length=64, sensitive="name"),
         Field("jzkh", "就诊卡号", required=True, max_length=64, sensitive="card"),
-        Field("jzklx", "就诊卡类型", ENUM, required=True, max_length=22, choices=REFERRAL_CARD_TYPES),
+        Field("jzklx", "就诊卡类型", ENUM, required=True, max_length=22, choices=codes.ReferralCardType),
         Field("sfzh", "身份证号码", required=True, max_length=32, sensitive="id"),
         Field("csrq", "出生日期", DATE, required=True, max_length=32),
         Field("lxdh", "联系电话", required=True, max_length=32, sensitive="phone"),
@@ -722,7 +699,7 @@ def _referral_patient() -> tuple:
         Field("zyjws", "主要既往史", max_length=4000, sensitive="clinical"),
         Field("zlqk", "治疗情况", max_length=4000, sensitive="clinical"),
         Field("zzmd", "转诊目的", max_length=4000),
-        Field("jjcd", "紧急程度", ENUM, max_length=22, choices=URGENCY),
+        Field("jjcd", "紧急程度", ENUM, max_length=22, choices=codes.Urgency),
     )
 
 
@@ -736,7 +713,7 @@ REFERRAL_START = Interface(
         (
             *_referral_origin(),
             *_referral_patient(),
-            Field("mzzycxbz", "门诊住院标志", ENUM, required=True, max_length=22, choices=CARE_TYPES_LOWER),
+            Field("mzzycxbz", "门诊住院标志", ENUM, required=True, max_length=22, choices=codes.CareType),
         ),
     ),
     Message(
@@ -762,7 +739,7 @@ REFERRAL_QUERY = Interface(
             Field("ysgh", "医生工号", required=True, max_length=32),
             Field("hzxm", "患者姓名", required=True, max_length=64, sensitive="name"),
             Field("jzkh", "患者卡号", required=True, max_length=64, sensitive="card"),
-            Field("jzklx", "患者卡类型", ENUM, required=True, max_length=22, choices=REFERRAL_CARD_TYPES),
+            Field("jzklx", "患者卡类型", ENUM, required=True, max_length=22, choices=codes.ReferralCardType),
             Field("sfzh", "患者身份证号", required=True, max_length=32, sensitive="id"),
             Field("token", "访问码", max_length=64),
         ),
@@ -790,7 +767,7 @@ REFERRAL_APPLY = Interface(
             Field("zryydm", "转入医院代码", required=True, max_length=128),
             Field("zrksdm", "转入科室代码", max_length=128),
             *_referral_patient(),
-            Field("mzzycxbz", "门诊住院标识", ENUM, required=True, max_length=22, choices=CARE_TYPES_UPPER),
+            Field("mzzycxbz", "门诊住院标识", ENUM, required=True, max_length=22, choices=codes.CARE_TYPES_UPPER),
             Group(
                 "bespeak",
                 "门诊数据",

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from django.db.models import Choices
 from lxml import etree
 
 from regional.messages.reader import local_name
@@ -83,12 +84,17 @@ class Field:
     kind: str = STRING
     required: bool = False
     max_length: int | None = None
-    choices: tuple[tuple[str, str], ...] = ()
+    # (code, label) pairs, or a code list of regional.messages.codes (its codes as the message writes them).
+    choices: tuple[tuple[str, str], ...] | type[Choices] = ()
     # Masking kind for personal data (regional.pii.mask): id, phone, card, address, clinical, name.
     sensitive: str | None = None
     # The interface version that introduced the element (CONTRACT.md section 2); None: always sent.
     since: str | None = None
     note: str = ""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.choices, type) and issubclass(self.choices, Choices):
+            object.__setattr__(self, "choices", tuple((str(code), label) for code, label in self.choices.choices))
 
     def clean(self, raw: str | None, path: str, out: list[Violation]) -> Any:
         value = raw.strip() if raw is not None else ""

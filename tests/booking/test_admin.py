@@ -7,7 +7,7 @@ from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
 from booking.models import Channel, Schedule, hash_token
-from tests.booking.test_schedules import apply, record
+from tests.base import apply, cleaned_record, record
 
 CHANGELIST = "admin:booking_schedule_changelist"
 
@@ -30,12 +30,11 @@ class ScheduleAdminTests:
         assert admin_client.get(reverse(CHANGELIST), {"q": "W00001"}).context["cl"].result_count == 1
 
     def test_a_changed_schedule_shows_its_reason_and_links_both_ways(self, hospital, admin_client):
-        from booking import services
-        from tests.booking.test_schedules import _cleaned
+        from booking.services import schedules
 
         apply(hospital, [record(1)])
-        new = services.schedule_change(
-            hospital=hospital, old_work_id="W00001", reason="医生外出会诊", new=_cleaned(record(2))
+        new = schedules.schedule_change(
+            hospital=hospital, old_work_id="W00001", reason="医生外出会诊", new=cleaned_record(record(2))
         )
         old = Schedule.objects.get(work_id="W00001")
         assert "换诊为" in admin_client.get(reverse(CHANGELIST)).content.decode()
@@ -99,7 +98,7 @@ class ChannelAdminTests:
         assert f"…{token[-4:]}" in listing and token not in listing
 
     def test_the_issue_action_replaces_the_token(self, admin_client):
-        from booking.services import channel_issue_token
+        from booking.services.channels import channel_issue_token
 
         channel, old = channel_issue_token(code="JKMYAPP", name="APP")
         response = admin_client.post(

@@ -9,12 +9,11 @@ import pytest
 from django.utils import timezone
 
 from booking.models import Channel, Schedule
-from booking.services import channel_issue_token
+from booking.services.channels import channel_issue_token
 from regional.models import Hospital
-from regional.sandbox import services as sandbox
-from regional.sandbox.models import SandboxHospital, SandboxSchedule
-from tests.booking.conftest import patient
-from tests.booking.test_schedules import apply, record
+from sandbox import services as sandbox
+from sandbox.models import SandboxHospital, SandboxSchedule
+from tests.base import apply, patient, record
 
 TOMORROW = timezone.localdate() + dt.timedelta(days=1)
 

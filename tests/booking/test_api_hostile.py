@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from booking.services import channel_issue_token
+from booking.services.channels import channel_issue_token
 
 
 @pytest.fixture

@@ -16,18 +16,15 @@ from django.utils import timezone
 
 from booking import tasks
 from booking.models import LedgerEntry, Order, OutboxMessage, PatientNotification, Schedule
-from regional.sandbox import demo
-from regional.sandbox import services as sandbox
-from regional.sandbox.models import (
+from sandbox import services as sandbox
+from sandbox.models import (
     SandboxCancellation,
     SandboxHospital,
     SandboxOrder,
     SandboxPayment,
     SandboxSchedule,
 )
-from tests.booking.conftest import patient, wait_for
-from tests.conftest import SECRET
-from tests.sandbox.factories import his_url
+from tests.base import demo_his, lock, patient, sandbox_order, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -37,19 +34,11 @@ def all_sent(model, **filters) -> bool:
     return rows.exists() and not rows.exclude(status="sent").exists()
 
 
-def sandbox_order(order: dict) -> SandboxOrder:
-    return SandboxOrder.objects.get(work_flow_id=order["workflow_id"])
-
-
 @pytest.fixture
 def region(public_url, make_hospital):
     """A level-1 demo hospital that has pushed its description, departments, doctors and two days of
     sessions to the center, as a real HIS does when it joins."""
-    make_hospital("S001", name="沙箱医院", endpoint_url=his_url(public_url, "S001"))
-    his = demo.hospital_build(
-        hospital_no="S001", name="演示市第一人民医院", level=1, center_url=f"{public_url}/ws/center",
-        center_secret=SECRET, days=2,
-    )  # fmt: skip
+    his = demo_his(public_url, platform_name="沙箱医院", name="演示市第一人民医院", level=1, days=2)
     for push in (sandbox.center_push_hospital, sandbox.center_push_departments, sandbox.center_push_doctors):
         assert push(hospital=his).ok
     assert sandbox.center_push_schedules(hospital=his).ok
@@ -60,12 +49,6 @@ def region(public_url, make_hospital):
 def schedule(region) -> Schedule:
     tomorrow = timezone.localdate() + dt.timedelta(days=1)
     return Schedule.objects.select_related("hospital").filter(work_date=tomorrow).order_by("work_id").first()
-
-
-def lock(api, schedule, n=1, **extra) -> dict:
-    response = api.lock(schedule, n, **extra)
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 class JourneyTests:

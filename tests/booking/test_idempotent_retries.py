@@ -13,10 +13,9 @@ import requests
 
 from booking.models import Order
 from regional.models import Hospital
-from regional.sandbox.models import SandboxOrder
-from tests.booking.conftest import patient
-from tests.booking.servers import start_gunicorn, stop_gunicorn
-from tests.sandbox.factories import his_url
+from sandbox.models import SandboxOrder
+from tests.base import his_url, patient
+from tests.services import start_gunicorn, stop_gunicorn
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 RETRIES = 20

@@ -16,7 +16,7 @@ from django.utils import timezone
 from booking import notify
 from booking.models import Channel, Order, PatientNotification, Schedule
 from regional.pii import mask
-from tests.booking.test_schedules import apply, record
+from tests.base import apply, record
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -53,9 +53,9 @@ class Gateway:
 @pytest.fixture
 def gateway(settings):
     server = Gateway()
-    settings.BOOKING_NOTIFIER = "booking.notify.SmsGatewayBackend"
-    settings.BOOKING_SMS_GATEWAY_URL = server.url
-    settings.BOOKING_SMS_GATEWAY_KEY = "test-gateway-key"
+    settings.NOTIFIER = "regional.notify.SmsGatewayBackend"
+    settings.SMS_GATEWAY_URL = server.url
+    settings.SMS_GATEWAY_KEY = "test-gateway-key"
     yield server
     server.close()
 
@@ -81,7 +81,7 @@ def tell(order: Order, kind: str = PatientNotification.LOCKED) -> PatientNotific
 
 class NotifierTests:
     def test_the_default_backend_writes_the_log_with_the_phone_masked(self, order, caplog):
-        with caplog.at_level(logging.INFO, logger="booking.notify"):
+        with caplog.at_level(logging.INFO, logger="regional.notify"):
             row = tell(order)
         assert row.status == "sent" and row.backend == "LogBackend" and row.attempts == 1
         assert "134****0001" in caplog.text and "13400000001" not in caplog.text
@@ -112,7 +112,7 @@ class NotifierTests:
         assert [body["reference"] for body, _ in gateway.received] == [f"booking-{row.pk}"] * 2
 
     def test_after_the_retry_budget_it_fails_and_staff_can_send_it_again(self, order, gateway, settings):
-        settings.BOOKING_NOTIFICATION_MAX_ATTEMPTS = 1
+        settings.DELIVERY_MAX_ATTEMPTS = 1
         gateway.status = 503
         row = tell(order)
         assert row.status == "failed"
@@ -122,8 +122,8 @@ class NotifierTests:
         assert row.status == "sent"
 
     def test_an_unconfigured_gateway_is_a_failure_to_retry_not_a_crash(self, order, settings):
-        settings.BOOKING_NOTIFIER = "booking.notify.SmsGatewayBackend"
-        settings.BOOKING_SMS_GATEWAY_URL = ""
+        settings.NOTIFIER = "regional.notify.SmsGatewayBackend"
+        settings.SMS_GATEWAY_URL = ""
         row = tell(order)
         assert row.status == "pending" and "BOOKING_SMS_GATEWAY_URL" in row.last_error
 

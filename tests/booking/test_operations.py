@@ -10,10 +10,10 @@ from django.utils import timezone
 
 from booking import tasks
 from booking.models import Order, OutboxMessage, Schedule
-from regional.celery import app
-from regional.sandbox import services as sandbox
-from regional.sandbox.models import SandboxHospital, SandboxSchedule
-from tests.sandbox.factories import session
+from config.celery import app
+from sandbox import services as sandbox
+from sandbox.models import SandboxHospital, SandboxSchedule
+from tests.factories import session
 
 
 class PeriodicScheduleTests:

@@ -7,11 +7,11 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
-from booking import services
 from booking.models import LedgerEntry, NoShowRecord, Order, OutboxMessage, PatientNotification
+from booking.services import reports
 from regional.models import PersonalDataReveal
-from regional.sandbox import services as sandbox
-from regional.sandbox.models import SandboxHospital, SandboxPayment
+from sandbox import services as sandbox
+from sandbox.models import SandboxHospital, SandboxPayment
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -121,7 +121,7 @@ class OtherAdminTests:
 
     def test_notifications_and_no_shows_are_listed_masked(self, admin_client, orders):
         _, unpaid = orders
-        services.order_report(hospital=Order.objects.first().hospital, workflow_id=unpaid["workflow_id"], work_type="6")
+        reports.order_report(hospital=Order.objects.first().hospital, workflow_id=unpaid["workflow_id"], work_type="6")
         notes = admin_client.get(reverse("admin:booking_patientnotification_changelist")).content.decode()
         assert "134****0001" in notes and "13400000001" not in notes
         assert PatientNotification.objects.count() >= 3

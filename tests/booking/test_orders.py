@@ -13,7 +13,6 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from booking import services
 from booking.models import (
     LedgerEntry,
     NoShowRecord,
@@ -23,9 +22,10 @@ from booking.models import (
     PatientNotification,
     Schedule,
 )
+from booking.services import _common, orders, outbox, patients, reports, schedules
 from regional.models import AuditEntry, MessageLog
-from regional.sandbox import services as sandbox
-from regional.sandbox.models import (
+from sandbox import services as sandbox
+from sandbox.models import (
     SandboxCancellation,
     SandboxHospital,
     SandboxOrder,
@@ -33,20 +33,9 @@ from regional.sandbox.models import (
     SandboxSchedule,
     SandboxSlot,
 )
-from tests.booking.conftest import patient, wait_for
+from tests.base import lock, patient, sandbox_order, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def sandbox_order(order: Order | dict) -> SandboxOrder:
-    workflow_id = order.workflow_id if isinstance(order, Order) else order["workflow_id"]
-    return SandboxOrder.objects.get(work_flow_id=workflow_id)
-
-
-def lock(api, schedule, n=1, **extra) -> dict:
-    response = api.lock(schedule, n, **extra)
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 class LockTests:
@@ -102,7 +91,7 @@ class LockTests:
 
     def test_a_stopped_schedule_is_refused_with_409(self, api, bookable):
         _, schedule = bookable()
-        services.schedule_stop(hospital=schedule.hospital, work_id=schedule.work_id, reason="医生外出")
+        schedules.schedule_stop(hospital=schedule.hospital, work_id=schedule.work_id, reason="医生外出")
         refused = api.lock(schedule)
         assert refused.status_code == 409 and refused.json()["code"] == "schedule_closed"
         assert "停诊" in refused.json()["message"]
@@ -228,7 +217,7 @@ class PaymentTests:
         assert response.json()["lock_expires_at"] is None
         assert not LedgerEntry.objects.exists()  # the money does not pass through the platform
         assert sandbox_order(order).onsite_payment
-        assert services.orders_expire_due(now=timezone.now() + dt.timedelta(hours=2)) == 0
+        assert orders.orders_expire_due(now=timezone.now() + dt.timedelta(hours=2)) == 0
 
     def test_online_payment_needs_a_trade_number_and_a_payment_channel(self, api, bookable):
         _, schedule = bookable()
@@ -277,7 +266,7 @@ class CancelTests:
     def test_a_visited_order_cannot_be_cancelled(self, api, bookable):
         _, schedule = bookable()
         order = lock(api, schedule)
-        services.order_report(hospital=schedule.hospital, workflow_id=order["workflow_id"], work_type="4")
+        reports.order_report(hospital=schedule.hospital, workflow_id=order["workflow_id"], work_type="4")
         response = api.post(f"/api/v1/orders/{order['order_no']}/cancel")
         assert response.status_code == 409 and "已履约" in response.json()["message"]
 
@@ -289,8 +278,8 @@ class ExpiryTests:
         his_schedule, schedule = bookable(slots=3)
         order = lock(api, schedule)
         expired_before = LOCK_EXPIRIES._value.get()
-        assert services.orders_expire_due(now=timezone.now() + dt.timedelta(minutes=14)) == 0
-        assert services.orders_expire_due(now=timezone.now() + dt.timedelta(minutes=16)) == 1
+        assert orders.orders_expire_due(now=timezone.now() + dt.timedelta(minutes=14)) == 0
+        assert orders.orders_expire_due(now=timezone.now() + dt.timedelta(minutes=16)) == 1
         stored = Order.objects.get()
         assert stored.status == Order.EXPIRED
         assert OutboxMessage.objects.get().kind == "UnlockReg"
@@ -306,7 +295,7 @@ class ExpiryTests:
         _, schedule = bookable()
         order = lock(api, schedule)
         api.pay(order)
-        assert services.orders_expire_due(now=timezone.now() + dt.timedelta(hours=3)) == 0
+        assert orders.orders_expire_due(now=timezone.now() + dt.timedelta(hours=3)) == 0
 
 
 class HospitalReportTests:
@@ -356,7 +345,7 @@ class HospitalReportTests:
         api.post(f"/api/v1/orders/{order['order_no']}/cancel")
         message = OutboxMessage.objects.get(kind="getPromiseNotice")
         assert message.status == "pending" and message.attempts == 1
-        services.order_report(
+        reports.order_report(
             hospital=schedule.hospital, workflow_id=order["workflow_id"], work_type="3", desc="医院退号"
         )
         message.refresh_from_db()
@@ -366,7 +355,7 @@ class HospitalReportTests:
         _, schedule = bookable()
         order = lock(api, schedule)
         from regional.messages import catalog
-        from regional.sandbox import center
+        from sandbox import center
 
         when = timezone.localtime().replace(tzinfo=None, microsecond=0)
         answer = center.send(
@@ -412,10 +401,10 @@ class StopAndChangeTests:
         api.pay(paid)
         answer = sandbox.schedule_stop_and_notify(schedule=his_schedule, reason="医生临时外出")
         assert answer.ok, answer.summary()
-        orders = {o.order_no: o for o in Order.objects.all()}
+        by_no = {o.order_no: o for o in Order.objects.all()}
         for number in (unpaid["order_no"], paid["order_no"]):
-            assert orders[number].status == Order.CANCELLED and orders[number].mark == Order.MARK_STOPPED
-            assert orders[number].cancelled_by == Order.BY_STOP and orders[number].mark_reason == "医生临时外出"
+            assert by_no[number].status == Order.CANCELLED and by_no[number].mark == Order.MARK_STOPPED
+            assert by_no[number].cancelled_by == Order.BY_STOP and by_no[number].mark_reason == "医生临时外出"
         assert LedgerEntry.objects.filter(kind="refund").get().order.order_no == paid["order_no"]
         assert PatientNotification.objects.filter(kind="stopped").count() == 2
         assert not OutboxMessage.objects.exclude(kind="PaymentNotice").exists()
@@ -450,12 +439,12 @@ class OutboxTests:
         message = OutboxMessage.objects.get()
         assert message.status == "pending" and message.attempts == 1 and "HTTP 500" in message.last_error
         first_due = message.next_attempt_at
-        assert services.outbox_deliver(message_id=message.pk).outcome == "retry"
+        assert outbox.outbox_deliver(message_id=message.pk).outcome == "retry"
         message.refresh_from_db()
         assert message.attempts == 2 and message.next_attempt_at > first_due  # backoff grows
         sandbox.hospital_fault_set(hospital=his)
-        assert services.outbox_sweep(now=timezone.now()) == 0  # not due yet
-        assert services.outbox_sweep(now=timezone.now() + dt.timedelta(hours=1)) == 1
+        assert outbox.outbox_sweep(now=timezone.now()) == 0  # not due yet
+        assert outbox.outbox_sweep(now=timezone.now() + dt.timedelta(hours=1)) == 1
         message.refresh_from_db()
         assert message.status == "sent" and SandboxPayment.objects.count() == 1
 
@@ -467,7 +456,7 @@ class OutboxTests:
         message = OutboxMessage.objects.get()
         assert message.status == "failed" and "沙箱医院模拟的业务错误" in message.last_error
         sandbox.hospital_fault_set(hospital=his)
-        assert services.outbox_retry(message_ids=[message.pk]) == 1
+        assert outbox.outbox_retry(message_ids=[message.pk]) == 1
         message.refresh_from_db()
         assert message.status == "sent"
         assert AuditEntry.objects.filter(action="重新发送医院通知").exists()
@@ -478,7 +467,7 @@ class OutboxTests:
         api.pay(order)
         message = OutboxMessage.objects.get()
         OutboxMessage.objects.filter(pk=message.pk).update(status="pending")  # a worker died before recording it
-        assert services.outbox_deliver(message_id=message.pk).outcome == "sent"
+        assert outbox.outbox_deliver(message_id=message.pk).outcome == "sent"
         assert SandboxPayment.objects.count() == 1
 
     def test_messages_of_one_order_reach_the_hospital_in_order(self, api, bookable, his):
@@ -496,18 +485,18 @@ class OutboxTests:
         sandbox.hospital_fault_set(hospital=his)
         OutboxMessage.objects.filter(pk=payment.pk).update(claimed_until=None)
         # The payment notice of the now cancelled order is superseded, never sent; the cancel goes.
-        assert services.outbox_deliver(message_id=cancel.pk).outcome == "sent"
+        assert outbox.outbox_deliver(message_id=cancel.pk).outcome == "sent"
         assert OutboxMessage.objects.get(kind="PaymentNotice").status == "superseded"
         assert SandboxPayment.objects.count() == 0 and sandbox_order(order).status == SandboxOrder.CANCELLED
 
     def test_after_the_retry_budget_a_message_fails_for_staff(self, api, bookable, his, settings):
-        settings.BOOKING_OUTBOX_MAX_ATTEMPTS = 2
+        settings.DELIVERY_MAX_ATTEMPTS = 2
         _, schedule = bookable()
         order = lock(api, schedule)
         sandbox.hospital_fault_set(hospital=his, mode=SandboxHospital.FAULT_HTTP500, operations=["PaymentNotice"])
         api.pay(order)
         message = OutboxMessage.objects.get()
-        assert services.outbox_deliver(message_id=message.pk).outcome == "failed"
+        assert outbox.outbox_deliver(message_id=message.pk).outcome == "failed"
         message.refresh_from_db()
         assert message.status == "failed" and "重试2次仍未送达" in message.last_error
 
@@ -538,7 +527,7 @@ class HospitalDownTests:
         # The hospital is back and the circuit's reset time has passed: the sweeper delivers.
         sandbox.hospital_fault_set(hospital=his)
         hospital_client.circuit_for(schedule.hospital).reset()
-        assert services.outbox_sweep(now=timezone.now() + dt.timedelta(hours=1)) == attempted
+        assert outbox.outbox_sweep(now=timezone.now() + dt.timedelta(hours=1)) == attempted
         assert set(OutboxMessage.objects.values_list("status", flat=True)) == {"sent"}
         his_schedule.refresh_from_db()
         assert his_schedule.remaining == 3 and not SandboxOrder.objects.filter(status__in=SandboxOrder.ACTIVE).exists()
@@ -564,7 +553,7 @@ class HospitalDownTests:
         message = OutboxMessage.objects.get()
         assert message.kind == "UnlockReg" and message.payload == {"recover": True}
         sandbox.hospital_fault_set(hospital=his)
-        services.outbox_deliver(message_id=message.pk)
+        outbox.outbox_deliver(message_id=message.pk)
         message.refresh_from_db()
         assert message.status == "sent"
         his_schedule.refresh_from_db()
@@ -577,18 +566,18 @@ class InterruptedLockTests:
     def test_an_order_left_locking_by_a_crash_is_released_by_the_sweeper(self, api, bookable, channel):
         his_schedule, schedule = bookable(slots=3)
         # The platform reserved the slot, sent confirmRegistration and died before recording the answer.
-        order = services._order_reserve(
-            channel=channel[0], schedule=schedule, patient=services.Patient(**patient(5)), num_source_id="",
+        order = orders._order_reserve(
+            channel=channel[0], schedule=schedule, patient=patients.Patient(**patient(5)), num_source_id="",
             idempotency_key="", fingerprint="",
         )  # fmt: skip
         from regional import hospital_client
 
-        hospital_client.call(schedule.hospital, "confirmRegistration", services._lock_message(order, schedule))
+        hospital_client.call(schedule.hospital, "confirmRegistration", _common._lock_message(order, schedule))
         schedule.refresh_from_db()
         his_schedule.refresh_from_db()
         assert (schedule.remaining, his_schedule.remaining) == (2, 2)
-        assert services.orders_reconcile_locking(now=timezone.now()) == 0  # still within a call's time
-        assert services.orders_reconcile_locking(now=timezone.now() + dt.timedelta(minutes=5)) == 1
+        assert orders.orders_reconcile_locking(now=timezone.now()) == 0  # still within a call's time
+        assert orders.orders_reconcile_locking(now=timezone.now() + dt.timedelta(minutes=5)) == 1
         order.refresh_from_db()
         schedule.refresh_from_db()
         his_schedule.refresh_from_db()
@@ -628,7 +617,7 @@ class InFlightLockTests:
     def test_a_stop_during_the_lock_cancels_the_order_and_undoes_the_hospitals_lock(self, api, bookable, his):
         his_schedule, schedule = bookable(slots=3)
         thread, outcome = self._lock_in_background(api, schedule, his)
-        services.schedule_stop(hospital=schedule.hospital, work_id=schedule.work_id, reason="临时停诊")
+        schedules.schedule_stop(hospital=schedule.hospital, work_id=schedule.work_id, reason="临时停诊")
         thread.join(30)
         response = outcome["response"]
         assert response.status_code == 409 and response.json()["code"] == "schedule_closed"
@@ -642,7 +631,7 @@ class InFlightLockTests:
     def test_a_lock_given_up_by_the_sweeper_is_undone_when_its_answer_comes(self, api, bookable, his):
         his_schedule, schedule = bookable(slots=3)
         thread, outcome = self._lock_in_background(api, schedule, his)
-        assert services.orders_reconcile_locking(now=timezone.now() + dt.timedelta(minutes=5)) == 1
+        assert orders.orders_reconcile_locking(now=timezone.now() + dt.timedelta(minutes=5)) == 1
         thread.join(30)
         response = outcome["response"]
         assert response.status_code == 503 and "已撤销" in response.json()["message"]

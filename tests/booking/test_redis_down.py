@@ -11,9 +11,9 @@ import pytest
 from django.utils import timezone
 
 from booking.models import Order, OutboxMessage
-from regional.celery import app
-from regional.sandbox.models import SandboxOrder
-from tests.booking.conftest import forget_broker_connections
+from config.celery import app
+from sandbox.models import SandboxOrder
+from tests.base import forget_broker_connections
 from tests.services import free_port, require
 from tests.test_worker_logging import start_redis
 
@@ -64,9 +64,9 @@ class RedisDownTests:
 
         # Redis is back (tasks in process here): the periodic sweep sends what was left behind.
         app.conf.task_always_eager = True
-        from booking import services
+        from booking.services import outbox
 
-        services.outbox_sweep(now=timezone.now() + dt.timedelta(minutes=5))
+        outbox.outbox_sweep(now=timezone.now() + dt.timedelta(minutes=5))
         assert not OutboxMessage.objects.filter(status=OutboxMessage.PENDING).exists()
         paid_order = Order.objects.get(order_no=booked.json()["order_no"])
         assert SandboxOrder.objects.get(work_flow_id=paid_order.workflow_id).status == SandboxOrder.PAID

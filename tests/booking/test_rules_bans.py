@@ -12,9 +12,9 @@ from django.utils import timezone
 
 from booking.models import NoShowBan, NoShowRecord, Order
 from regional.models import AuditEntry
-from regional.sandbox import services as sandbox
-from regional.sandbox.models import SandboxOrder
-from tests.booking.rules_helpers import lock, region_rules
+from sandbox import services as sandbox
+from sandbox.models import SandboxOrder
+from tests.base import lock, region_rules
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,12 +9,13 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from booking import clock, services
+from booking import clock
 from booking.models import OutboxMessage
 from booking.rules import EffectiveRules, working_day_before
-from regional.sandbox import services as sandbox
-from regional.sandbox.models import SandboxCancellation, SandboxHospital, SandboxPayment
-from tests.booking.rules_helpers import local, lock, region_rules
+from booking.services import outbox
+from sandbox import services as sandbox
+from sandbox.models import SandboxCancellation, SandboxHospital, SandboxPayment
+from tests.base import local, lock, region_rules
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -73,7 +74,7 @@ class UndeliveredPaymentNoticeTests:
         assert payment.status == OutboxMessage.SUPERSEDED
         assert OutboxMessage.objects.get(kind=OutboxMessage.CANCEL).status == OutboxMessage.SENT
         assert SandboxCancellation.objects.filter(kind=SandboxCancellation.PLATFORM).count() == 1
-        assert services.outbox_retry(message_ids=[payment.pk]) == 0
+        assert outbox.outbox_retry(message_ids=[payment.pk]) == 0
         assert SandboxPayment.objects.count() == 0
 
     def test_a_pending_payment_notice_is_superseded_and_the_cancel_goes_at_once(self, api, bookable, his):
@@ -87,6 +88,6 @@ class UndeliveredPaymentNoticeTests:
         payment.refresh_from_db()
         assert payment.status == OutboxMessage.SUPERSEDED
         assert OutboxMessage.objects.get(kind=OutboxMessage.CANCEL).status == OutboxMessage.SENT
-        assert services.outbox_sweep(now=timezone.now() + dt.timedelta(hours=2)) == 0
+        assert outbox.outbox_sweep(now=timezone.now() + dt.timedelta(hours=2)) == 0
         payment.refresh_from_db()
         assert payment.status == OutboxMessage.SUPERSEDED

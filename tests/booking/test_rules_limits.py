@@ -12,8 +12,7 @@ from django.db import connection
 from django.utils import timezone
 
 from booking.models import Order, Schedule
-from tests.booking.conftest import patient
-from tests.booking.rules_helpers import lock, region_rules
+from tests.base import lock, patient, region_rules
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -11,8 +11,7 @@ from django.db import connection
 
 from booking import clock
 from booking.models import Order
-from tests.booking.conftest import patient
-from tests.booking.rules_helpers import local, lock, region_rules
+from tests.base import local, lock, patient, region_rules
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

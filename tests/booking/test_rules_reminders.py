@@ -8,12 +8,13 @@ import datetime as dt
 
 import pytest
 
-from booking import services, tasks
+from booking import tasks
 from booking.models import PatientNotification
-from regional.celery import app
-from regional.sandbox import services as sandbox
-from regional.sandbox.models import SandboxSchedule
-from tests.booking.rules_helpers import local, lock, region_rules
+from booking.services import reminders
+from config.celery import app
+from sandbox import services as sandbox
+from sandbox.models import SandboxSchedule
+from tests.base import local, lock, region_rules
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -26,18 +27,18 @@ class ReminderTests:
         api.pay(paid)
         api.post(f"/api/v1/orders/{cancelled['order_no']}/cancel")
         day_before = schedule.work_date - dt.timedelta(days=1)
-        assert services.orders_remind_due(now=local(day_before, 17, 59)) == 0
-        assert services.orders_remind_due(now=local(day_before, 18, 0)) == 2
-        assert services.orders_remind_due(now=local(day_before, 18, 1)) == 0
-        reminders = PatientNotification.objects.filter(kind="reminder").select_related("order")
-        assert sorted(r.order.order_no for r in reminders) == sorted([unpaid["order_no"], paid["order_no"]])
-        assert all("就诊提醒" in r.message and r.status == "sent" for r in reminders)
-        assert services.orders_remind_due(now=local(schedule.work_date - dt.timedelta(days=2), 18, 0)) == 0
+        assert reminders.orders_remind_due(now=local(day_before, 17, 59)) == 0
+        assert reminders.orders_remind_due(now=local(day_before, 18, 0)) == 2
+        assert reminders.orders_remind_due(now=local(day_before, 18, 1)) == 0
+        sent = PatientNotification.objects.filter(kind="reminder").select_related("order")
+        assert sorted(r.order.order_no for r in sent) == sorted([unpaid["order_no"], paid["order_no"]])
+        assert all("就诊提醒" in r.message and r.status == "sent" for r in sent)
+        assert reminders.orders_remind_due(now=local(schedule.work_date - dt.timedelta(days=2), 18, 0)) == 0
 
     def test_without_a_reminder_time_nobody_is_reminded(self, api, bookable):
         _, schedule = bookable(days_ahead=1)
         lock(api, schedule, 1)
-        assert services.orders_remind_due(now=local(schedule.work_date - dt.timedelta(days=1), 23, 0)) == 0
+        assert reminders.orders_remind_due(now=local(schedule.work_date - dt.timedelta(days=1), 23, 0)) == 0
 
     def test_the_reminder_and_the_waitlist_run_from_the_beat_schedule(self):
         entries = {entry["task"] for entry in app.conf.beat_schedule.values()}

@@ -9,12 +9,12 @@ import datetime as dt
 import pytest
 from django.urls import reverse
 
-from booking import clock, services
+from booking import clock
 from booking.models import Order, PatientNotification, Schedule, WaitlistEntry
-from regional.sandbox import services as sandbox
-from regional.sandbox.models import SandboxOrder
-from tests.booking.conftest import patient
-from tests.booking.rules_helpers import local, lock, region_rules
+from booking.services import orders
+from sandbox import services as sandbox
+from sandbox.models import SandboxOrder
+from tests.base import local, lock, patient, region_rules
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -59,7 +59,7 @@ class WaitlistTests:
         second, third = join(api, schedule, 2).json(), join(api, schedule, 3).json()
         api.post(f"/api/v1/orders/{order['order_no']}/cancel")
         offered = WaitlistEntry.objects.select_related("order").get(pk=second["id"])
-        assert services.orders_expire_due(now=offered.order.lock_expires_at + dt.timedelta(minutes=1)) == 1
+        assert orders.orders_expire_due(now=offered.order.lock_expires_at + dt.timedelta(minutes=1)) == 1
         offered.refresh_from_db()
         assert offered.status == WaitlistEntry.EXPIRED and offered.order.status == Order.EXPIRED
         nxt = WaitlistEntry.objects.select_related("order").get(pk=third["id"])

@@ -10,7 +10,7 @@ import pytest
 from booking import clock
 from booking.models import Order
 from booking.rules import rules_for
-from tests.booking.rules_helpers import hospital_rules, local, lock, region_rules
+from tests.base import hospital_rules, local, lock, region_rules
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -4,68 +4,33 @@ client generated from /ws/center?wsdl, on PostgreSQL; the services directly wher
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import pathlib
 import re
+import subprocess
+import sys
 import threading
 import time
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
 from django.db import connection, connections, transaction
 from django.db.models import F
 from django.utils import timezone
-from lxml import etree
 
-from booking import services
 from booking.models import Schedule
-from regional.messages import MessageInvalid, read_xml
-from regional.messages.catalog import SYNCHRONIZED_WORK_INFO
+from booking.services import schedules
+from regional.messages import MessageInvalid
 from regional.models import Department, Doctor, InboundTransaction, MessageLog
-from tests.conftest import spec_example
+from tests.base import apply, cleaned_record, elements, record, spec_example, sync_message
+from tests.base import reply_fields as answer
 
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 TODAY = timezone.localdate()
 TOMORROW = TODAY + dt.timedelta(days=1)
 YESTERDAY = TODAY - dt.timedelta(days=1)
-
-
-def answer(text: str) -> dict:
-    root = etree.fromstring(text.encode())
-    return {child.tag: (child.text or "") for child in root}
-
-
-def record(n: int = 1, **overrides: str) -> dict[str, str]:
-    values = {
-        "WorkId": f"W{n:05d}",
-        "WorkAddr": "门诊楼二楼",
-        "DoctorId": "D01",
-        "DoctorName": "张三丰",
-        "DepartmentId": "K01",
-        "DepartmentName": "心血管内科",
-        "WorkDate": TOMORROW.isoformat(),
-        "WorkTimeCode": "1",
-        "WorkStartDate": "08:00",
-        "WorkStopDate": "11:30",
-        "RegistrationTypeId": "1",
-        "RegistrationTypeName": "专家号",
-        "RegistrationPrice": "25.50",
-        "RegistrationNumber": "18",
-        "RegistrationCount": "20",
-        "HosLockedCount": "2",
-    }
-    values.update(overrides)
-    return values
-
-
-def elements(values: dict[str, str]) -> str:
-    return "".join(f"<{name}>{value}</{name}>" for name, value in values.items())
-
-
-def sync_message(records: list[dict], *, tx: str, multi: str = "0", count: int | None = None) -> str:
-    body = "".join(f"<Record>{elements(r)}</Record>" for r in records)
-    return (
-        f"<Request><TransactionId>{tx}</TransactionId><HospitalNo>H0001</HospitalNo>"
-        f"<Count>{len(records) if count is None else count}</Count><IsMultiTimes>{multi}</IsMultiTimes>"
-        f"<WorkInfo>{body}</WorkInfo></Request>"
-    )
 
 
 def stop_message(stops: list[tuple[str, str]], *, tx: str) -> str:
@@ -79,12 +44,6 @@ def change_message(old_work_id: str, new: dict[str, str], *, tx: str, reason: st
         f"<OldWorkId>{old_work_id}</OldWorkId><ChangeReason>{reason}</ChangeReason>"
         f"<NewWorkInfo>{elements(new)}</NewWorkInfo></Record></WorkInfo></Request>"
     )
-
-
-def apply(hospital, records: list[dict], *, multi: str = "0") -> int:
-    """The service, fed with records cleaned by the message description exactly as the pipeline does."""
-    data = SYNCHRONIZED_WORK_INFO.request.parse(read_xml(sync_message(records, tx="direct", multi=multi)))
-    return services.schedules_sync(hospital=hospital, records=data["WorkInfo"], clear_future=multi == "1")
 
 
 def fill(example: str, values: dict[str, str]) -> str:
@@ -278,7 +237,7 @@ class IsMultiTimesTests:
     def test_a_stopped_schedule_with_orders_stays_stopped(self, hospital):
         apply(hospital, [record(1)])
         Schedule.objects.filter(work_id="W00001").update(booked_count=2)
-        services.schedule_stop(hospital=hospital, work_id="W00001", reason="医生休假")
+        schedules.schedule_stop(hospital=hospital, work_id="W00001", reason="医生休假")
         apply(hospital, [record(2)], multi="1")
         apply(hospital, [record(1)], multi="0")
         assert statuses() == {"W00001": "stopped", "W00002": "normal"}
@@ -292,7 +251,9 @@ class IsMultiTimesTests:
     def test_clearing_only_unlinks_a_retired_schedule_from_a_replacement_it_deletes(self, hospital):
         apply(hospital, [record(1), record(2)])
         Schedule.objects.filter(work_id="W00001").update(booked_count=1)
-        services.schedule_change(hospital=hospital, old_work_id="W00001", reason="换医生", new=_cleaned(record(2)))
+        schedules.schedule_change(
+            hospital=hospital, old_work_id="W00001", reason="换医生", new=cleaned_record(record(2))
+        )
         Schedule.objects.filter(work_id="W00002").update(booked_count=0)
         apply(hospital, [record(5)], multi="1")
         old = Schedule.objects.get(work_id="W00001")
@@ -349,21 +310,60 @@ class IsMultiTimesTests:
         noon = timezone.make_aware(dt.datetime.combine(TODAY, dt.time(12, 0)))
         assert list(Schedule.objects.not_over(noon).values_list("work_id", flat=True)) == ["W00002"]
 
-    def test_the_generic_upsert_used_on_sqlite_gives_the_same_result(self, hospital, monkeypatch):
-        monkeypatch.setattr(services, "_upsert_copy", services._upsert_batches)
-        apply(hospital, [record(1), record(2)])
-        Schedule.objects.filter(work_id="W00001").update(booked_count=1)
-        apply(hospital, [record(3), record(3, RegistrationNumber="2")], multi="1")
-        assert statuses() == {"W00001": "withdrawn", "W00003": "normal"}
-        apply(hospital, [record(1, RegistrationNumber="6")])
-        again = Schedule.objects.get(work_id="W00001")
-        assert (again.status, again.remaining, again.booked_count) == ("normal", 6, 1)
-        assert Schedule.objects.get(work_id="W00003").remaining == 2
+    def test_the_generic_upsert_used_on_sqlite_gives_the_same_result(self, tmp_path):
+        # SQLite (the embedded mode) takes the generic upsert: the same sequence, run where it runs,
+        # in a process of its own on a fresh SQLite database.
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE,
+            "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
+            "REGIONAL_VAR_DIR": str(tmp_path),
+            "PYTHONPATH": str(ROOT),
+        }
+        env.pop("REDIS_URL", None)
+        run = subprocess.run(
+            [sys.executable, "-c", SQLITE_SYNC], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+        result = json.loads(run.stdout.strip().splitlines()[-1])
+        assert result["vendor"] == "sqlite"
+        assert result["statuses"] == {"W00001": "withdrawn", "W00003": "normal"}
+        assert tuple(result["again"]) == ("normal", 6, 1)
+        assert result["W00003"] == 2
 
 
-def _cleaned(values: dict[str, str]) -> dict:
-    """One record cleaned by the message description (as NewWorkInfo would be)."""
-    return SYNCHRONIZED_WORK_INFO.request.parse(read_xml(sync_message([values], tx="x")))["WorkInfo"][0]
+# The sync on SQLite, as the embedded mode runs it; prints what the test above checks.
+SQLITE_SYNC = """
+import json
+
+import django
+from django.conf import settings
+
+# The tables straight from the models, no migrations replayed: this database lives for one run.
+settings.MIGRATION_MODULES = {app.rsplit(".", 1)[-1]: None for app in settings.INSTALLED_APPS}
+django.setup()
+
+from django.core.management import call_command
+from django.db import connection
+
+from booking.models import Schedule
+from tests.base import apply, hospital_make, record
+
+call_command("migrate", run_syncdb=True, verbosity=0)
+hospital = hospital_make()
+apply(hospital, [record(1), record(2)])
+Schedule.objects.filter(work_id="W00001").update(booked_count=1)
+apply(hospital, [record(3), record(3, RegistrationNumber="2")], multi="1")
+statuses = dict(Schedule.objects.values_list("work_id", "status"))
+apply(hospital, [record(1, RegistrationNumber="6")])
+again = Schedule.objects.get(work_id="W00001")
+print(json.dumps({
+    "vendor": connection.vendor,
+    "statuses": statuses,
+    "again": [again.status, again.remaining, again.booked_count],
+    "W00003": Schedule.objects.get(work_id="W00003").remaining,
+}))
+"""
 
 
 @pytest.mark.django_db(transaction=True)
@@ -412,7 +412,9 @@ class StopWorkNoticeTests:
 
     def test_a_changed_schedule_cannot_be_stopped_its_successor_can(self, hospital, center_client):
         apply(hospital, [record(1)])
-        services.schedule_change(hospital=hospital, old_work_id="W00001", reason="换医生", new=_cleaned(record(2)))
+        schedules.schedule_change(
+            hospital=hospital, old_work_id="W00001", reason="换医生", new=cleaned_record(record(2))
+        )
         result = answer(center_client().service.stopWorkNotice(stop_message([("W00001", "停诊")], tx="stop-6")))
         assert result["ErrorMsg"] == "WorkInfo/Record[1]/WorkId 排班W00001已换诊为W00002，请对W00002停诊"
 
@@ -420,7 +422,7 @@ class StopWorkNoticeTests:
         apply(hospital, [record(1)])
         Schedule.objects.filter(work_id="W00001").update(booked_count=1)
         apply(hospital, [record(2)], multi="1")
-        services.schedule_stop(hospital=hospital, work_id="W00001", reason="医院取消该班次")
+        schedules.schedule_stop(hospital=hospital, work_id="W00001", reason="医院取消该班次")
         assert statuses()["W00001"] == "stopped"
 
 
@@ -523,7 +525,7 @@ class ChangeWorkNoticeTests:
         apply(hospital, [record(1), record(2, HosLockedCount="5")])
         new = record(2, RegistrationCount="30", RegistrationNumber="30")
         del new["HosLockedCount"]  # NewWorkInfo has none: the known reservation is kept
-        services.schedule_change(hospital=hospital, old_work_id="W00001", reason="合并", new=_cleaned(new))
+        schedules.schedule_change(hospital=hospital, old_work_id="W00001", reason="合并", new=cleaned_record(new))
         merged = Schedule.objects.get(work_id="W00002")
         assert (merged.total, merged.hospital_reserved, merged.status) == (30, 5, "normal")
         assert Schedule.objects.count() == 2

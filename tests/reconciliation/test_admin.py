@@ -15,7 +15,9 @@ from openpyxl import load_workbook
 from reconciliation import services
 from reconciliation.models import Discrepancy, ReconciliationRun, Statement, StatementSource
 from regional.models import AuditEntry
-from tests.reconciliation.support import at, bill, import_bill, pay, refund, source, yesterday
+from tests.base import bill, import_bill, yesterday
+from tests.base import local as at
+from tests.factories import pay, refund, source
 
 Run = ReconciliationRun
 
@@ -37,8 +39,10 @@ def a_day(hospital, n=6):
 
 @pytest.mark.django_db
 class RunAdminTests:
+    # The bill comes from the sandbox channel over HTTP: the live server must see committed rows.
+    @pytest.mark.django_db(transaction=True)
     def test_reconcile_now_fetches_the_bill_runs_and_shows_the_result(
-        self, hospital, admin_client, django_capture_on_commit_callbacks
+        self, hospital, admin_client, django_capture_on_commit_callbacks, public_url
     ):
         day = a_day(hospital)
         source("wepay", sandbox_options={"encoding": "gbk"})
@@ -278,7 +282,8 @@ class AdminPagesTests:
         assert "status=corrected" in detail.content.decode()
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("public_url")
 class SandboxCommandTests:
     def test_the_command_sets_up_both_channels_and_reconciles_a_day(self, hospital):
         from django.core.management import call_command

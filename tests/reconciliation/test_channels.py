@@ -1,5 +1,5 @@
 """Fetching bills: the HTTP adapter against the sandbox channel served over HTTP, and the nightly
-task that django-celery-beat runs (its schedule is created by a migration, editable in the admin)."""
+task that django-celery-beat runs (its entry is in the settings' one beat schedule)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,17 @@ import gzip
 
 import pytest
 import requests
+from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from reconciliation import services, tasks
 from reconciliation.adapters import HttpAdapter, StatementUnavailable
 from reconciliation.models import ReconciliationRun, Statement, StatementSource
-from tests.reconciliation.support import at, pay, refund, source, yesterday
+from regional.env import env_clock
+from tests.base import local as at
+from tests.base import yesterday
+from tests.factories import pay, refund, source
 
 Run = ReconciliationRun
 
@@ -99,12 +103,30 @@ class HttpAdapterTests:
 
 
 @pytest.mark.django_db
-class NightlyTests:
-    def test_the_schedule_exists_and_staff_can_change_its_time(self):
+class NightlyScheduleTests:
+    def test_the_schedule_exists_and_staff_can_change_its_time(self, monkeypatch):
+        from django_celery_beat.schedulers import ModelEntry
+
+        from config.celery import app
+
+        # What beat's DatabaseScheduler does at start (update_from_dict): each settings entry into the tables.
+        for name, entry in app.conf.beat_schedule.items():
+            ModelEntry.from_entry(name, app=app, **entry)
+        # One row: the entry took over the row of migration 0002 instead of adding a second night.
         task = PeriodicTask.objects.get(task=tasks.NIGHTLY)
         assert task.enabled and (task.crontab.hour, task.crontab.minute) == ("10", "30")
         assert str(task.crontab.timezone) == "Asia/Shanghai"
+        # Its time is set by the environment (RECONCILIATION_NIGHTLY_AT), and a bad value is refused.
+        monkeypatch.setenv("RECONCILIATION_NIGHTLY_AT", "11:05")
+        assert env_clock("RECONCILIATION_NIGHTLY_AT", "10:30") == (11, 5)
+        monkeypatch.setenv("RECONCILIATION_NIGHTLY_AT", "25:00")
+        with pytest.raises(ImproperlyConfigured, match="HH:MM"):
+            env_clock("RECONCILIATION_NIGHTLY_AT", "10:30")
 
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("public_url")
+class NightlyTests:
     def test_the_nightly_task_fetches_yesterdays_bills_and_reconciles(self, hospital):
         day = a_day(hospital, "wepay")
         a_day(hospital, "alipay")

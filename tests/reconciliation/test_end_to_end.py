@@ -19,13 +19,9 @@ from lxml import etree
 from booking.models import LedgerEntry, Order, OutboxMessage
 from reconciliation import services
 from reconciliation.models import Discrepancy, ReconciliationRun, StatementSource
-from regional.sandbox.models import SandboxOrder
-from tests.booking import conftest as booking
-from tests.reconciliation.support import source, yesterday
-
-# The booking suite's actors, reused: a channel with its token and its REST client, and the
-# sandbox hospital pushing a session to the platform.
-api, bookable, channel, his, wait_for = booking.api, booking.bookable, booking.channel, booking.his, booking.wait_for
+from sandbox.models import SandboxOrder
+from tests.base import wait_for, yesterday
+from tests.factories import source
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 T = Discrepancy.Type

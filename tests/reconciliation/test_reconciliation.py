@@ -9,12 +9,15 @@ from decimal import Decimal
 
 import pytest
 
-from reconciliation import sandbox, selectors, services
+from reconciliation import selectors, services
 from reconciliation.models import Discrepancy, ReconciliationRun, Statement, StatementLine
 from reconciliation.statements import StatementFileError
 from regional.errors import Conflict, DomainError
 from regional.models import AuditEntry
-from tests.reconciliation.support import at, bill, import_bill, pay, refund, source, yesterday
+from sandbox import payments as sandbox
+from tests.base import bill, import_bill, yesterday
+from tests.base import local as at
+from tests.factories import pay, refund, source
 
 T = Discrepancy.Type
 Run = ReconciliationRun

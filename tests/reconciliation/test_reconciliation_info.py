@@ -11,8 +11,9 @@ from lxml import etree
 
 from booking.models import LedgerEntry
 from regional.models import MessageLog
-from tests.conftest import spec_example
-from tests.reconciliation.support import at, pay, refund
+from tests.base import local as at
+from tests.base import spec_example
+from tests.factories import pay, refund
 
 NAME = "成都市龙泉驿区中医医院"
 

@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from reconciliation import sandbox
 from reconciliation.statements import StatementFileError, open_bill
+from sandbox import payments as sandbox
 
 DAY = dt.date(2026, 11, 25)
 

@@ -6,45 +6,33 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from django.core.cache import cache
 
 from booking.models import Order
 from reconciliation import services
 from reconciliation.models import Discrepancy, ReconciliationRun
-from regional import hospital_client
+from regional import hospital_wsdl
 from regional.models import MessageLog
-from regional.sandbox.models import SandboxOrder
-from tests.reconciliation.support import at, import_bill, pay, platform_order, refund, yesterday
-from tests.sandbox.factories import SandboxHospitalFactory, his_url, session
+from sandbox.models import SandboxOrder
+from tests.base import import_bill, yesterday
+from tests.base import local as at
+from tests.factories import pay, platform_order, refund, session
 from tests.services import free_port
 
 T = Discrepancy.Type
 Run = ReconciliationRun
 
 
-@pytest.fixture(autouse=True)
-def fresh_client_state():
-    cache.clear()  # circuit breaker state
-    hospital_client.clear_clients()
-    yield
-    hospital_client.clear_clients()
-
-
 @pytest.fixture
-def his(db):
-    return SandboxHospitalFactory(hospital_no="S001")
+def hospital(sandbox_hospital):
+    """Here `hospital` is the platform's record of the sandbox hospital S001 (`sandbox_his`)."""
+    return sandbox_hospital
 
 
-@pytest.fixture
-def hospital(public_url, make_hospital, his):
-    return make_hospital("S001", name="测试沙箱医院", endpoint_url=his_url(public_url, "S001"))
-
-
-def his_order(his, workflow_id: str, status: str, fee: str = "12.50") -> SandboxOrder:
+def his_order(sandbox_his, workflow_id: str, status: str, fee: str = "12.50") -> SandboxOrder:
     """The hospital's own record of the order, as its HIS holds it."""
-    schedule = session(his, slots=3, price=fee, days_ahead=0)
+    schedule = session(sandbox_his, slots=3, price=fee, days_ahead=0)
     return SandboxOrder.objects.create(
-        hospital=his, work_flow_id=workflow_id, schedule=schedule, serial_number=1, fee=Decimal(fee), status=status,
+        hospital=sandbox_his, work_flow_id=workflow_id, schedule=schedule, serial_number=1, fee=Decimal(fee), status=status,
         name="测试患者一", id_code="3306XXXXXXXXXX0001", telephone="13400000001",
     )  # fmt: skip
 
@@ -55,23 +43,23 @@ def paid(hospital, order, amount="12.50"):
 
 @pytest.mark.django_db(transaction=True)
 class ThreeWayTests:
-    def test_orders_whose_money_and_states_disagree_are_checked_at_their_hospital(self, hospital, his):
+    def test_orders_whose_money_and_states_disagree_are_checked_at_their_hospital(self, hospital, sandbox_his):
         day = yesterday()
         # The hospital cancelled at its counter and told the platform (2.4), but nobody refunded.
         told = platform_order(hospital, workflow_id="WF-TOLD", status=Order.CANCELLED)
-        his_order(his, "WF-TOLD", SandboxOrder.CANCELLED)
+        his_order(sandbox_his, "WF-TOLD", SandboxOrder.CANCELLED)
         paid(hospital, told)
         # Paid at the channel, yet the platform never marked the order paid; the hospital neither.
         unpaid = platform_order(hospital, workflow_id="WF-UNPAID", status=Order.BOOKED)
-        his_order(his, "WF-UNPAID", SandboxOrder.BOOKED)
+        his_order(sandbox_his, "WF-UNPAID", SandboxOrder.BOOKED)
         paid(hospital, unpaid)
         # Refunded in full, yet the hospital still shows the patient as paid.
         active = platform_order(hospital, workflow_id="WF-ACTIVE", status=Order.PAID)
-        his_order(his, "WF-ACTIVE", SandboxOrder.PAID)
+        his_order(sandbox_his, "WF-ACTIVE", SandboxOrder.PAID)
         refund(paid(hospital, active), when=at(day, 18))
         # Agreed everywhere: never asked.
         fine = platform_order(hospital, workflow_id="WF-FINE", status=Order.PAID)
-        his_order(his, "WF-FINE", SandboxOrder.PAID)
+        his_order(sandbox_his, "WF-FINE", SandboxOrder.PAID)
         paid(hospital, fine)
         import_bill("wepay", day)
 
@@ -90,10 +78,10 @@ class ThreeWayTests:
         calls = MessageLog.objects.filter(interface="GetOrderDetailInfo", direction="out")
         assert calls.count() == 3 and all(c.ok for c in calls)
 
-    def test_a_difference_with_the_channel_carries_the_hospitals_status(self, hospital, his):
+    def test_a_difference_with_the_channel_carries_the_hospitals_status(self, hospital, sandbox_his):
         day = yesterday()
         order = platform_order(hospital, workflow_id="WF-1", status=Order.PAID)
-        his_order(his, "WF-1", SandboxOrder.PAID, fee="15.00")
+        his_order(sandbox_his, "WF-1", SandboxOrder.PAID, fee="15.00")
         paid(hospital, order)
         manifest = import_bill("wepay", day, missing_payment=1)
         assert manifest.missing_payment == [order.order_no]
@@ -105,11 +93,11 @@ class ThreeWayTests:
         assert rows[T.PLATFORM_ONLY].hospital_status == "2" and rows[T.PLATFORM_ONLY].order_id == order.pk
         assert rows[T.HOSPITAL_FEE_MISMATCH].detail == "医院挂号费15.00元，实收12.50元"
 
-    def test_every_paid_order_is_checked_when_the_run_asks_for_it(self, hospital, his):
+    def test_every_paid_order_is_checked_when_the_run_asks_for_it(self, hospital, sandbox_his):
         day = yesterday()
         # Cancelled at the hospital without a word to the platform: only a full check finds it.
         silent = platform_order(hospital, workflow_id="WF-SILENT", status=Order.PAID)
-        his_order(his, "WF-SILENT", SandboxOrder.CANCELLED)
+        his_order(sandbox_his, "WF-SILENT", SandboxOrder.CANCELLED)
         paid(hospital, silent)
         import_bill("wepay", day)
         quiet = services.reconciliation_run(date_from=day, date_to=day)
@@ -120,10 +108,12 @@ class ThreeWayTests:
         assert full.hospital_checked == 1
         assert set(Discrepancy.objects.filter(run=full).values_list("type", flat=True)) == {T.HOSPITAL_CANCELLED_PAID}
 
-    def test_an_unreachable_hospital_leaves_the_run_incomplete_and_keeps_what_it_said_before(self, hospital, his):
+    def test_an_unreachable_hospital_leaves_the_run_incomplete_and_keeps_what_it_said_before(
+        self, hospital, sandbox_his
+    ):
         day = yesterday()
         told = platform_order(hospital, workflow_id="WF-TOLD", status=Order.CANCELLED)
-        his_order(his, "WF-TOLD", SandboxOrder.CANCELLED)
+        his_order(sandbox_his, "WF-TOLD", SandboxOrder.CANCELLED)
         paid(hospital, told)
         import_bill("wepay", day)
         first = services.reconciliation_run(date_from=day, date_to=day)
@@ -131,14 +121,14 @@ class ThreeWayTests:
 
         hospital.endpoint_url = f"http://127.0.0.1:{free_port()}/ws"
         hospital.save()
-        hospital_client.clear_clients()
+        hospital_wsdl.clear_clients()
         second = services.reconciliation_run(date_from=day, date_to=day)
 
         assert (second.result, second.hospital_checked, second.hospital_unchecked) == (Run.Result.INCOMPLETE, 0, 1)
         assert "医院状态未能核对" in second.note
         assert list(Discrepancy.objects.filter(status="open")) == [kept]
 
-    def test_an_order_the_hospital_does_not_know_is_reported(self, hospital, his):
+    def test_an_order_the_hospital_does_not_know_is_reported(self, hospital, sandbox_his):
         day = yesterday()
         ghost = platform_order(hospital, workflow_id="WF-GHOST", status=Order.CANCELLED)
         paid(hospital, ghost)

@@ -3,19 +3,27 @@ level-3 hospital with departments, and a poster for the servlet."""
 
 from __future__ import annotations
 
-import datetime as dt
-from decimal import Decimal
-
 import pytest
-from django.utils import timezone
 
 from booking.models import Schedule
 from regional.models import Department
-from regional.sandbox import services as sandbox
-from regional.sandbox.models import SandboxHospital
-from tests.conftest import SECRET
-from tests.referral.support import HIS, RECEIVER_NO, SENDER_NO, SERVLET, ZNTS, answer, basic, form, query_xml, start_xml
-from tests.sandbox.factories import SandboxDepartmentFactory, SandboxDoctorFactory, SandboxHospitalFactory, his_url
+from sandbox import services as sandbox
+from sandbox.models import SandboxHospital
+from tests.base import (
+    HIS,
+    RECEIVER_NO,
+    SECRET,
+    SENDER_NO,
+    SERVLET,
+    ZNTS,
+    answer,
+    basic,
+    form,
+    his_url,
+    query_xml,
+    start_xml,
+)
+from tests.factories import SandboxDepartmentFactory, SandboxDoctorFactory, SandboxHospitalFactory, session
 
 
 @pytest.fixture(autouse=True)
@@ -80,14 +88,10 @@ def pushed(his):
     def make(slots: int = 5, days_ahead: int = 1) -> Schedule:
         department = SandboxDepartmentFactory(hospital=his, department_id="K01", name="心血管内科")
         doctor = SandboxDoctorFactory(hospital=his, department=department, doctor_id="D100", name="王医生")
-        session = sandbox.schedule_create(
-            hospital=his, doctor=doctor, work_date=timezone.localdate() + dt.timedelta(days=days_ahead),
-            work_time_code="1", start_time=dt.time(8, 0), stop_time=dt.time(10, 0), slots=slots,
-            price=Decimal("12.50"),
-        )  # fmt: skip
-        answer = sandbox.center_push_schedules(hospital=his, schedules=[session], full=False)
+        pushed_session = session(his, slots=slots, days_ahead=days_ahead, doctor=doctor)
+        answer = sandbox.center_push_schedules(hospital=his, schedules=[pushed_session], full=False)
         assert answer.ok, answer.summary()
-        return Schedule.objects.select_related("hospital").get(work_id=session.work_id)
+        return Schedule.objects.select_related("hospital").get(work_id=pushed_session.work_id)
 
     return make
 

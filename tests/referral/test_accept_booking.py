@@ -6,13 +6,14 @@ from __future__ import annotations
 import pytest
 
 from booking.models import Order, Schedule
-from booking.services import Patient, channel_issue_token, order_lock
+from booking.services.channels import channel_issue_token
+from booking.services.orders import order_lock
+from booking.services.patients import Patient
 from referral.models import Referral
-from regional.sandbox.models import SandboxOrder
-from tests.booking.conftest import booking_state  # noqa: F401  (autouse: clean caches, eager outbox)
-from tests.referral.support import RECEIVER_NO
+from sandbox.models import SandboxOrder
+from tests.base import RECEIVER_NO
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_state")]
 
 
 def accept(client, url: str, work_id: str, note: str = "明日上午心内科门诊"):

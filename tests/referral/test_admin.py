@@ -15,7 +15,7 @@ from referral import services
 from referral.models import Referral, ReferralNotification
 from referral.services import Actor
 from regional.models import PersonalDataReveal
-from tests.referral.support import START_VALUES
+from tests.base import START_VALUES
 
 pytestmark = pytest.mark.django_db
 

@@ -12,9 +12,7 @@ import requests
 
 from referral import services
 from referral.models import Referral
-from tests.booking.conftest import booking_state  # noqa: F401  (autouse: clean caches, eager outbox)
-from tests.conftest import SECRET
-from tests.referral.support import RECEIVER_NO, SENDER_NO, SERVLET, answer, query_xml, start_xml
+from tests.base import RECEIVER_NO, SECRET, SENDER_NO, SERVLET, answer, query_xml, start_xml
 from tests.services import MISSING
 
 
@@ -23,6 +21,8 @@ def expect(locator):
 
     return playwright_expect(locator)
 
+
+pytestmark = pytest.mark.usefixtures("fresh_state")  # clean caches, tasks in process
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = pathlib.Path(__file__).resolve().parents[2] / "artifacts"

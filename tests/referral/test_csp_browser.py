@@ -8,8 +8,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.booking.conftest import booking_state  # noqa: F401  (autouse: clean caches, eager outbox)
-from tests.referral.support import SENDER_NO, start_xml
+from tests.base import SENDER_NO, start_xml
 from tests.referral.test_browser import call, page  # noqa: F401  (the Chromium fixture)
 
 
@@ -20,6 +19,7 @@ def watch(page):  # noqa: F811
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("fresh_state")
 @pytest.mark.django_db(transaction=True)
 class ContentSecurityPolicyTests:
     def test_every_response_carries_the_policy_with_a_fresh_nonce(self, public_url):

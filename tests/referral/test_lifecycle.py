@@ -10,10 +10,11 @@ from django.utils import timezone
 
 from referral import notify, services
 from referral.models import Referral, ReferralAccess, ReferralNotification
-from referral.services import Actor, LinkExpired, LinkUnknown, NotParty, ReferralInvalid, TransitionNotAllowed
+from referral.services import Actor, LinkExpired, LinkUnknown, NotParty, TransitionNotAllowed
+from regional.errors import InvalidInput
 from regional.models import Hospital
 from regional.pii import lookup_hash
-from tests.referral.support import START_VALUES
+from tests.base import START_VALUES
 
 pytestmark = pytest.mark.django_db
 
@@ -72,7 +73,7 @@ class LifeCycleTests:
 
     def test_a_rejection_needs_a_reason_and_keeps_it(self, draft, sender_doctor, receiver_doctor, receiver):
         referral = submit(draft, sender_doctor, receiver)
-        with pytest.raises(ReferralInvalid) as caught:
+        with pytest.raises(InvalidInput) as caught:
             services.referral_reject(referral=referral, actor=receiver_doctor, reason="  ")
         assert caught.value.errors == {"reason": "请填写拒绝原因"}
         referral = services.referral_reject(referral=referral, actor=receiver_doctor, reason="本院无床位")
@@ -114,7 +115,7 @@ class LifeCycleTests:
 
     def test_the_form_rules_are_all_reported(self, draft, sender_doctor, sender, receiver, make_hospital):
         other = make_hospital("H0008", "他院")
-        with pytest.raises(ReferralInvalid) as caught:
+        with pytest.raises(InvalidInput) as caught:
             services.referral_submit(
                 referral=draft,
                 actor=sender_doctor,
@@ -128,10 +129,10 @@ class LifeCycleTests:
             "urgency": "请选择紧急程度",
             "purpose": "请填写转诊目的",
         }
-        with pytest.raises(ReferralInvalid) as caught:
+        with pytest.raises(InvalidInput) as caught:
             submit(draft, sender_doctor, other, receiving_department=receiver.departments.first())
         assert caught.value.errors == {"department": "所选科室不属于转入医院"}
-        with pytest.raises(ReferralInvalid) as caught:
+        with pytest.raises(InvalidInput) as caught:
             submit(draft, sender_doctor, receiver, receiving_department=None)
         assert caught.value.errors == {"department": "请选择转入科室"}
         assert Referral.objects.get(pk=draft.pk).status == "draft"
@@ -244,7 +245,7 @@ class OverdueTests:
         self, waiting, caplog, settings, django_capture_on_commit_callbacks
     ):
         settings.REFERRAL_PENDING_HOURS = 48
-        with caplog.at_level(logging.WARNING, logger="referral.notify"):
+        with caplog.at_level(logging.WARNING, logger="regional.notify"):
             with django_capture_on_commit_callbacks(execute=True):
                 assert services.referral_overdue_scan() == 1
         assert Referral.objects.get(pk=waiting.pk).overdue_flagged_at is not None
@@ -274,7 +275,7 @@ class OverdueTests:
     def test_a_failed_delivery_is_kept_and_redelivered_later(
         self, waiting, settings, django_capture_on_commit_callbacks
     ):
-        settings.REFERRAL_NOTIFICATION_BACKENDS = ["tests.referral.test_lifecycle.FailingBackend"]
+        settings.NOTIFIER = "tests.referral.test_lifecycle.FailingBackend"
         try:
             with django_capture_on_commit_callbacks(execute=True):
                 assert services.referral_overdue_scan() == 1
@@ -282,15 +283,59 @@ class OverdueTests:
             assert len(rows) == 2 and all(n.sent_at is None and n.attempts == 1 for n in rows)
             assert "ConnectionError" in rows[0].last_error and "13400001234" not in rows[0].last_error
         finally:
-            settings.REFERRAL_NOTIFICATION_BACKENDS = ["referral.notify.LogBackend"]
-        assert notify.deliver_pending() == 0  # too recent: a worker may still be on it
-        ReferralNotification.objects.update(created_at=timezone.now() - dt.timedelta(minutes=10))
-        assert notify.deliver_pending() == 2
+            settings.NOTIFIER = "regional.notify.LogBackend"
+        assert notify.notifications_sweep() == 0  # too recent: a worker may still be on it
+        ReferralNotification.objects.update(next_attempt_at=timezone.now() - dt.timedelta(minutes=10))
+        assert notify.notifications_sweep() == 2
         assert not ReferralNotification.objects.filter(sent_at__isnull=True).exists()
 
+    def test_a_reminder_another_worker_is_sending_is_not_sent_again(self, waiting, caplog):
+        assert services.referral_overdue_scan() == 1  # the on-commit delivery never runs in this test
+        row = ReferralNotification.objects.first()
+        # A worker holds the lease (the task after commit, say) when the sweep comes by.
+        ReferralNotification.objects.update(
+            next_attempt_at=timezone.now() - dt.timedelta(minutes=10),
+            claimed_until=timezone.now() + dt.timedelta(minutes=1),
+        )
+        assert notify.notifications_sweep() == 0
+        assert notify.notification_deliver(notification_id=row.pk).outcome == "skipped"
+        # The worker crashed: its lease runs out and the sweep sends the row once.
+        ReferralNotification.objects.update(claimed_until=timezone.now() - dt.timedelta(seconds=1))
+        with caplog.at_level(logging.WARNING, logger="regional.notify"):
+            assert notify.notifications_sweep() == 2
+        assert caplog.text.count("转诊提醒") == 2
+        assert set(ReferralNotification.objects.values_list("status", "attempts")) == {("sent", 1)}
+
+    def test_after_the_retry_budget_a_reminder_fails_and_staff_can_send_it_again(
+        self, waiting, settings, django_capture_on_commit_callbacks
+    ):
+        from regional.models import AuditEntry
+
+        settings.DELIVERY_MAX_ATTEMPTS = 1
+        settings.NOTIFIER = "tests.referral.test_lifecycle.FailingBackend"
+        with django_capture_on_commit_callbacks(execute=True):
+            assert services.referral_overdue_scan() == 1
+        assert set(ReferralNotification.objects.values_list("status", flat=True)) == {"failed"}
+        assert notify.notifications_sweep(now=timezone.now() + dt.timedelta(hours=1)) == 0  # failed is left to staff
+        settings.NOTIFIER = "regional.notify.LogBackend"
+        ids = list(ReferralNotification.objects.values_list("pk", flat=True))
+        with django_capture_on_commit_callbacks(execute=True):
+            assert notify.notifications_retry(notification_ids=ids) == 2
+        assert set(ReferralNotification.objects.values_list("status", "attempts")) == {("sent", 1)}
+        assert AuditEntry.objects.filter(action="重新发送转诊提醒").count() == 2
+
+    def test_the_sms_notifier_logs_reminders_that_have_no_mobile_number(self, waiting, settings, caplog):
+        settings.NOTIFIER = "regional.notify.SmsGatewayBackend"
+        settings.SMS_GATEWAY_URL = "http://127.0.0.1:9/never-called"
+        with caplog.at_level(logging.WARNING, logger="regional.notify"):
+            assert services.referral_overdue_scan() == 1
+            for row in ReferralNotification.objects.all():
+                assert notify.notification_deliver(notification_id=row.pk).outcome == "sent"
+        assert "转诊提醒 [overdue] → staff" in caplog.text
+
     def test_the_periodic_task_scans_and_is_in_the_beat_schedule(self, waiting, django_capture_on_commit_callbacks):
+        from config.celery import app
         from referral.tasks import scan_overdue_referrals
-        from regional.celery import app
 
         entry = app.conf.beat_schedule["referral-overdue-scan"]
         assert entry["task"] == "referral.scan_overdue"

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from referral.models import Referral, ReferralAccess
 from regional.models import Doctor
-from tests.referral.support import HIS, RECEIVER_NO, ZNTS, form, query_xml, start_xml
+from tests.base import HIS, RECEIVER_NO, ZNTS, form, query_xml, start_xml
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,7 @@ from django.db.models import Sum
 from django.db.models.functions import Length
 
 from regional.models import MessageLog
-from tests.referral.support import SERVLET, start_xml
+from tests.base import SERVLET, start_xml
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,7 +9,7 @@ from django.db import connection
 from lxml import etree
 
 from regional.models import Department, Doctor, Hospital, InboundTransaction, MessageLog
-from tests.conftest import spec_example
+from tests.base import spec_example
 
 
 def answer(text: str) -> dict:

@@ -15,8 +15,7 @@ from regional import inbound
 from regional.auth import Caller
 from regional.messages import XmlReadError, read_xml
 from regional.messages.catalog import CENTER_INTERFACES
-from regional.messages.schema import Field, RecordList
-from tests.conftest import SECRET
+from tests.base import SECRET, message_fields_replace, message_fill
 
 HOSTILE_TEXT = st.one_of(
     st.text(max_size=60),
@@ -59,39 +58,12 @@ def _mutated(interface, draw) -> str:
     """The interface's example with every leaf replaced, at random, by hostile text or nothing."""
     data = interface.request.example()
 
-    def mutate(nodes, values):
-        for node in nodes:
-            if isinstance(node, Field):
-                if draw(st.booleans()):
-                    values[node.name] = draw(HOSTILE_TEXT)
-            elif isinstance(node, RecordList):
-                for item in values.get(node.name) or []:
-                    mutate(node.fields, item)
-            elif values.get(node.name):
-                mutate(node.fields, values[node.name])
-
-    mutate(interface.request.fields, data)
+    message_fields_replace(interface.request.fields, data, lambda: draw(HOSTILE_TEXT) if draw(st.booleans()) else None)
     data["HospitalNo"] = "H0001"
     data.pop("HosOrgCode", None) if draw(st.booleans()) else data.update(HosOrgCode="H0001")
     raw = etree.Element(interface.request.root)
-    _fill(raw, interface.request.fields, data)
+    message_fill(raw, interface.request.fields, data, xml_chars_only=True)
     return etree.tostring(raw, encoding="unicode")
-
-
-def _fill(parent, nodes, data):
-    for node in nodes:
-        value = data.get(node.name)
-        child = etree.SubElement(parent, node.name)
-        if isinstance(node, Field):
-            text = value if isinstance(value, str) else node.format(value)
-            child.text = "".join(
-                ch for ch in text if ch in "\t\n\r" or (ord(ch) >= 32 and not 0xD800 <= ord(ch) <= 0xDFFF)
-            )
-        elif isinstance(node, RecordList):
-            for item in value or []:
-                _fill(etree.SubElement(child, node.item), node.fields, item)
-        else:
-            _fill(child, node.fields, value or {})
 
 
 def _table_counts() -> dict[str, int]:

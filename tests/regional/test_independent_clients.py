@@ -13,7 +13,7 @@ from lxml import etree
 
 from regional import inbound
 from regional.messages.catalog import CENTER
-from tests.conftest import SECRET
+from tests.base import SECRET
 from tests.services import require_binary
 
 CLIENTS = pathlib.Path(__file__).resolve().parent.parent / "clients"
@@ -173,7 +173,7 @@ def _answer(text: str) -> dict:
 
 def sandbox_round(call) -> list[str]:
     """Every hospital-side operation of the sandbox, in an order where each one has something to act on."""
-    from regional.sandbox.models import SandboxSchedule
+    from sandbox.models import SandboxSchedule
 
     schedule = SandboxSchedule.objects.filter(hospital__hospital_no="S0001", work_date__gt=dt.date.today()).first()
     work = f"<HospitalNo>S0001</HospitalNo><WorkId>{schedule.work_id}</WorkId>"
@@ -249,7 +249,7 @@ def sandbox_round(call) -> list[str]:
 
 @pytest.fixture
 def sandbox_hospital(db):
-    from regional.sandbox.demo import hospital_build
+    from sandbox.demo import hospital_build
 
     return hospital_build(hospital_no="S0001", name="测试沙箱医院", level=2, days=2, slots=5)
 

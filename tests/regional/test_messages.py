@@ -4,7 +4,7 @@ import pytest
 
 from regional.messages import MessageInvalid, XmlReadError, read_xml
 from regional.messages.catalog import ALL_INTERFACES, CHECK_MEDI_CARD, DOCTOR_INFO, REFERRAL_QUERY
-from tests.conftest import spec_example
+from tests.base import spec_example
 
 
 class MessageDescriptionTests:

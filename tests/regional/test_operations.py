@@ -10,7 +10,7 @@ import pytest
 from django.core.cache import cache
 from django.test import Client
 
-from tests.conftest import SECRET
+from tests.base import SECRET
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from regional import pii
-from regional.sandbox.models import SandboxCard, SandboxHospital
+from sandbox.models import SandboxCard, SandboxHospital
 from tests.services import find_binary
 
 ID_NO = "330600000000009999"

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.test import Client
 
 from regional import pii
-from regional.inbound import masked_xml
+from regional.messagelog import masked_xml
 from regional.messages.catalog import CONFIRM_REGISTRATION
 from regional.models import HospitalCredential, MessageLog
 
@@ -215,6 +215,26 @@ class ProductionSettingsTests:
             env=env, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+class BeatScheduleTests:
+    def test_every_periodic_entry_names_a_registered_task(self):
+        from config.celery import app
+
+        app.loader.import_default_modules()  # autodiscovery, as the worker and beat do at start
+        entries = {name: entry["task"] for name, entry in app.conf.beat_schedule.items()}
+        assert set(entries) >= {"booking-sweep", "referral-overdue-scan"}
+        assert {name: task for name, task in entries.items() if task not in app.tasks} == {}
+
+    def test_the_nightly_time_is_read_from_the_environment(self, tmp_path):
+        env = {**os.environ, "RECONCILIATION_NIGHTLY_AT": "07:45", "REGIONAL_VAR_DIR": str(tmp_path)}
+        code = "from django.conf import settings; e = settings.CELERY_BEAT_SCHEDULE[settings.RECONCILIATION_NIGHTLY_NAME]; "
+        code += "print(sorted(e['schedule'].hour), sorted(e['schedule'].minute))"
+        result = subprocess.run(
+            [sys.executable, "-c", f"import django; django.setup(); {code}"],
+            env={**env, "DJANGO_SETTINGS_MODULE": "config.settings"}, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert result.stdout.strip() == "[7] [45]", result.stderr
 
 
 @pytest.mark.django_db

@@ -5,25 +5,17 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from regional.sandbox import demo, services
-from regional.sandbox.models import SandboxHospital, SandboxOrder, SandboxSchedule
-from tests.conftest import SECRET
-from tests.sandbox.factories import PATIENT
+from sandbox import services
+from sandbox.models import SandboxHospital, SandboxOrder, SandboxSchedule
+from tests.base import demo_his
+from tests.factories import PATIENT
 
 MODELS = ("sandboxhospital", "sandboxdepartment", "sandboxdoctor", "sandboxschedule", "sandboxorder", "sandboxcard")
 
 
 @pytest.fixture
-def his(db, public_url, make_hospital):
-    make_hospital("S001")
-    return demo.hospital_build(
-        hospital_no="S001",
-        name="测试沙箱医院",
-        level=1,
-        center_url=f"{public_url}/ws/center",
-        center_secret=SECRET,
-        days=1,
-    )
+def his(db, public_url):
+    return demo_his(public_url, platform_name="测试第一医院", name="测试沙箱医院", level=1, days=1)
 
 
 @pytest.fixture

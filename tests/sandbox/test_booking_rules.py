@@ -13,9 +13,10 @@ from django.db import connection, connections
 from regional import hospital_client
 from regional.errors import Conflict
 from regional.hospital_client import HospitalRefused
-from regional.sandbox import services
-from regional.sandbox.models import SandboxCard, SandboxOrder, SandboxPayment, SandboxSchedule, SandboxSlot
-from tests.sandbox.factories import PATIENT, SandboxHospitalFactory, his_url, session
+from sandbox import services
+from sandbox.models import SandboxCard, SandboxOrder, SandboxPayment, SandboxSchedule, SandboxSlot
+from tests.base import confirm_registration as lock
+from tests.factories import PATIENT, session
 
 
 @pytest.fixture(autouse=True)
@@ -23,20 +24,6 @@ def closed_circuits():
     cache.clear()
     yield
     cache.clear()
-
-
-@pytest.fixture
-def his(db):
-    return SandboxHospitalFactory(hospital_no="S001")
-
-
-@pytest.fixture
-def hospital(public_url, make_hospital, his):
-    return make_hospital("S001", endpoint_url=his_url(public_url, "S001"))
-
-
-def lock(hospital, schedule, **extra) -> dict:
-    return hospital_client.call(hospital, "confirmRegistration", {"WorkId": schedule.work_id, **PATIENT, **extra})
 
 
 def remaining(schedule: SandboxSchedule) -> int:

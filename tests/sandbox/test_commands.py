@@ -21,9 +21,10 @@ from django.db import connection
 
 from regional import hospital_client
 from regional.models import Department, Doctor, Hospital
-from regional.sandbox import services
-from regional.sandbox.models import SandboxHospital, SandboxSchedule
-from tests.sandbox.factories import SandboxHospitalFactory, his_url, session
+from sandbox import services
+from sandbox.models import SandboxHospital, SandboxSchedule
+from tests.base import his_url
+from tests.factories import session
 from tests.services import free_port
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -34,11 +35,6 @@ def closed_circuits():
     cache.clear()
     yield
     cache.clear()
-
-
-@pytest.fixture
-def his(db):
-    return SandboxHospitalFactory(hospital_no="S001")
 
 
 def check(*args: str) -> str:

@@ -9,19 +9,10 @@ import zeep
 from lxml import etree
 
 from regional.messages.catalog import HOSPITAL_INTERFACES
-from regional.sandbox.models import SandboxCard
-from tests.conftest import spec_example
-from tests.sandbox.factories import SandboxHospitalFactory, his_url, session
-
-
-def answer(text: str) -> dict:
-    root = etree.fromstring(text.encode())
-    return {child.tag: (child.text or "") for child in root}
-
-
-@pytest.fixture
-def his(db):
-    return SandboxHospitalFactory(hospital_no="S001")
+from sandbox.models import SandboxCard
+from tests.base import his_url, spec_example
+from tests.base import reply_fields as answer
+from tests.factories import SandboxHospitalFactory, session
 
 
 @pytest.fixture

@@ -8,23 +8,15 @@ import pytest
 
 from regional.errors import DomainError
 from regional.models import Department, Doctor, Hospital, MessageLog
-from regional.sandbox import demo, services
-from regional.sandbox.center import CenterUnreachable
-from regional.sandbox.models import SandboxOrder, SandboxSchedule
-from tests.conftest import SECRET
+from sandbox import services
+from sandbox.center import CenterUnreachable
+from sandbox.models import SandboxOrder, SandboxSchedule
+from tests.base import demo_his
 
 
 @pytest.fixture
-def his(db, public_url, make_hospital):
-    make_hospital("S001", name="沙箱医院（平台登记名）")
-    return demo.hospital_build(
-        hospital_no="S001",
-        name="测试沙箱医院",
-        level=2,
-        center_url=f"{public_url}/ws/center",
-        center_secret=SECRET,
-        days=2,
-    )
+def his(db, public_url):
+    return demo_his(public_url, platform_name="沙箱医院（平台登记名）", name="测试沙箱医院", level=2, days=2)
 
 
 def inbound(interface: str) -> MessageLog:

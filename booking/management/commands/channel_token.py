@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from booking.services import channel_issue_token
+from booking.services.channels import channel_issue_token
 
 
 class Command(BaseCommand):

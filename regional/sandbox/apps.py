@@ -1,7 +1,0 @@
-from django.apps import AppConfig
-
-
-class SandboxConfig(AppConfig):
-    name = "regional.sandbox"
-    label = "sandbox"
-    verbose_name = "沙箱医院"

@@ -1,9 +1,0 @@
-"""Sandbox hospitals: `/sandbox/his/<HospitalNo>/ws` (GET: WSDL, POST: SOAP)."""
-
-from django.urls import path
-
-from regional.sandbox.soap import his_endpoint
-
-urlpatterns = [
-    path("his/<str:hospital_no>/ws", his_endpoint, name="sandbox-his-ws"),
-]
