@@ -316,6 +316,12 @@ RATE_LIMIT_CHANNEL_PER_MINUTE = env_int("RATE_LIMIT_CHANNEL_PER_MINUTE", 6000)
 RATE_LIMIT_ADDRESS_PER_MINUTE = env_int("RATE_LIMIT_ADDRESS_PER_MINUTE", 1200)
 # /healthz answers from a check at most this old (per process).
 HEALTHZ_CACHE_SECONDS = env_int("HEALTHZ_CACHE_SECONDS", 5)
+# The simulated partners (sandbox hospital, payment sandbox) hold test patients' data: off unless
+# enabled (`make run` and the test suite enable them). When on, the sandbox hospital answers only
+# HTTP Basic `sandbox:<SANDBOX_SECRET>` or an address in SANDBOX_ALLOWED_NETWORKS.
+SANDBOX_ENABLED = env_bool("SANDBOX_ENABLED", False)
+SANDBOX_SECRET = env_str("SANDBOX_SECRET", "")
+SANDBOX_ALLOWED_NETWORKS = env_list("SANDBOX_ALLOWED_NETWORKS", ["127.0.0.1/32", "::1/128"])
 # Largest REST request body: channels send small JSON objects.
 REST_MAX_BODY_BYTES = env_int("REST_MAX_BODY_BYTES", 64 * 1024)
 # Admin logins: failures per address and user name before a lock-out of LOGIN_LOCKOUT_MINUTES.

@@ -31,7 +31,7 @@ urlpatterns = [
     # channel: the simulated provider is told here what a real one would know from its own books.
     path(
         "sandbox/pay/<str:pay_channel>/bill",
-        payments.bill_view,
+        payments.enabled_only(payments.bill_view),
         {"account": finance.sandbox_account, "entries": finance.ledger_bill_entries},
         name="sandbox-pay-bill",
     ),

@@ -141,6 +141,8 @@ def _cleanup() -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config, parser, args):
     os.environ.setdefault("REGIONAL_VAR_DIR", tempfile.mkdtemp(prefix="regional-var-"))
+    # The suite talks to the simulated partners (gunicorn, bench and worker children inherit it).
+    os.environ.setdefault("SANDBOX_ENABLED", "1")
     os.environ.pop("REDIS_URL", None)  # tests opt into Redis through the fixture
     atexit.register(_cleanup)
     if os.environ.get("DATABASE_URL"):
