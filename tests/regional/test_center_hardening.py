@@ -127,3 +127,21 @@ class UsernameTokenTests:
         text = self.header(SECRET, self.DIGEST.replace("PasswordDigest", "PasswordText"))
         body = envelope("HospitalInfo", HOSPITAL_XML.format(tx="d2", name="甲"), header=text)
         assert inner_response(requests.post(f"{public_url}/ws/center", data=body, timeout=10))["ResultCode"] == "0"
+
+
+@pytest.mark.django_db(transaction=True)
+class DuplicateWorkIdTests:
+    """Issue 14 item 17: a WorkId twice in one synchronizedWorkInfo batch is reported, not collapsed."""
+
+    def test_a_repeated_work_id_is_named_with_both_places_and_nothing_is_applied(self, hospital, center_client):
+        from booking.models import Schedule
+        from tests.base import record, sync_message
+
+        records = [record(1), record(2), record(1, WorkAddr="另一个诊室")]
+        reply = center_client().service.synchronizedWorkInfo(sync_message(records, tx="dup-1"))
+        root = etree.fromstring(reply.encode())
+        assert root.findtext("ResultCode") == "1"
+        assert "WorkId W00001在本批次中重复（与第1条相同）" in root.findtext(
+            "ErrorMsg"
+        ) and "Record[3]" in root.findtext("ErrorMsg")
+        assert not Schedule.objects.exists()
