@@ -68,7 +68,13 @@ from booking.services._common import (
     _waitlist_kick,
 )
 from booking.services.outbox import _outbox_add, _outbox_supersede_payment, _outbox_unlock
-from booking.services.patients import Patient, _check_not_banned, _check_patient_limits, _patient_clean
+from booking.services.patients import (
+    Patient,
+    _check_not_banned,
+    _check_patient_limits,
+    _patient_clean,
+    refuse_naming_only_own,
+)
 from regional import hospital_client
 from regional.errors import InvalidInput
 from regional.hospital_client import (
@@ -290,7 +296,7 @@ def _order_reserve(
             raise SameIdempotencyKey(existing)
     rules = rules if rules is not None else rules_for(schedule.hospital_id)
     id_hash = lookup_hash(patient.id_card)
-    _check_patient_limits(schedule=schedule, id_hash=id_hash, rules=rules)
+    _check_patient_limits(schedule=schedule, id_hash=id_hash, rules=rules, channel_id=channel.pk)
     # Many channels race for the last numbers of a session. One conditional UPDATE takes a slot:
     # PostgreSQL takes the row lock and re-checks `remaining > 0` on the latest committed row, so
     # two requests can never both take the last slot (read-then-write would oversell), and the
@@ -311,8 +317,10 @@ def _order_reserve(
         raise ScheduleFull(f"排班{schedule.work_id}号源已满（释放的号源优先给候补患者），可加入候补")
     if not waitlist:
         _check_channel_quota(schedule=schedule, channel=channel, rules=rules, now=now or clock.now())
-    if Order.objects.filter(schedule=schedule, id_card_hash=id_hash, status__in=Order.ACTIVE).exists():
-        raise DuplicateBooking("该患者已预约此排班，请勿重复预约")
+    holders = Order.objects.filter(schedule=schedule, id_card_hash=id_hash, status__in=Order.ACTIVE)
+    holders = list(holders.values_list("channel_id", flat=True))
+    if holders:
+        refuse_naming_only_own(channel.pk, holders, DuplicateBooking("该患者已预约此排班，请勿重复预约"))
     order = Order.objects.create(
         order_no=new_order_no(),
         channel=channel,
