@@ -17,6 +17,7 @@ from regional.messages.catalog import CENTER_INTERFACES, Interface
 from regional.soap.mount import (
     PasswordDigestRefused,
     PublicWsdlServer,
+    adopt_operation_namespace,
     message_part,
     prepare_body,
     serve_rpc,
@@ -77,4 +78,5 @@ def center_endpoint(request: HttpRequest) -> HttpResponse:
         response["Retry-After"] = str(ratelimit.retry_after())
         return response
     request.regional_caller = caller
+    adopt_operation_namespace(request, CENTER_NAMESPACE, (i.name for i in CENTER_INTERFACES))
     return serve_rpc(server, request)

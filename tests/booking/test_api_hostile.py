@@ -77,7 +77,7 @@ class MalformedRestInputTests:
     )
     def test_a_garbage_cursor_is_a_4xx(self, call, cursor):
         response = call("GET", "/api/v1/schedules/", params={"cursor": cursor})
-        assert response.status_code in (400, 404) and response.json()["code"] in {"invalid_request", "not_found"}
+        assert response.status_code == 400 and response.json()["code"] in {"invalid_cursor", "invalid_request"}
 
     def test_unknown_paths_under_api_answer_json_404(self, call, public_url):
         for path in ("/api/v1/nope/", "/api/v2/orders/", "/api/"):

@@ -24,8 +24,9 @@ class LockFailureTests:
         lost = lock_failure(HospitalUnavailable("调用超时"), hospital=HOSPITAL)
         unsent = lock_failure(HospitalUnavailable("熔断中", may_have_arrived=False), hospital=HOSPITAL)
         assert (
-            isinstance(lost.error, HospitalUnavailableForBooking) and "测试沙箱医院暂时无法锁号" in lost.error.message
+            isinstance(lost.error, HospitalUnavailableForBooking) and "测试沙箱医院锁号结果未知" in lost.error.message
         )
+        assert "测试沙箱医院暂时无法锁号" in unsent.error.message
         assert lost.may_have_arrived and not unsent.may_have_arrived and not lost.permanent
 
     def test_an_unreadable_answer_may_hold_a_lock(self):
