@@ -29,7 +29,7 @@ def encrypt_stored_answers(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('regional', '0003_pinyin_prefix_indexes'),
+        ('regional', '0004_hospital_part_form_and_soap_action'),
     ]
 
     operations = [
