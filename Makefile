@@ -18,7 +18,7 @@ $(VENV)/.installed: requirements.txt | $(BIN)/python
 
 run: $(VENV)/.installed
 	DJANGO_DEBUG=1 $(BIN)/python manage.py migrate --noinput
-	DJANGO_DEBUG=1 PUBLIC_BASE_URL=http://$(HOST):$(PORT) $(BIN)/python manage.py seed_demo --serve-port $(PORT)
+	DJANGO_DEBUG=1 SANDBOX_ENABLED=1 PUBLIC_BASE_URL=http://$(HOST):$(PORT) $(BIN)/python manage.py seed_demo --serve-port $(PORT)
 	@echo ""
 	@echo "平台地址:       http://$(HOST):$(PORT)/"
 	@echo "管理后台:       http://$(HOST):$(PORT)/admin/   (demo / demo-admin-2026)"
@@ -27,7 +27,7 @@ run: $(VENV)/.installed
 	@echo "接口目录:       http://$(HOST):$(PORT)/interfaces/"
 	@echo "健康检查:       http://$(HOST):$(PORT)/healthz"
 	@echo ""
-	DJANGO_DEBUG=1 PUBLIC_BASE_URL=http://$(HOST):$(PORT) $(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
+	DJANGO_DEBUG=1 SANDBOX_ENABLED=1 PUBLIC_BASE_URL=http://$(HOST):$(PORT) $(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
 
 # Production-style processes (deploy/ has their systemd units): against REDIS_URL; without it they
 # use the embedded broker folder under var/, like `make run`.

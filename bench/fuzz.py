@@ -7,7 +7,10 @@ Targets, each in its own process on a throwaway embedded database:
 - center:   POST /ws/center with a fuzzed inner message for each of the eight operations, as an
             authenticated hospital: the answer is always a well-formed <Response> with ResultCode,
             never a 500, and a refusal writes nothing;
-- referral: POST /referral/api/SxzzAppServlet with fuzzed bodies: always a well-formed answer.
+- referral: POST /referral/api/SxzzAppServlet with fuzzed bodies: always a well-formed answer;
+- rest:     the channels' REST API with a token: fuzzed JSON bodies to every POST endpoint and
+            fuzzed query strings to every GET endpoint; always JSON, never a 500, errors in the
+            API's {"code", "message"} shape.
 Each target starts from the specification's examples as its corpus. Prints runs and finds.
 """
 
@@ -23,7 +26,16 @@ import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SPEC = ROOT / "tests" / "fixtures" / "spec"
-TARGETS = ("reader", "center", "referral")
+TARGETS = ("reader", "center", "referral", "rest")
+REST_POSTS = ("/api/v1/orders/", "/api/v1/orders/search/", "/api/v1/cards/check/", "/api/v1/cards/",
+              "/api/v1/orders/NOPE123/pay/", "/api/v1/orders/NOPE123/cancel/", "/api/v1/schedules/1/waitlist/")  # fmt: skip
+REST_GETS = ("/api/v1/hospitals/", "/api/v1/doctors/", "/api/v1/schedules/", "/api/v1/hospitals/H0001/departments/",
+             "/api/v1/orders/", "/api/v1/schedules/1/", "/api/v1/doctors/?cursor=")  # fmt: skip
+REST_SEEDS = (
+    b'{"hospital_no": "H0001", "work_id": "W1", "num_source_id": "1", "patient": {"name": "x", "id_card": "1"}}',
+    b'{"id_card": "3306XXXXXXXXXX0001"}', b'{"hospital_no": "H0001", "card_no": "C1", "id_card": "1", "name": "x"}',
+    b"q=ZSF&hospital=H0001", b"date=2026-01-01&doctor=D01&page_size=5", b"cursor=cD0yMDI2LTAxLTAx",
+)  # fmt: skip
 _XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
@@ -114,6 +126,35 @@ def target(name: str, seconds: int, corpus: str) -> None:
             if answer.findtext("ResultCode") == "1":
                 assert _counts() == before, "a refused message changed data"
 
+    elif name == "rest":
+        _django()
+        from django.test import Client
+
+        from booking.services.channels import channel_issue_token
+
+        os.environ["RATE_LIMIT_CHANNEL_PER_MINUTE"] = "0"
+        from django.conf import settings
+
+        settings.RATE_LIMIT_CHANNEL_PER_MINUTE = 0
+        client = Client(HTTP_AUTHORIZATION=f"Token {channel_issue_token(code='JKMZWX', name='模糊测试渠道')[1]}")
+
+        def one(data: bytes) -> None:
+            if not data:
+                return
+            selector, rest = data[0], data[1:]
+            if selector % 2:
+                path = REST_POSTS[(selector // 2) % len(REST_POSTS)]
+                response = client.generic("POST", path, rest, content_type="application/json")
+            else:
+                path = REST_GETS[(selector // 2) % len(REST_GETS)]
+                joiner = "&" if "?" in path else "?"
+                response = client.get(path + joiner + rest.decode("latin-1"))
+            assert response.status_code < 500, (path, response.status_code)
+            assert response["Content-Type"].startswith("application/json"), (path, response["Content-Type"])
+            body = json.loads(response.content)
+            if response.status_code >= 400:
+                assert body.get("code") and body.get("message"), body
+
     else:
         _django()
         from django.test import Client
@@ -140,6 +181,13 @@ def target(name: str, seconds: int, corpus: str) -> None:
 
 def _seed(name: str) -> str:
     corpus = tempfile.mkdtemp(prefix=f"fuzz-{name}-")
+    if name == "rest":
+        for i, seed in enumerate(REST_SEEDS):
+            for selector in range(0, 2 * max(len(REST_POSTS), len(REST_GETS)), 3):
+                # odd selectors post JSON, even ones send the seed as a query string
+                if (selector % 2 == 1) == seed.startswith(b"{"):
+                    (pathlib.Path(corpus) / f"seed{i}-{selector}").write_bytes(bytes([selector]) + seed)
+        return corpus
     for i, path in enumerate(sorted(SPEC.glob("*.xml"))):
         text = path.read_bytes()
         if name == "center":

@@ -12,7 +12,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -35,7 +35,7 @@ from booking.models import (
 )
 from booking.rules import parse_ban_tiers, parse_channel_quotas, parse_holidays, rules_cache_clear
 from booking.services import channels, outbox, patients, schedules
-from regional.admin import PersonalDataAdminMixin, ReadOnlyAdmin
+from regional.admin import PersonalDataAdminMixin, ReadOnlyAdmin, secrets_page
 from regional.errors import DomainError
 
 
@@ -232,20 +232,31 @@ class ChannelAdmin(admin.ModelAdmin):
             channel.pk, channel.token_hash, channel.token_hint, channel.created_at,
         )  # fmt: skip
         obj._state.adding = False
-        self._show_token(request, channel, token)
+        request._issued_tokens = [(channel, token)]  # shown by response_add; in memory for this request only
+
+    def response_add(self, request: HttpRequest, obj: Channel, post_url_continue=None):
+        issued = getattr(request, "_issued_tokens", None)
+        if not issued:
+            return super().response_add(request, obj, post_url_continue)
+        return self._tokens_page(request, issued)
 
     @admin.action(description="签发新令牌（旧令牌立即失效，新令牌只显示一次）")
-    def issue_token(self, request: HttpRequest, queryset: QuerySet[Channel]) -> None:
+    def issue_token(self, request: HttpRequest, queryset: QuerySet[Channel]) -> HttpResponse:
+        issued = []
         for channel in queryset:
             _, token = channels.channel_issue_token(code=channel.code)
             self.log_change(request, channel, "签发新令牌")
-            self._show_token(request, channel, token)
+            issued.append((channel, token))
+        return self._tokens_page(request, issued)
 
-    def _show_token(self, request: HttpRequest, channel: Channel, token: str) -> None:
-        self.message_user(
+    def _tokens_page(self, request: HttpRequest, issued: list[tuple[Channel, str]]) -> HttpResponse:
+        return secrets_page(
             request,
-            f"渠道{channel.code}（{channel.name}）的新令牌（只显示这一次，请立即交给渠道方妥善保存）：{token}",
-            messages.WARNING,
+            title="新的渠道令牌",
+            subject_label="渠道",
+            secret_label="新令牌（Authorization: Token <令牌>）",
+            items=[(f"{channel.code}（{channel.name}）", token) for channel, token in issued],
+            back_url=reverse("admin:booking_channel_changelist"),
         )
 
 

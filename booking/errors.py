@@ -33,6 +33,13 @@ class DuplicateBooking(Conflict):
     code = "duplicate_booking"
 
 
+class RegionRuleRefused(Conflict):
+    """A region-wide rule refuses the booking because of the patient's bookings through another
+    channel: the refusing channel is told no more than that, never what or where (issue 14)."""
+
+    code = "region_rule"
+
+
 class LockRefused(Conflict):
     """The hospital refused the lock (confirmRegistration ResultCode ≠ 0); its reason is the message."""
 

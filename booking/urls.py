@@ -26,8 +26,11 @@ urlpatterns = [
     path("api/v1/cards/check/", views.CardCheck.as_view(), name="api-card-check"),
     path("api/v1/cards/", views.CardList.as_view(), name="api-cards"),
     path("api/v1/orders/", views.OrderListCreate.as_view(), name="api-orders"),
+    path("api/v1/orders/search/", views.OrderSearch.as_view(), name="api-order-search"),
     # The order actions answer with or without a trailing slash (the issue writes them without).
     re_path(rf"^api/v1/orders/{ORDER_NO}/pay/?$", views.OrderPay.as_view(), name="api-order-pay"),
     re_path(rf"^api/v1/orders/{ORDER_NO}/cancel/?$", views.OrderCancel.as_view(), name="api-order-cancel"),
     re_path(rf"^api/v1/orders/{ORDER_NO}/?$", views.OrderDetail.as_view(), name="api-order"),
+    # Last, after the schema and docs of the project's URLs: anything else under /api/ is a JSON 404.
+    re_path(r"^api/(?P<path>.*)$", views.api_not_found, name="api-not-found"),
 ]

@@ -64,6 +64,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "regional.observability.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "regional.security.ContentSecurityPolicyMiddleware",
+    "regional.security.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -96,6 +98,9 @@ DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+        # A kept connection is checked before a request reuses it: after a PostgreSQL restart the
+        # first request on each thread would otherwise fail on the dead connection.
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -151,7 +156,14 @@ if REDIS_URL:
             "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
         }
     }
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": 3600,
+        # Publishing after commit must give up at once while Redis is away (the outbox sweep sends
+        # later): no waiting for a dead socket, no retrying inside the request.
+        "socket_connect_timeout": 1,
+        "socket_timeout": 5,
+        "max_retries": 0,
+    }
 else:
     BROKER_DIR = VAR_DIR / "broker"
     for _folder in ("queue", "control"):
@@ -172,6 +184,13 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_ENABLE_UTC = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_TIMEOUT = 1
+CELERY_TASK_PUBLISH_RETRY = False
+# Nothing reads task results, and waiting for them would subscribe to Redis on every publish.
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"retry_policy": {"max_retries": 0}, "socket_connect_timeout": 1}
+# The worker keeps the project's logging (config.celery connects setup_logging as well).
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Beat records each sent task's last_run_at in 周期任务 at once (not every 3 minutes): /healthz
 # reads beat's last tick from there.
@@ -187,6 +206,13 @@ PII_ENCRYPTION_KEYS = env_list("PII_ENCRYPTION_KEYS") or [
     _local_secret("pii_key", lambda: __import__("cryptography.fernet").fernet.Fernet.generate_key().decode())
 ]
 PII_HASH_KEY = env_str("PII_HASH_KEY") or _local_secret("pii_hash_key", lambda: secrets.token_hex(32))
+# Keys of the hospitals' secret hashes, newest first: prepend a key to rotate (each hash moves to it
+# at the hospital's next successful call), drop the old one later. Not DJANGO_SECRET_KEY, so
+# rotating that (sessions, signing) never locks a hospital out; hashes made with it before this
+# setting existed are still recognised and moved the same way.
+HOSPITAL_SECRET_KEYS = env_list("HOSPITAL_SECRET_KEYS") or [
+    _local_secret("hospital_secret_key", lambda: secrets.token_hex(32))
+]
 
 # Hospital side (outbound SOAP calls).
 HOSPITAL_CALL_TIMEOUT = env_int("HOSPITAL_CALL_TIMEOUT", 10)
@@ -326,6 +352,18 @@ LOGGING = {
 # Calls per minute per hospital (SOAP, referral) and per channel (REST); 0 switches a limit off.
 RATE_LIMIT_HOSPITAL_PER_MINUTE = env_int("RATE_LIMIT_HOSPITAL_PER_MINUTE", 1200)
 RATE_LIMIT_CHANNEL_PER_MINUTE = env_int("RATE_LIMIT_CHANNEL_PER_MINUTE", 6000)
+# Calls per minute from one address to the referral servlet, counted before its body is read.
+RATE_LIMIT_ADDRESS_PER_MINUTE = env_int("RATE_LIMIT_ADDRESS_PER_MINUTE", 1200)
+# /healthz answers from a check at most this old (per process).
+HEALTHZ_CACHE_SECONDS = env_int("HEALTHZ_CACHE_SECONDS", 5)
+# The simulated partners (sandbox hospital, payment sandbox) hold test patients' data: off unless
+# enabled (`make run` and the test suite enable them). When on, the sandbox hospital answers only
+# HTTP Basic `sandbox:<SANDBOX_SECRET>` or an address in SANDBOX_ALLOWED_NETWORKS.
+SANDBOX_ENABLED = env_bool("SANDBOX_ENABLED", False)
+SANDBOX_SECRET = env_str("SANDBOX_SECRET", "")
+SANDBOX_ALLOWED_NETWORKS = env_list("SANDBOX_ALLOWED_NETWORKS", ["127.0.0.1/32", "::1/128"])
+# Largest REST request body: channels send small JSON objects.
+REST_MAX_BODY_BYTES = env_int("REST_MAX_BODY_BYTES", 64 * 1024)
 # Admin logins: failures per address and user name before a lock-out of LOGIN_LOCKOUT_MINUTES.
 LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 5)
 LOGIN_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 15)

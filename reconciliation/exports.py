@@ -1,15 +1,16 @@
 """A run exported for finance: a summary and its differences, as CSV (UTF-8 with BOM, which Excel
 opens as Chinese) or as an Excel workbook (.xlsx, two sheets). Amounts stay Decimal: two places
-in CSV, numbers formatted 0.00 in Excel."""
+in CSV, numbers formatted 0.00 in Excel. Text from channels and hospitals (trade numbers, names) goes
+through regional.spreadsheet, so no cell can become a formula."""
 
 from __future__ import annotations
 
 import csv
 import io
 from collections.abc import Iterator
-from decimal import Decimal
 
 from reconciliation.models import Discrepancy, ReconciliationRun
+from regional.spreadsheet import csv_cell, xlsx_cell
 
 DETAIL_HEADER = [
     "业务日期", "差异类型", "款项", "支付渠道", "医院编号", "医院", "交易流水号", "渠道交易号", "平台金额", "渠道金额",
@@ -71,43 +72,27 @@ def details(run: ReconciliationRun) -> Iterator[list[object]]:
         ]  # fmt: skip
 
 
-def _text(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, Decimal):
-        return f"{value:.2f}"
-    return str(value)
-
-
 def as_csv(run: ReconciliationRun) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["对账结果汇总"])
     for label, value in summary(run):
-        writer.writerow([label, _text(value)])
+        writer.writerow([label, csv_cell(value)])
     writer.writerow([])
     writer.writerow(["差异明细"])
     writer.writerow(DETAIL_HEADER)
     for row in details(run):
-        writer.writerow([_text(v) for v in row])
+        writer.writerow([csv_cell(v) for v in row])
     return out.getvalue().encode("utf-8-sig")
 
 
 def as_xlsx(run: ReconciliationRun) -> bytes:
     from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.styles import Font
 
     book = Workbook(write_only=True)
-    bold = Font(bold=True)
 
     def cell(sheet, value, *, header: bool = False):
-        c = WriteOnlyCell(sheet, value=value)
-        if isinstance(value, Decimal):
-            c.number_format = "0.00"
-        if header:
-            c.font = bold
-        return c
+        return xlsx_cell(sheet, value, bold=header)
 
     sheet = book.create_sheet("汇总")
     sheet.column_dimensions["A"].width = 30

@@ -29,6 +29,7 @@ from regional.admin import PersonalDataAdminMixin
 from regional.errors import DomainError
 from regional.models import Hospital
 from regional.pii import lookup_hash, mask
+from regional.spreadsheet import csv_cell
 
 
 class TransitionInline(admin.TabularInline):
@@ -306,12 +307,6 @@ def _date(raw: str | None, default: dt.date, errors: list[str], label: str) -> d
         return default
 
 
-def _cell(value) -> str:
-    # Hospital names come from HIS: never let a spreadsheet read them as formulas.
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
-
-
 def _statistics_csv(rows, date_from: dt.date, date_to: dt.date) -> HttpResponse:
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = (
@@ -328,9 +323,9 @@ def _statistics_csv(rows, date_from: dt.date, date_to: dt.date) -> HttpResponse:
     for r in rows:
         writer.writerow(
             [
-                r.month.strftime("%Y-%m"), _cell(r.sending), _cell(r.receiving), r.sent, r.accepted, r.rejected,
-                r.arrived, r.completed, r.cancelled, _cell(r.median_accept_hours), _cell(r.median_arrive_hours),
-                _cell(r.median_total_hours),
+                r.month.strftime("%Y-%m"), csv_cell(r.sending), csv_cell(r.receiving), r.sent, r.accepted, r.rejected,
+                r.arrived, r.completed, r.cancelled, csv_cell(r.median_accept_hours), csv_cell(r.median_arrive_hours),
+                csv_cell(r.median_total_hours),
             ]
         )  # fmt: skip
     return response

@@ -28,6 +28,9 @@ from regional.models import Hospital, MessageLog
 BY_ROOT: dict[str, Interface] = {i.request.root.lower(): i for i in REFERRAL_INTERFACES}
 UNAUTHORISED = "未授权：请使用HTTP Basic认证、在token中填写本院访问码，或从医院登记的IP地址调用"
 REDACTED = "******"
+# What the message log keeps of a refused call from nobody known: enough to recognise a partner's
+# misconfiguration, too little for anyone to fill the database by posting.
+ANONYMOUS_LOG_CHARS = 512
 logger = logging.getLogger("referral.servlet")
 
 
@@ -96,12 +99,22 @@ def refuse(
     started: float,
     hospital_no: str = "",
     hospital: Hospital | None = None,
+    anonymous: bool = False,
 ) -> str:
-    """An answer refusing the call before the pipeline runs (unreadable, unknown, unauthenticated), logged."""
+    """An answer refusing the call before the pipeline runs (unreadable, unknown, unauthenticated), logged.
+
+    For a caller nobody authenticated (`anonymous`) only the first ANONYMOUS_LOG_CHARS characters
+    are kept, and the hospital number it claims is not believed.
+    """
     text = interface.response.render(failure(interface, message))
     if isinstance(body, bytes):
         # Unreadable bytes are logged as text; PostgreSQL text columns refuse NUL characters.
-        body = body.decode("utf-8", "replace").replace("\x00", "\ufffd")
+        body = (
+            body[: ANONYMOUS_LOG_CHARS * 4 if anonymous else None].decode("utf-8", "replace").replace("\x00", "\ufffd")
+        )
+    if anonymous and len(body) > ANONYMOUS_LOG_CHARS:
+        body = messagelog.masked_xml(body, interface.request)  # masked before the cut: no half number survives
+        body = f"{body[:ANONYMOUS_LOG_CHARS]}…（未认证的调用，仅保留前{ANONYMOUS_LOG_CHARS}个字符，共{len(body)}个）"
     messagelog.log_message(
         direction=MessageLog.INBOUND,
         interface=interface,
@@ -131,8 +144,9 @@ def handle(request: HttpRequest, raw: bytes, *, charset: str | None) -> tuple[st
         body = message.redacted_text()
         if caller is None:
             text = refuse(
-                interface, UNAUTHORISED, address=address, body=body, started=started, hospital_no=message.hospital_no
-            )
+                interface, UNAUTHORISED, address=address, body=body, started=started,
+                hospital_no=message.hospital_no[:36], anonymous=True,
+            )  # fmt: skip
             return text, 200
         who = caller.hospital.hospital_no if caller.hospital else caller.address
         if not ratelimit.allow(f"hospital:{who}", limit=getattr(settings, "RATE_LIMIT_HOSPITAL_PER_MINUTE", 1200)):
@@ -144,7 +158,7 @@ def handle(request: HttpRequest, raw: bytes, *, charset: str | None) -> tuple[st
         outcome = inbound.process(interface, body, caller=caller, on_error=failure, success=lambda fields: fields)
         return outcome.response_text, 200
     except XmlReadError as exc:
-        return refuse(interface, exc.message, address=address, body=raw, started=started), 200
+        return refuse(interface, exc.message, address=address, body=raw, started=started, anonymous=True), 200
     except Exception:
         # Never a 500 page to a HIS: a well-formed answer with a reference to find the log entry.
         reference = uuid.uuid4().hex[:12]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import RequestDataTooBig
@@ -44,6 +45,13 @@ def servlet(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         text = REFERRAL_START.response.render(protocol.failure(REFERRAL_START, "请使用HTTP POST提交XML报文"))
         return HttpResponse(text, content_type=XML, status=405, headers={"Allow": "POST"})
+    # Counted before the body is read: an address sending floods costs neither parsing nor storage.
+    address = auth.client_address(request)
+    if not ratelimit.allow(f"servlet-address:{address}", limit=settings.RATE_LIMIT_ADDRESS_PER_MINUTE):
+        text = REFERRAL_START.response.render(
+            protocol.failure(REFERRAL_START, "请求过于频繁：超过每分钟调用上限，请稍后重试")
+        )
+        return HttpResponse(text, content_type=XML, status=429, headers={"Retry-After": str(ratelimit.retry_after())})
     try:
         raw = request.body
     except RequestDataTooBig:
@@ -94,7 +102,8 @@ def _resolve(request: HttpRequest, audience: str) -> Opened:
             raise Unavailable(403, "无权查看转诊单", "您的账号没有查看转诊单的权限。")
         referral = (
             Referral.objects.select_related("sending_hospital", "receiving_hospital", "receiving_department")
-            .filter(pk=int(pk) if pk.isdigit() else 0)
+            # ASCII digits only: '²'.isdigit() is True and int('²') raises.
+            .filter(pk=int(pk) if pk.isascii() and pk.isdigit() and len(pk) < 19 else 0)
             .first()
         )
         if referral is None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Max, Q
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -24,6 +26,33 @@ from regional.models import (
     PersonalDataReveal,
 )
 from regional.pii import mask
+
+
+def secrets_page(
+    request: HttpRequest,
+    *,
+    title: str,
+    subject_label: str,
+    secret_label: str,
+    items: list[tuple[str, str]],
+    back_url: str,
+) -> HttpResponse:
+    """A newly issued secret, shown on this one page and nowhere else.
+
+    Never through `message_user`: Django's messages travel in a cookie that is signed but not
+    encrypted, so a secret in a message could be read back from the browser or a proxy.
+    """
+    context = {
+        **admin.site.each_context(request),
+        "title": title,
+        "subject_label": subject_label,
+        "secret_label": secret_label,
+        "items": items,
+        "back_url": back_url,
+    }
+    response = render(request, "admin/regional/secrets_once.html", context)
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 class PersonalDataAdminMixin:
@@ -49,7 +78,9 @@ class PersonalDataAdminMixin:
     def reveal_view(self, request: HttpRequest, object_id: str, field: str) -> HttpResponse:
         if field not in self.personal_fields or not request.user.has_perm("regional.reveal_personal_data"):
             return HttpResponse("无权查看完整个人信息", status=403, content_type="text/plain; charset=utf-8")
-        obj = get_object_or_404(self.model, pk=object_id)
+        obj = self.get_object(request, unquote(object_id))  # None for a malformed key, not a 500
+        if obj is None:
+            raise Http404("记录不存在")
         PersonalDataReveal.objects.create(
             user=request.user, model=self.model._meta.label, object_id=str(obj.pk), field=field
         )
@@ -139,10 +170,20 @@ class HospitalAdmin(admin.ModelAdmin):
 
     @admin.action(description="重新生成接入密钥（新密钥只显示一次）")
     def rotate_secret(self, request, queryset):
+        issued = []
         for hospital in queryset:
             secret = HospitalCredential.generate_secret()
             services.hospital_onboard(hospital_no=hospital.hospital_no, secret=secret)
-            self.message_user(request, f"{hospital.hospital_no} 的新密钥：{secret}", messages.WARNING)
+            self.log_change(request, hospital, "重新生成接入密钥")
+            issued.append((f"{hospital.hospital_no} {hospital.name}", secret))
+        return secrets_page(
+            request,
+            title="新的医院接入密钥",
+            subject_label="医院",
+            secret_label="新密钥",
+            items=issued,
+            back_url=reverse("admin:regional_hospital_changelist"),
+        )
 
 
 class ReadOnlyMasterData(admin.ModelAdmin):
@@ -267,11 +308,20 @@ class MessageLogAdmin(admin.ModelAdmin):
 
     def health_view(self, request: HttpRequest) -> HttpResponse:
         """Per hospital: calls, error rate and last success, over a chosen window."""
-        hours = int(request.GET.get("hours") or 24)
+        if not self.has_view_permission(request):
+            raise PermissionDenied  # the figures of every hospital are for the interface team only
+        hours = _bounded_int(request.GET.get("hours"), default=24, low=1, high=HEALTH_MAX_HOURS)
+        if hours is None:
+            hours = 24
+            messages.warning(request, f"时间范围应为1到{HEALTH_MAX_HOURS}之间的小时数，已按24小时显示")
         since = timezone.now() - dt.timedelta(hours=hours)
         logs = MessageLog.objects.filter(created_at__gte=since)
         if request.GET.get("hospital"):
-            logs = logs.filter(hospital_id=request.GET["hospital"])
+            hospital = _bounded_int(request.GET["hospital"], default=0, low=1, high=2**31 - 1)
+            if hospital is None:
+                messages.warning(request, "医院参数无效，已显示全部医院")
+            else:
+                logs = logs.filter(hospital_id=hospital)
         rows = (
             logs.values("hospital_no", "direction")
             .annotate(
@@ -295,6 +345,20 @@ class MessageLogAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
         }
         return render(request, "admin/regional/health.html", context)
+
+
+HEALTH_MAX_HOURS = 24 * 92  # a quarter: beyond it the message log is the place to look
+
+
+def _bounded_int(raw: str | None, *, default: int, low: int, high: int) -> int | None:
+    """A query parameter as an int within [low, high]; the default when absent, None when invalid."""
+    if raw is None or raw.strip() == "":
+        return default
+    raw = raw.strip()
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
+        return None
+    value = int(raw)
+    return value if low <= value <= high else None
 
 
 def _pretty(text: str) -> str:
@@ -340,8 +404,27 @@ class InboundTransactionAdmin(admin.ModelAdmin):
         return False
 
 
+def login_name(raw: str) -> str:
+    """The user name as Django's login form reads it (stripped, NFKC), case-folded: every spelling
+    that can log in to one account counts against that account."""
+    import unicodedata
+
+    return unicodedata.normalize("NFKC", raw.strip())[:150].casefold()
+
+
+def _locked_page(request: HttpRequest, *, seconds: int, unavailable: bool = False) -> HttpResponse:
+    minutes, rest = divmod(max(seconds, 1), 60)
+    wait = f"{minutes}分{rest}秒" if minutes else f"{rest}秒"
+    context = {**admin.site.each_context(request), "title": "暂时无法登录", "wait": wait, "unavailable": unavailable}
+    response = render(request, "admin/regional/login_locked.html", context, status=503 if unavailable else 429)
+    response["Retry-After"] = str(seconds)
+    return response
+
+
 def _throttled_login(view):
-    """Admin login with a lock-out after repeated failures from one address for one user name."""
+    """Admin login with a lock-out after repeated failures: per account from one address
+    (LOGIN_MAX_FAILURES) and per address over all accounts (four times that). It fails closed:
+    while the counters in Redis cannot be reached, nobody logs in with a password."""
     from functools import wraps
 
     from django.conf import settings
@@ -351,17 +434,23 @@ def _throttled_login(view):
 
     @wraps(view)
     def login(request, extra_context=None):
+        if request.method != "POST":
+            return view(request, extra_context)
         window = settings.LOGIN_LOCKOUT_MINUTES * 60
-        key = f"login:{client_address(request)}:{request.POST.get('username', '')[:150].lower()}"
-        if request.method == "POST" and ratelimit.hits(key, window=window) >= settings.LOGIN_MAX_FAILURES:
-            return HttpResponse(
-                f"登录失败次数过多，请{settings.LOGIN_LOCKOUT_MINUTES}分钟后再试",
-                status=429,
-                content_type="text/plain; charset=utf-8",
-            )
-        response = view(request, extra_context)
-        if request.method == "POST" and response.status_code == 200:  # the form came back: wrong credentials
-            ratelimit.hits(key, window=window, add=1)
+        address = client_address(request)
+        limits = (
+            (f"login:{address}:{login_name(request.POST.get('username', ''))}", settings.LOGIN_MAX_FAILURES),
+            (f"login-address:{address}", settings.LOGIN_MAX_FAILURES * 4),
+        )
+        try:
+            if any(ratelimit.strict_hits(key, window=window) >= limit for key, limit in limits):
+                return _locked_page(request, seconds=ratelimit.retry_after(window))
+            response = view(request, extra_context)
+            if response.status_code == 200:  # the form came back: wrong credentials
+                for key, _ in limits:
+                    ratelimit.strict_hits(key, window=window, add=1)
+        except ratelimit.LimiterUnavailable:
+            return _locked_page(request, seconds=30, unavailable=True)
         return response
 
     return login

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from lxml import etree
 
 from regional.auth import Caller
@@ -89,6 +89,10 @@ def process(
         message = exc.summary() if isinstance(exc, MessageInvalid) else exc.message
         if root is not None and not data:
             data = _best_effort_header(root)
+        outcome = Outcome(interface.response.render(on_error(interface, message, data)), False, hospital, message)
+    except (OperationalError, InterfaceError) as exc:  # PostgreSQL away: the hospital retries later
+        logger.warning("inbound %s: database unavailable (%s)", interface.name, type(exc).__name__)
+        message = "平台数据库暂时不可用，请稍后重试"
         outcome = Outcome(interface.response.render(on_error(interface, message, data)), False, hospital, message)
     except Exception:
         reference = uuid.uuid4().hex[:12]

@@ -14,6 +14,7 @@ from django.db import models
 from django.utils import timezone
 
 from regional.messages.codes import OutpatientType
+from regional.pii import EncryptedTextField
 
 
 class Hospital(models.Model):
@@ -97,9 +98,15 @@ class Hospital(models.Model):
         return 0
 
 
-def hash_secret(secret: str) -> str:
+def hash_secret(secret: str, key: str | None = None) -> str:
     # Secrets are 32 random bytes, so a fast keyed hash is as safe as a slow KDF and keeps SOAP fast.
-    return hmac.new(settings.SECRET_KEY.encode(), secret.encode(), hashlib.sha256).hexdigest()
+    key = key if key is not None else settings.HOSPITAL_SECRET_KEYS[0]
+    return hmac.new(key.encode(), secret.encode(), hashlib.sha256).hexdigest()
+
+
+def _secret_keys() -> list[str]:
+    # DJANGO_SECRET_KEY last: hashes from before HOSPITAL_SECRET_KEYS existed still match once.
+    return [*settings.HOSPITAL_SECRET_KEYS, settings.SECRET_KEY]
 
 
 class HospitalCredential(models.Model):
@@ -127,7 +134,16 @@ class HospitalCredential(models.Model):
         self.rotated_at = timezone.now()
 
     def check_secret(self, secret: str) -> bool:
-        return bool(self.secret_hash) and hmac.compare_digest(self.secret_hash, hash_secret(secret))
+        """Whether `secret` is this hospital's; a hash under an older key moves to the newest one."""
+        if not self.secret_hash:
+            return False
+        for index, key in enumerate(_secret_keys()):
+            if hmac.compare_digest(self.secret_hash, hash_secret(secret, key)):
+                if index:
+                    self.secret_hash = hash_secret(secret)
+                    HospitalCredential.objects.filter(pk=self.pk).update(secret_hash=self.secret_hash)
+                return True
+        return False
 
     def networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         nets = []
@@ -270,13 +286,17 @@ class MessageLog(models.Model):
 
 
 class InboundTransaction(models.Model):
-    """The answer to a TransactionId already applied (CONTRACT.md section 5: idempotent repeats)."""
+    """The answer to a TransactionId already applied (CONTRACT.md section 5: idempotent repeats).
+
+    The answer is replayed verbatim, and some answers carry patients' names (ReconciliationInfo):
+    it is stored encrypted like every other personal-data column.
+    """
 
     hospital = models.ForeignKey(Hospital, on_delete=models.CASCADE, related_name="+")
     transaction_id = models.CharField(max_length=64)
     interface = models.CharField(max_length=50)
     body_hash = models.CharField(max_length=64)
-    response_text = models.TextField()
+    response_text = EncryptedTextField("应答报文（加密）", kind="clinical")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

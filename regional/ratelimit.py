@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import time
 
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
+from redis.exceptions import RedisError
+
+
+class LimiterUnavailable(Exception):
+    """The counters cannot be reached: a limit that must fail closed refuses instead."""
 
 
 def allow(key: str, *, limit: int, window: int = 60) -> bool:
@@ -31,3 +37,28 @@ def hits(key: str, *, window: int = 60, add: int = 0) -> int:
 
 def retry_after(window: int = 60) -> int:
     return window - int(time.time()) % window
+
+
+def strict_hits(key: str, *, window: int = 60, add: int = 0) -> int:
+    """Like `hits`, but raises LimiterUnavailable when Redis is down instead of counting nothing.
+
+    For limits that protect against guessing (the admin login), where failing open would hand an
+    attacker unlimited tries for as long as Redis is away.
+    """
+    backend = caches["default"]
+    if not isinstance(backend, RedisCache):  # the in-process cache of the embedded mode is never away
+        return hits(key, window=window, add=add)
+    bucket = backend.make_and_validate_key(f"rl:{key}:{int(time.time() // window)}")
+    try:
+        # Past the resilient wrappers of regional.cache, straight to the Redis client; Django
+        # stores integers unpickled, so `hits` reads these counters too.
+        client = backend._cache.get_client(bucket, write=bool(add))
+        if not add:
+            return int(client.get(bucket) or 0)
+        with client.pipeline() as pipe:
+            pipe.incrby(bucket, add)
+            pipe.expire(bucket, window + 5)
+            count, _ = pipe.execute()
+        return int(count)
+    except RedisError as exc:
+        raise LimiterUnavailable(str(type(exc).__name__)) from exc

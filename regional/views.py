@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
+from django.conf import settings
+from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
@@ -9,12 +14,33 @@ from regional.health import health_report
 from regional.messages.catalog import ALL_INTERFACES, CENTER, HOSPITAL, REFERRAL
 from regional.messages.schema import KIND_LABELS, Field, RecordList
 
+# /healthz is public and polled: each process checks at most once per HEALTHZ_CACHE_SECONDS and
+# answers every other call from that result (a full check pings the workers, ~0.5 s). In process,
+# not in Redis: the answer must not depend on the thing it reports on.
+_health_lock = threading.Lock()
+_health_cache: dict[str, object] = {"at": float("-inf"), "report": None, "key": None}
+
 
 def healthz(request: HttpRequest) -> JsonResponse:
     """Database, broker, workers and beat, each with its age; 503 when the platform cannot take bookings."""
-    report = health_report()
+    ttl = settings.HEALTHZ_CACHE_SECONDS
+    key = (settings.REDIS_URL, connection.settings_dict.get("NAME"))  # what the report is about
+
+    def stale() -> bool:
+        return _health_cache["key"] != key or time.monotonic() - _health_cache["at"] > ttl
+
+    if stale():
+        # One thread checks; the others answer from the previous result meanwhile (or wait for the first).
+        if _health_lock.acquire(blocking=_health_cache["key"] != key):
+            try:
+                if stale():
+                    _health_cache.update(report=health_report(), at=time.monotonic(), key=key)
+            finally:
+                _health_lock.release()
+    report = _health_cache["report"]
+    answer = {**report, "checked_seconds_ago": round(time.monotonic() - _health_cache["at"], 1)}
     status = 200 if report["status"] != "down" else 503
-    return JsonResponse(report, status=status, json_dumps_params={"ensure_ascii": False})
+    return JsonResponse(answer, status=status, json_dumps_params={"ensure_ascii": False})
 
 
 def _rows(nodes, depth=0):

@@ -359,3 +359,19 @@ def bill_view(
     spool.seek(0)
     name = f"{opened.merchant_id or pay_channel}_{day:%Y%m%d}_{'ALL' if opened.layout == WECHAT else '业务明细'}.csv"
     return FileResponse(spool, as_attachment=True, filename=name, content_type="text/csv")
+
+
+def enabled_only(view: Callable) -> Callable:
+    """The payment sandbox answers only where SANDBOX_ENABLED switches the simulated partners on."""
+    import functools
+
+    from django.conf import settings
+    from django.http import Http404
+
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs):
+        if not settings.SANDBOX_ENABLED:
+            raise Http404("沙箱未启用")
+        return view(request, *args, **kwargs)
+
+    return wrapped

@@ -11,6 +11,7 @@ import logging
 import time
 import uuid
 
+from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from lxml import etree
@@ -21,7 +22,7 @@ from regional.errors import DomainError
 from regional.messages import MessageInvalid, XmlReadError, read_xml
 from regional.messages.catalog import HOSPITAL_INTERFACES, Interface
 from regional.messages.reader import local_name
-from regional.soap.mount import PublicWsdlServer, message_part, prepare_body, serve_rpc
+from regional.soap.mount import PublicWsdlServer, message_part, prepare_body, serve_rpc, soap_fault
 from sandbox.models import SandboxHospital
 from sandbox.operations import HANDLERS
 
@@ -96,15 +97,49 @@ def operation_name(body: bytes) -> str | None:
     return None
 
 
+def caller_allowed(request: HttpRequest) -> bool:
+    """Like a real HIS, the sandbox serves only the platform: its secret, or an address it trusts.
+
+    Its own few lines rather than regional.auth: the sandbox is a partner outside the platform.
+    """
+    import base64
+    import binascii
+    import hmac
+    import ipaddress
+
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if header.lower().startswith("basic "):
+        try:
+            user, _, secret = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            return False
+        if user or secret:  # an empty pair (some SOAP clients send one) is no credential at all
+            expected = settings.SANDBOX_SECRET
+            return bool(expected) and user == "sandbox" and hmac.compare_digest(secret.encode(), expected.encode())
+    try:
+        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+    except ValueError:
+        return False
+    if address.version == 6 and address.ipv4_mapped:  # a dual-stack socket's view of an IPv4 caller
+        address = address.ipv4_mapped
+    return any(address in ipaddress.ip_network(net, strict=False) for net in settings.SANDBOX_ALLOWED_NETWORKS)
+
+
 @csrf_exempt
 def his_endpoint(request: HttpRequest, hospital_no: str) -> HttpResponse:
+    if not settings.SANDBOX_ENABLED:
+        raise Http404("沙箱未启用")
     hospital = SandboxHospital.objects.filter(hospital_no=hospital_no).first()
     if hospital is None:
         raise Http404(f"沙箱医院{hospital_no}不存在")
     if request.method == "GET":
-        return server.handle_wsdl(request)
+        return server.handle_wsdl(request)  # the interface description holds no patient data
     if request.method != "POST":
         return HttpResponse(status=405, headers={"Allow": "GET, POST"})
+    if not caller_allowed(request):
+        response = soap_fault("未授权：沙箱医院只接受 HTTP Basic（sandbox:SANDBOX_SECRET）或白名单地址的调用", 401)
+        response["WWW-Authenticate"] = 'Basic realm="sandbox-his", charset="UTF-8"'
+        return response
     problem = prepare_body(request)
     if problem is not None:
         return problem

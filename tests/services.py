@@ -28,6 +28,7 @@ import requests
 MISSING = "SERVICE-MISSING"
 STATE: dict[str, str | None] = {"postgres": None, "redis": None, "postgres_error": "", "redis_error": ""}
 _cleanups: list = []
+_POSTGRES: dict = {}
 
 
 def free_port() -> int:
@@ -92,6 +93,8 @@ def start_postgres() -> str | None:
         check=True, capture_output=True, env=env,
     )  # fmt: skip
 
+    _POSTGRES.update(pg_ctl=pg_ctl, data=data, options=options, log=os.path.join(base, "log"), env=env)
+
     def stop() -> None:
         subprocess.run(_as_service_user([pg_ctl, "-D", data, "-m", "immediate", "stop"]), capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
@@ -138,6 +141,8 @@ def _cleanup() -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config, parser, args):
     os.environ.setdefault("REGIONAL_VAR_DIR", tempfile.mkdtemp(prefix="regional-var-"))
+    # The suite talks to the simulated partners (gunicorn, bench and worker children inherit it).
+    os.environ.setdefault("SANDBOX_ENABLED", "1")
     os.environ.pop("REDIS_URL", None)  # tests opt into Redis through the fixture
     # Tasks run in process unless a test starts a worker (the celery_worker fixture, the served stack).
     os.environ.setdefault("CELERY_EAGER", "1")
@@ -183,6 +188,23 @@ def require_binary(name: str, package: str) -> str:
     pytest.skip(reason)
 
 
+def postgres_stop() -> None:
+    """Stop the suite's own PostgreSQL (fast: sessions are cut), for tests of an outage."""
+    if not _POSTGRES:
+        pytest.skip(f"{MISSING}: postgres: the suite's own cluster is not running (DATABASE_URL given)")
+    pg = _POSTGRES
+    subprocess.run(_as_service_user([pg["pg_ctl"], "-D", pg["data"], "-m", "fast", "-w", "stop"]),
+                   check=True, capture_output=True, env=pg["env"])  # fmt: skip
+
+
+def postgres_start() -> None:
+    pg = _POSTGRES
+    subprocess.run(
+        _as_service_user([pg["pg_ctl"], "-D", pg["data"], "-o", pg["options"], "-l", pg["log"], "-w", "start"]),
+        check=True, capture_output=True, env=pg["env"],
+    )  # fmt: skip
+
+
 # -- a real application server for load ------------------------------------------------------------
 #
 # A real application server for load: gunicorn (gthread) serving this project on a free port.
@@ -212,7 +234,8 @@ def start_gunicorn(
         **os.environ,
         "DATABASE_URL": database_url,
         "PUBLIC_BASE_URL": base,
-        "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE,
+        # Inside override_settings (the `settings` fixture) SETTINGS_MODULE reads None.
+        "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE or os.environ["DJANGO_SETTINGS_MODULE"],
     }
     environment.pop("REDIS_URL", None)  # tasks in process, unless the caller names a broker
     environment.update(env or {})

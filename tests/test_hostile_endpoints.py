@@ -94,3 +94,76 @@ class SandboxOperationPropertyTests:
         result = next(e for e in body.iter() if isinstance(e.tag, str) and e.tag.endswith("Result"))
         answer = etree.fromstring(result.text.encode())
         assert answer.tag == "Response" and answer.findtext("ResultCode") not in (None, "")
+
+
+# -- the REST API ------------------------------------------------------------------------------------
+
+JSON_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=False), st.text(max_size=30),
+    st.sampled_from(["", "\x00", "3306XXXXXXXXXX0001", "H0001", "2026-02-30", "-1", "9" * 40, "１２"]),
+)  # fmt: skip
+JSON_VALUES = st.recursive(
+    JSON_SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=5)),
+    max_leaves=20,
+)
+ORDER_FIELDS = (
+    "hospital_no",
+    "work_id",
+    "num_source_id",
+    "patient",
+    "card_no",
+    "id_card",
+    "name",
+    "reason",
+    "pay_trade_no",
+)
+REST_POSTS = ["/api/v1/orders/", "/api/v1/orders/search/", "/api/v1/cards/check/", "/api/v1/cards/",
+              "/api/v1/orders/NOPE123/pay/", "/api/v1/orders/NOPE123/cancel/", "/api/v1/schedules/1/waitlist/"]  # fmt: skip
+REST_GETS = ["/api/v1/hospitals/", "/api/v1/doctors/", "/api/v1/schedules/", "/api/v1/hospitals/H0001/departments/",
+             "/api/v1/orders/", "/api/v1/schedules/1/", "/api/v1/nothing/"]  # fmt: skip
+QUERY_NAMES = st.sampled_from(
+    ["q", "hospital", "department", "doctor", "date", "cursor", "page", "page_size", "id_card"]
+)
+
+
+def assert_api_answer(response) -> None:
+    assert response.status_code < 500, (response.status_code, response.content[:300])
+    assert response["Content-Type"].startswith("application/json"), response["Content-Type"]
+    body = response.json()
+    if response.status_code >= 400:
+        assert body["code"] and body["message"], body
+
+
+@pytest.mark.django_db
+class RestApiPropertyTests:
+    """Issue 14: any JSON body or query string a channel sends gets a JSON answer, never a 500."""
+
+    @pytest.fixture
+    def auth(self, db):
+        from booking.services.channels import channel_issue_token
+
+        return {"HTTP_AUTHORIZATION": f"Token {channel_issue_token(code='JKMZWX', name='微信')[1]}"}
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(data=st.data())
+    def test_any_json_body_gets_a_json_answer(self, client, auth, data):
+        import json
+
+        path = data.draw(st.sampled_from(REST_POSTS))
+        shape = data.draw(
+            st.one_of(JSON_VALUES, st.fixed_dictionaries({}, optional={k: JSON_VALUES for k in ORDER_FIELDS}))
+        )
+        body = json.dumps(shape)
+        if data.draw(st.booleans()):  # and raw bytes that are not JSON at all
+            body = data.draw(st.binary(max_size=80))
+        response = client.generic("POST", path, body, content_type="application/json", **auth)
+        assert_api_answer(response)
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(
+        path=st.sampled_from(REST_GETS),
+        query=st.dictionaries(QUERY_NAMES, st.one_of(JSON_SCALARS.map(str), st.text()), max_size=4),
+    )
+    def test_any_query_string_gets_a_json_answer(self, client, auth, path, query):
+        assert_api_answer(client.get(path, query, **auth))

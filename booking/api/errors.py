@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 import uuid
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.response import Response
 
+from booking.api.parsers import PayloadTooLarge
 from regional.errors import DomainError, InvalidInput
 from regional.messages import MessageInvalid
 from regional.pii import mask_text
@@ -37,7 +39,8 @@ DRF_CODES = {
     exceptions.MethodNotAllowed: ("method_not_allowed", None),
     exceptions.NotAcceptable: ("not_acceptable", None),
     exceptions.UnsupportedMediaType: ("unsupported_media_type", None),
-    exceptions.ParseError: ("parse_error", "请求体不是有效的JSON"),
+    exceptions.ParseError: ("parse_error", None),
+    PayloadTooLarge: ("payload_too_large", None),
 }
 
 
@@ -52,6 +55,14 @@ def exception_handler(exc: Exception, context: dict) -> Response:
         return Response(_body(InvalidInput.code, message, errors=errors), status=400)
     if isinstance(exc, DomainError):
         return Response(_body(exc.code, exc.message), status=exc.http_status)
+    if isinstance(exc, OperationalError | InterfaceError):  # PostgreSQL away: try again shortly
+        response = Response(_body("database_unavailable", "平台数据库暂时不可用，请稍后重试"), status=503)
+        response["Retry-After"] = "5"
+        return response
+    if isinstance(exc, RequestDataTooBig):
+        return Response(_body("payload_too_large", "请求体过大"), status=413)
+    if isinstance(exc, SuspiciousOperation):  # too many fields and the like: the caller's error
+        return Response(_body("invalid_request", "请求格式不正确"), status=400)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

@@ -350,3 +350,7 @@ class WaitlistOut(serializers.Serializer):
     lock_expires_at = serializers.DateTimeField(source="order.lock_expires_at", allow_null=True, default=None)
     note = serializers.CharField()
     created_at = serializers.DateTimeField()
+
+
+class OrderSearchIn(serializers.Serializer):
+    id_card = serializers.CharField(max_length=30, help_text="患者身份证号")

@@ -3,11 +3,14 @@ renders the answer; errors go through booking.api.errors.exception_handler."""
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DataError
 from django.db.models import prefetch_related_objects
+from django.http import HttpRequest, JsonResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import generics, pagination, serializers
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -15,6 +18,7 @@ from rest_framework.views import APIView
 from booking import selectors
 from booking.api.auth import ChannelRateThrottle, ChannelTokenAuthentication, IsChannel
 from booking.api.errors import InvalidCursor, exception_handler
+from booking.api.parsers import BoundedJSONParser
 from booking.api.serializers import (
     CancelIn,
     CardCheckIn,
@@ -28,6 +32,7 @@ from booking.api.serializers import (
     OrderDetailOut,
     OrderIn,
     OrderOut,
+    OrderSearchIn,
     PayIn,
     QueueOut,
     ScheduleOut,
@@ -57,6 +62,14 @@ class CursorPagination(pagination.CursorPagination):
         except NotFound:
             raise InvalidCursor() from None
 
+    def paginate_queryset(self, queryset, request, view=None):
+        # A forged cursor that decodes still carries any position text, which the database then
+        # refuses as a date or a number: the caller's error too, not a 500.
+        try:
+            return super().paginate_queryset(queryset, request, view)
+        except (ValueError, TypeError, DjangoValidationError, DataError):
+            raise InvalidCursor() from None
+
 
 class HospitalPagination(CursorPagination):
     ordering = ("hospital_no",)
@@ -82,6 +95,15 @@ class ChannelMixin:
     authentication_classes = [ChannelTokenAuthentication]
     permission_classes = [IsChannel]
     throttle_classes = [ChannelRateThrottle]
+    parser_classes = [BoundedJSONParser]
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        # PostgreSQL text cannot hold NUL: refuse it at the door instead of as a database error.
+        for name, value in [*request.query_params.lists(), *kwargs.items()]:
+            values = value if isinstance(value, list) else [str(value)]
+            if any("\x00" in v for v in values) or "\x00" in name:
+                raise ValidationError({name.replace("\x00", ""): ["不得包含NUL字符"]})
 
     def get_exception_handler(self):
         return exception_handler
@@ -256,14 +278,27 @@ class OrderListCreate(ChannelMixin, generics.GenericAPIView):
             response["Idempotent-Replayed"] = "true"
         return response
 
+    @extend_schema(exclude=True)
+    def get(self, request: Request) -> Response:
+        # Access logs keep URLs: a full ID number never travels in one.
+        raise ValidationError(
+            {"id_card": ["身份证号不得放在URL中（会被访问日志记录），请改用 POST /api/v1/orders/search/"]}
+        )
+
+
+class OrderSearch(ChannelMixin, generics.GenericAPIView):
+    serializer_class = OrderOut
+    pagination_class = OrderPagination
+
     @extend_schema(
         tags=["订单"],
-        summary="患者的订单（本渠道下的，按身份证号）",
-        parameters=[OpenApiParameter("id_card", str, required=True, description="患者身份证号")],
+        summary="患者的订单（本渠道下的，按身份证号；身份证号放在请求体中，不进URL和访问日志）",
+        request=OrderSearchIn,
         responses={200: OrderOut(many=True), **ERRORS},
     )
-    def get(self, request: Request) -> Response:
-        query = selectors.patient_orders(channel=self.channel, id_card=request.query_params.get("id_card", ""))
+    def post(self, request: Request) -> Response:
+        data = _valid(OrderSearchIn, request)
+        query = selectors.patient_orders(channel=self.channel, id_card=data["id_card"])
         page = self.paginate_queryset(query.prefetch_related("ledger"))
         return self.get_paginated_response(OrderOut(page, many=True).data)
 
@@ -348,3 +383,8 @@ def _valid(serializer_class, request: Request) -> dict:
     serializer = serializer_class(data=request.data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
+
+
+def api_not_found(request: HttpRequest, path: str = "") -> JsonResponse:
+    """Unknown paths under /api/ answer in the API's format, not with the HTML 404 page."""
+    return JsonResponse({"code": "not_found", "message": "接口不存在，请查阅 /api/docs/"}, status=404)

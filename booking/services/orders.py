@@ -22,7 +22,7 @@ import time
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -69,7 +69,13 @@ from booking.services._common import (
     _waitlist_kick,
 )
 from booking.services.outbox import _outbox_add, _outbox_supersede_payment, _outbox_unlock
-from booking.services.patients import Patient, _check_not_banned, _check_patient_limits, _patient_clean
+from booking.services.patients import (
+    Patient,
+    _check_not_banned,
+    _check_patient_limits,
+    _patient_clean,
+    refuse_naming_only_own,
+)
 from regional import hospital_client
 from regional.errors import InvalidInput
 from regional.hospital_client import (
@@ -144,7 +150,7 @@ def order_lock(
         fingerprint = _fingerprint(hospital_no, work_id, num_source_id, *dataclasses.astuple(patient))
         existing = Order.objects.filter(channel=channel, idempotency_key=idempotency_key).first()
         if existing is not None:
-            return _idempotent_replay(existing, fingerprint), False
+            return _idempotent_replay(existing, fingerprint, wait=True), False
     schedule = (
         Schedule.objects.select_related("hospital")
         .filter(hospital__hospital_no=hospital_no, hospital__is_deleted=False, work_id=work_id)
@@ -159,6 +165,11 @@ def order_lock(
     _check_booking_window(schedule, rules, now)
     _check_not_banned(lookup_hash(patient.id_card), now)
     if schedule.remaining <= 0:
+        if idempotency_key:
+            # A retry whose first request took the last number: the answer is that request's order.
+            existing = Order.objects.filter(channel=channel, idempotency_key=idempotency_key).first()
+            if existing is not None:
+                return _idempotent_replay(existing, fingerprint, wait=True), False
         # Just read: a rush's losers are answered without a transaction. Only a refusal is decided
         # here; a slot is only ever taken by the conditional UPDATE in `_order_reserve`.
         raise ScheduleFull(f"排班{work_id}号源已满，请选择其他排班或时段")
@@ -175,12 +186,15 @@ def order_lock(
             waitlist=waitlist,
             now=now,
         )
+    except SameIdempotencyKey as same:
+        # A retry racing the first request: that request's order is the answer, once its lock is decided.
+        return _idempotent_replay(same.order, fingerprint, wait=True), False
     except IntegrityError:
         # The same Idempotency-Key committed concurrently: that request's order is the answer.
         existing = Order.objects.filter(channel=channel, idempotency_key=idempotency_key).first()
         if not idempotency_key or existing is None:
             raise
-        return _idempotent_replay(existing, fingerprint), False
+        return _idempotent_replay(existing, fingerprint, wait=True), False
     try:
         answer = hospital_client.call(hospital, "confirmRegistration", _lock_message(order, schedule))
     except (HospitalError, MessageInvalid) as exc:
@@ -248,9 +262,42 @@ def _order_lock_unrecorded(*, order_id: int, answer: dict) -> None:
     _record(order, from_status=Order.LOCKING, actor=SYSTEM, reason=order.failure_reason)
 
 
-def _idempotent_replay(order: Order, fingerprint: str) -> Order:
+class SameIdempotencyKey(Exception):
+    """Raised inside the reservation when a retry finds the first request's order under the key lock."""
+
+    def __init__(self, order: Order):
+        super().__init__(order.order_no)
+        self.order = order
+
+
+IDEMPOTENCY_LOCK_SPACE = 5106  # the advisory-lock namespace of "one channel's Idempotency-Key"
+
+
+def _lock_idempotency_key(channel: Channel, key: str) -> None:
+    """Serialise the requests carrying one channel's key until the first one's reservation commits.
+
+    Without it, a retry sent while the first request was at the hospital read no order for the key,
+    then met that order as the patient's booking (409 重复预约) or its slot as the last one (号源已满).
+    SQLite serialises writers anyway.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [IDEMPOTENCY_LOCK_SPACE, f"{channel.pk}:{key}"]
+            )
+
+
+def _idempotent_replay(order: Order, fingerprint: str, *, wait: bool = False) -> Order:
     if order.idempotency_fingerprint and order.idempotency_fingerprint != fingerprint:
         raise IdempotencyConflict("该Idempotency-Key已用于另一笔不同内容的预约请求，请使用新的Idempotency-Key")
+    if wait and order.status == Order.LOCKING:
+        # The first request is still at the hospital: answer with its outcome, not a half-made order
+        # (bounded by the hospital call's own timeout; after that the order is shown as it stands).
+        deadline = time.monotonic() + settings.HOSPITAL_CALL_TIMEOUT + 5
+        while time.monotonic() < deadline:
+            if Order.objects.filter(pk=order.pk).exclude(status=Order.LOCKING).exists():
+                break
+            time.sleep(0.1)
     return Order.objects.select_related(
         "channel", "hospital", "schedule", "schedule__department", "schedule__doctor"
     ).get(pk=order.pk)
@@ -299,9 +346,14 @@ def _order_reserve(
     waitlist: bool = False,
     now: dt.datetime | None = None,
 ) -> Order:
+    if idempotency_key:
+        _lock_idempotency_key(channel, idempotency_key)
+        existing = Order.objects.filter(channel=channel, idempotency_key=idempotency_key).first()
+        if existing is not None:
+            raise SameIdempotencyKey(existing)
     rules = rules if rules is not None else rules_for(schedule.hospital_id)
     id_hash = lookup_hash(patient.id_card)
-    _check_patient_limits(schedule=schedule, id_hash=id_hash, rules=rules)
+    _check_patient_limits(schedule=schedule, id_hash=id_hash, rules=rules, channel_id=channel.pk)
     # Many channels race for the last numbers of a session. One conditional UPDATE takes a slot:
     # PostgreSQL takes the row lock and re-checks `remaining > 0` on the latest committed row, so
     # two requests can never both take the last slot (read-then-write would oversell), and the
@@ -322,8 +374,10 @@ def _order_reserve(
         raise ScheduleFull(f"排班{schedule.work_id}号源已满（释放的号源优先给候补患者），可加入候补")
     if not waitlist:
         _check_channel_quota(schedule=schedule, channel=channel, rules=rules, now=now or clock.now())
-    if Order.objects.filter(schedule=schedule, id_card_hash=id_hash, status__in=Order.ACTIVE).exists():
-        raise DuplicateBooking("该患者已预约此排班，请勿重复预约")
+    holders = Order.objects.filter(schedule=schedule, id_card_hash=id_hash, status__in=Order.ACTIVE)
+    holders = list(holders.values_list("channel_id", flat=True))
+    if holders:
+        refuse_naming_only_own(channel.pk, holders, DuplicateBooking("该患者已预约此排班，请勿重复预约"))
     order = Order.objects.create(
         order_no=new_order_no(),
         channel=channel,

@@ -7,17 +7,19 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NoReturn
 
 from django.db import connection, transaction
 from django.utils import timezone
 
-from booking.errors import DuplicateBooking, PatientBanned, PatientLimitReached, SessionOverlap
+from booking.errors import DuplicateBooking, PatientBanned, PatientLimitReached, RegionRuleRefused, SessionOverlap
 from booking.models import NoShowBan, NoShowRecord, Order, Schedule
 from booking.rules import EffectiveRules, rules_for
 from booking.services._common import SYSTEM
 from regional.audit import audit_record
-from regional.errors import InvalidInput
+from regional.errors import DomainError, InvalidInput
 from regional.messages import Violation
 from regional.messages.codes import CardType, SexCode
 
@@ -123,7 +125,20 @@ def _lock_patient(id_hash: str) -> None:
 PATIENT_LOCK_SPACE = 5105  # the advisory-lock namespace of "one patient's bookings"
 
 
-def _check_patient_limits(*, schedule: Schedule, id_hash: str, rules: EffectiveRules) -> None:
+NOT_ELIGIBLE = "该患者当前不符合全区预约规则，不能预约此排班"
+
+
+def refuse_naming_only_own(channel_id: int | None, holders: Iterable[int], error: DomainError) -> NoReturn:
+    """Raise `error` if the conflicting bookings include the calling channel's own; otherwise a
+    generic refusal, so that no channel learns from a 409 what the patient booked elsewhere."""
+    if channel_id is None or channel_id in set(holders):
+        raise error
+    raise RegionRuleRefused(NOT_ELIGIBLE)
+
+
+def _check_patient_limits(
+    *, schedule: Schedule, id_hash: str, rules: EffectiveRules, channel_id: int | None = None
+) -> None:
     """Rule 2, inside the reservation transaction: the patient's day / week / month limits across
     the region (active and visited orders, by visit date), one order per doctor and session, and
     no overlapping sessions at any hospital."""
@@ -143,17 +158,19 @@ def _check_patient_limits(*, schedule: Schedule, id_hash: str, rules: EffectiveR
     ):
         if limit is None:
             continue
-        count = held.filter(schedule__work_date__gte=start, schedule__work_date__lt=end).count()
-        if count >= limit:
+        in_range = held.filter(schedule__work_date__gte=start, schedule__work_date__lt=end)
+        if in_range.count() >= limit:
+            if channel_id is not None and in_range.filter(channel_id=channel_id).count() < limit:
+                raise RegionRuleRefused(NOT_ELIGIBLE)  # reached only with other channels' bookings
             raise PatientLimitReached(f"该患者{label}的预约已达上限（{limit}次），不能再预约")
     active = Order.objects.filter(id_card_hash=id_hash, status__in=Order.ACTIVE, schedule__work_date=day)
-    if (
-        rules.forbid_same_doctor_session
-        and active.filter(schedule__doctor_id=schedule.doctor_id, schedule__time_code=schedule.time_code)
-        .exclude(schedule=schedule)
-        .exists()
-    ):
-        raise DuplicateBooking("该患者已预约同一医生同一时段，请勿重复预约")
+    if rules.forbid_same_doctor_session:
+        same = active.filter(schedule__doctor_id=schedule.doctor_id, schedule__time_code=schedule.time_code).exclude(
+            schedule=schedule
+        )
+        holders = list(same.values_list("channel_id", flat=True))
+        if holders:
+            refuse_naming_only_own(channel_id, holders, DuplicateBooking("该患者已预约同一医生同一时段，请勿重复预约"))
     if rules.forbid_overlap:
         other = (
             active.filter(schedule__start_time__lt=schedule.stop_time, schedule__stop_time__gt=schedule.start_time)
@@ -161,6 +178,8 @@ def _check_patient_limits(*, schedule: Schedule, id_hash: str, rules: EffectiveR
             .select_related("schedule")
             .first()
         )
+        if other is not None and channel_id is not None and other.channel_id != channel_id:
+            raise RegionRuleRefused(NOT_ELIGIBLE)  # the other booking's time is not this channel's to know
         if other is not None:
             raise SessionOverlap(
                 f"该患者{day:%m月%d日}{other.schedule.start_time:%H:%M}-{other.schedule.stop_time:%H:%M}"

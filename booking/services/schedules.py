@@ -103,12 +103,18 @@ def schedules_sync(*, hospital: Hospital, records: Sequence[dict], clear_future:
     withdrawn instead. A record re-sent for a withdrawn schedule makes it normal again; a
     stopped or changed schedule keeps its status (the explicit notice wins over a bulk sync).
     Departments and doctors a record names but nobody sent are created. Every record is
-    validated first; one broken rule and nothing is applied. Within a batch the last record of
-    a WorkId wins.
+    validated first; one broken rule and nothing is applied. A WorkId sent twice in one batch is
+    such a broken rule (which of the two the hospital meant cannot be known), named with both places.
     """
     violations: list[Violation] = []
+    first_seen: dict[str, int] = {}
     for position, record in enumerate(records, start=1):
-        violations.extend(schedule_violations(record, _record_path(record, position, "WorkInfo")))
+        path = _record_path(record, position, "WorkInfo")
+        violations.extend(schedule_violations(record, path))
+        work_id = (record.get("WorkId") or "").strip()
+        if work_id and work_id in first_seen:
+            violations.append(Violation(path, f"WorkId {work_id}在本批次中重复（与第{first_seen[work_id]}条相同）"))
+        first_seen.setdefault(work_id, position)
     if violations:
         raise MessageInvalid(violations)
     now = timezone.now()

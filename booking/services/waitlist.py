@@ -25,7 +25,7 @@ from booking.rules import rules_for, waitlist_closes_at, when_text
 from booking.selectors import schedule_get
 from booking.services._common import _check_bookable, _session_text
 from booking.services.orders import order_lock
-from booking.services.patients import Patient, _check_not_banned, _patient_clean
+from booking.services.patients import Patient, _check_not_banned, _patient_clean, refuse_naming_only_own
 from regional.errors import DomainError, InvalidInput
 from regional.pii import lookup_hash
 
@@ -58,8 +58,13 @@ def waitlist_join(
         and not WaitlistEntry.objects.filter(schedule=schedule, status=WaitlistEntry.WAITING).exists()
     ):
         raise WaitlistNotNeeded(f"排班{schedule.work_id}尚有号源，请直接预约")
-    if Order.objects.filter(schedule=schedule, id_card_hash=id_hash, status__in=Order.ACTIVE).exists():
-        raise DuplicateBooking("该患者已预约此排班，无需候补")
+    holders = list(
+        Order.objects.filter(schedule=schedule, id_card_hash=id_hash, status__in=Order.ACTIVE).values_list(
+            "channel_id", flat=True
+        )
+    )
+    if holders:
+        refuse_naming_only_own(channel.pk, holders, DuplicateBooking("该患者已预约此排班，无需候补"))
     try:
         with transaction.atomic():
             entry = WaitlistEntry.objects.create(
@@ -68,8 +73,11 @@ def waitlist_join(
                 **patient.row_fields(),
                 created_at=now,
             )
-    except IntegrityError as exc:
-        raise DuplicateBooking("该患者已在此排班候补，请勿重复加入") from exc
+    except IntegrityError:
+        waiting = WaitlistEntry.objects.filter(schedule=schedule, id_card_hash=id_hash).values_list(
+            "channel_id", flat=True
+        )
+        refuse_naming_only_own(channel.pk, list(waiting), DuplicateBooking("该患者已在此排班候补，请勿重复加入"))
     return entry
 
 

@@ -48,8 +48,30 @@ def _parser() -> etree.XMLParser:
     )
 
 
+_UNICODE_SIGNATURES = (
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF32_LE, "utf-32"),  # before UTF-16 LE, whose BOM is its prefix
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+    (b"<\x00?\x00", "utf-16-le"),  # UTF-16 without a BOM, as XML 1.0 appendix F detects it
+    (b"\x00<\x00?", "utf-16-be"),
+)
+
+
 def decode_body(data: bytes, *, charset: str | None = None) -> str:
-    """Bytes to text: the XML declaration wins, then the transport's charset, then UTF-8, then GB18030."""
+    """Bytes to text: a BOM wins, then the XML declaration, then the transport's charset, then UTF-8,
+    then GB18030.
+
+    A declared encoding must decode the bytes cleanly; and UTF-8 text declared as GBK (which GBK
+    would "decode" into mojibake such as 瀵嗛挜) is refused, never stored as garbage.
+    """
+    for signature, name in _UNICODE_SIGNATURES:
+        if data.startswith(signature):
+            try:
+                return data.decode(name)
+            except UnicodeDecodeError as exc:
+                raise XmlReadError(f"内容不是有效的{name.upper()}编码（第{exc.start}字节）") from exc
     head = data[:200]
     declared = None
     match = _DECLARATION.match(head)
@@ -57,9 +79,6 @@ def decode_body(data: bytes, *, charset: str | None = None) -> str:
         enc = _DECLARED_ENCODING.search(match.group(0))
         declared = enc.group(1).decode("ascii") if enc else None
     candidates = [c for c in (declared, charset) if c]
-    if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8) :]
-        candidates = ["utf-8"]
     for name in candidates:
         try:
             codec = codecs.lookup(name)
@@ -68,10 +87,12 @@ def decode_body(data: bytes, *, charset: str | None = None) -> str:
         # GBK bodies often carry GB18030-only characters (rare surnames); GB18030 is a superset.
         if codec.name in {"gbk", "gb2312"}:
             codec = codecs.lookup("gb18030")
+        if codec.name == "gb18030" and _is_utf8_text(data):
+            raise XmlReadError(f"内容是UTF-8编码，与声明的字符编码{name[:40]}不符，请按实际编码声明")
         try:
             return data.decode(codec.name)
         except UnicodeDecodeError as exc:
-            raise XmlReadError(f"内容与声明的字符编码{name}不符（第{exc.start}字节）") from exc
+            raise XmlReadError(f"内容与声明的字符编码{name[:40]}不符（第{exc.start}字节）") from exc
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -79,6 +100,18 @@ def decode_body(data: bytes, *, charset: str | None = None) -> str:
             return data.decode("gb18030")
         except UnicodeDecodeError as exc:
             raise XmlReadError("无法识别的字符编码：既不是UTF-8也不是GBK") from exc
+
+
+def _is_utf8_text(data: bytes) -> bool:
+    """Non-ASCII bytes that are valid UTF-8 and read as Chinese: real GBK text practically never is
+    (its trail bytes would have to fall in 0x80-0xBF after every lead byte, in UTF-8's exact pattern)."""
+    if data.isascii():
+        return False
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return any("\u4e00" <= ch <= "\u9fff" or "\u3000" <= ch <= "\u303f" or "\uff00" <= ch <= "\uffef" for ch in text)
 
 
 def read_xml(data: bytes | str, *, charset: str | None = None, max_bytes: int | None = None) -> etree._Element:

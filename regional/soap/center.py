@@ -15,6 +15,7 @@ from spyne.protocol.soap import Soap11
 from regional import auth, inbound, ratelimit
 from regional.messages.catalog import CENTER_INTERFACES, Interface
 from regional.soap.mount import (
+    PasswordDigestRefused,
     PublicWsdlServer,
     adopt_operation_namespace,
     message_part,
@@ -61,7 +62,11 @@ def center_endpoint(request: HttpRequest) -> HttpResponse:
     problem = prepare_body(request)
     if problem is not None:
         return problem
-    caller = auth.authenticate(request, username_token=username_token(request.body))
+    try:
+        token = username_token(request.soap_envelope)
+    except PasswordDigestRefused as exc:
+        return soap_fault(str(exc), 401)
+    caller = auth.authenticate(request, username_token=token)
     if caller is None:
         response = HttpResponse("未授权：请使用HTTP Basic或WS-Security UsernameToken认证", status=401)
         response["WWW-Authenticate"] = 'Basic realm="regional-center", charset="UTF-8"'

@@ -355,9 +355,15 @@ def card_list_or_register(
     phone: str | None = None,
     health_card_num: str | None = None,
 ) -> list[SandboxCard]:
-    """6.2: the patient's cards; a patient not yet registered gets a card issued now."""
+    """6.2: the patient's cards; a patient not yet registered gets a card issued now.
+
+    A name that is not the registered patient's gets nothing: an ID number alone never hands out
+    another person's name, phone and card.
+    """
     cards = _cards_of(hospital, id_code)
     if cards:
+        if name and any(card.name.strip() != name.strip() for card in cards):
+            raise DomainError("UserName 与本院档案中该证件号的患者姓名不一致")
         return cards
     if not name:
         raise DomainError("UserName 患者未在本院建档，自动建卡时为必填项（姓名）")

@@ -637,8 +637,8 @@ class ChannelIsolationTests:
         order = lock(api, schedule, 1)
         assert other_api.get(f"/api/v1/orders/{order['order_no']}").status_code == 404
         assert other_api.post(f"/api/v1/orders/{order['order_no']}/cancel").status_code == 404
-        mine = api.get("/api/v1/orders/", {"id_card": patient(1)["id_card"]})
-        theirs = other_api.get("/api/v1/orders/", {"id_card": patient(1)["id_card"]})
+        mine = api.post("/api/v1/orders/search/", {"id_card": patient(1)["id_card"]})
+        theirs = other_api.post("/api/v1/orders/search/", {"id_card": patient(1)["id_card"]})
         assert [o["order_no"] for o in mine.json()["results"]] == [order["order_no"]]
         assert theirs.json()["results"] == []
 

@@ -24,8 +24,12 @@ class PatientLimitTests:
         _, second = bookable(days_ahead=1)
         order = lock(api, first, 1)
         refused = other_api.lock(second, 1)  # another channel: the limit is the region's
-        assert refused.status_code == 409 and refused.json()["code"] == "patient_limit"
-        assert "上限（1次）" in refused.json()["message"]
+        # ...but that channel is not told what the patient booked elsewhere (issue 14).
+        assert refused.status_code == 409 and refused.json()["code"] == "region_rule"
+        assert refused.json()["message"] == "该患者当前不符合全区预约规则，不能预约此排班"
+        own = api.lock(second, 1)  # the channel holding the booking is told exactly why
+        assert own.status_code == 409 and own.json()["code"] == "patient_limit"
+        assert "上限（1次）" in own.json()["message"]
         second.refresh_from_db()
         assert second.remaining == 5
         lock(api, second, 2)  # another patient
@@ -77,6 +81,28 @@ class PatientLimitTests:
             thread.join()
         assert sorted(r.status_code for r in results.values()) == [201, 409]
         assert Order.objects.filter(status__in=Order.ACTIVE).count() == 1
+
+
+class CrossChannelRefusalTests:
+    """Issue 14 item 17: a 409 does not tell a channel that the patient holds a booking elsewhere."""
+
+    def test_the_same_session_booked_through_another_channel_gives_a_generic_refusal(self, api, other_api, bookable):
+        _, schedule = bookable()
+        lock(api, schedule, 1)
+        theirs = other_api.lock(schedule, 1)
+        assert theirs.status_code == 409 and theirs.json()["code"] == "region_rule"
+        assert "已预约" not in theirs.json()["message"]
+        mine = api.lock(schedule, 1)
+        assert mine.status_code == 409 and mine.json()["code"] == "duplicate_booking"
+
+    def test_an_overlap_with_another_channels_booking_reveals_no_time(self, api, other_api, bookable):
+        region_rules(forbid_overlap=True)
+        _, first = bookable(days_ahead=1)
+        _, second = bookable(days_ahead=1)
+        lock(api, first, 1)
+        theirs = other_api.lock(second, 1)
+        assert theirs.status_code == 409 and theirs.json()["code"] == "region_rule"
+        assert "08:00" not in theirs.json()["message"]
 
 
 def days_until(day) -> int:

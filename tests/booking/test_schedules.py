@@ -121,10 +121,14 @@ class SynchronizedWorkInfoTests:
         assert (again.remaining, again.price, again.doctor.doctor_id) == (5, Decimal("30.00"), "D02")
         assert again.updated_at > first.updated_at
 
-    def test_within_one_batch_the_last_record_of_a_work_id_wins(self, hospital):
-        assert apply(hospital, [record(1, RegistrationNumber="1"), record(2), record(1, RegistrationNumber="7")]) == 3
-        assert Schedule.objects.get(work_id="W00001").remaining == 7
-        assert Schedule.objects.count() == 2
+    def test_a_work_id_twice_in_one_batch_is_refused_naming_both_records(self, hospital):
+        # Issue 14: collapsing them silently hid which one the hospital meant.
+        from regional.messages import MessageInvalid
+
+        with pytest.raises(MessageInvalid) as refused:
+            apply(hospital, [record(1, RegistrationNumber="1"), record(2), record(1, RegistrationNumber="7")])
+        assert "WorkInfo/Record[3] WorkId W00001在本批次中重复（与第1条相同）" in refused.value.summary()
+        assert not Schedule.objects.exists()
 
     def test_every_broken_rule_is_reported_with_its_path_and_nothing_is_applied(self, hospital, center_client):
         xml = sync_message(
@@ -353,7 +357,7 @@ call_command("migrate", run_syncdb=True, verbosity=0)
 hospital = hospital_make()
 apply(hospital, [record(1), record(2)])
 Schedule.objects.filter(work_id="W00001").update(booked_count=1)
-apply(hospital, [record(3), record(3, RegistrationNumber="2")], multi="1")
+apply(hospital, [record(3, RegistrationNumber="2")], multi="1")
 statuses = dict(Schedule.objects.values_list("work_id", "status"))
 apply(hospital, [record(1, RegistrationNumber="6")])
 again = Schedule.objects.get(work_id="W00001")

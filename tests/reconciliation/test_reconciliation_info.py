@@ -84,6 +84,27 @@ class ReconciliationInfoTests:
         log = MessageLog.objects.get(interface="ReconciliationInfo")
         assert log.ok and "张*" in log.response_text and "张三" not in log.response_text
 
+    def test_the_replayable_answer_is_stored_encrypted_and_still_replays(self, ledger, center_client, postgres):
+        # Issue 14 item 11: the stored answer was the only plaintext patient name in a pg_dump.
+        import subprocess
+
+        from django.db import connection
+
+        from regional.models import InboundTransaction
+        from tests.services import find_binary
+
+        first = center_client().service.ReconciliationInfo(request("H0001-R-ENC"))
+        assert "王五" in first
+        db = connection.settings_dict
+        dump = subprocess.run(
+            [find_binary("pg_dump"), "-h", db["HOST"], "-p", str(db["PORT"]), "-U", db["USER"], "--data-only", db["NAME"]],
+            capture_output=True, check=True, timeout=120,
+        ).stdout.decode("utf-8", "replace")  # fmt: skip
+        assert "H0001-R-ENC" in dump  # the row is in the dump
+        assert "王五" not in dump and "张三" not in dump  # the masked message log keeps 王* only
+        assert InboundTransaction.objects.get(transaction_id="H0001-R-ENC").response_text == first
+        assert center_client().service.ReconciliationInfo(request("H0001-R-ENC")) == first  # a replay
+
     def test_batches_are_answered_for_the_calling_hospital_only(self, ledger, center_client):
         xml = request(
             "H0001-R-0002",

@@ -15,6 +15,13 @@ from referral.models import Referral
 from tests.base import RECEIVER_NO, SECRET, SENDER_NO, SERVLET, answer, query_xml, start_xml
 from tests.services import MISSING
 
+
+def expect(locator):
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(locator)
+
+
 pytestmark = pytest.mark.usefixtures("fresh_state")  # clean caches, tasks in process
 
 CHROMIUM = "/usr/bin/chromium"
@@ -102,9 +109,10 @@ class DoctorPagesInBrowserTests:
         page.fill("#hospital-q", "csde")
         assert page.locator("#hospital option:not([hidden])").count() == 1
         page.select_option("#hospital", RECEIVER_NO)
-        page.wait_for_function("document.querySelectorAll('#department option[value]').length === 3")
+        # Locator waits, not wait_for_function: the page's CSP forbids the eval that one would need.
+        expect(page.locator("#department option[value]")).to_have_count(3)
         page.fill("#department-q", "xxg")
-        page.wait_for_function("document.querySelectorAll('#department option').length === 1")
+        expect(page.locator("#department option")).to_have_count(1)
         page.select_option("#department", "K01")
         page.check("input[name=urgency][value='1']")
         page.fill("#id_purpose", "高血压急症，需上级医院进一步诊治")

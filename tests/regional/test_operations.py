@@ -92,6 +92,61 @@ class RateLimitTests:
         assert locked.status_code == 429 and "登录失败次数过多" in locked.content.decode()
 
 
+@pytest.mark.django_db
+class LoginLockoutTests:
+    """Issue 14 item 3: the lock-out holds for every spelling Django logs in with, across names from
+    one address, and while Redis is down."""
+
+    @pytest.fixture
+    def victim(self, django_user_model, settings):
+        settings.LOGIN_MAX_FAILURES = 3
+        return django_user_model.objects.create_superuser("victim3", password="right-password-2026")
+
+    def lock(self, c: Client) -> None:
+        for _ in range(3):
+            assert c.post("/admin/login/", {"username": "victim3", "password": "wrong"}).status_code == 200
+
+    def test_spellings_that_django_normalises_to_the_locked_name_are_locked_too(self, victim, settings, redis_url):
+        settings.CACHES = {"default": {"BACKEND": "regional.cache.ResilientRedisCache", "LOCATION": redis_url}}
+        cache.clear()
+        c = Client()
+        self.lock(c)
+        for spelling in ("victim3 ", " victim3", "ｖｉｃｔｉｍ3", "VICTIM3"):
+            page = c.post("/admin/login/", {"username": spelling, "password": "right-password-2026"})
+            assert page.status_code == 429, spelling
+            text = page.content.decode()
+            assert "登录失败次数过多" in text and "秒后再试" in text and "<html" in text
+            assert 0 < int(page["Retry-After"]) <= 15 * 60
+        assert "_auth_user_id" not in c.session
+        cache.clear()
+
+    def test_one_address_cannot_spread_guesses_over_many_names(self, victim):
+        c = Client()
+        refused = [
+            c.post("/admin/login/", {"username": f"guess{i}", "password": "wrong"}).status_code for i in range(13)
+        ]
+        assert refused[:12] == [200] * 12 and refused[12] == 429
+        assert c.post("/admin/login/", {"username": "victim3", "password": "right-password-2026"}).status_code == 429
+        other = Client(REMOTE_ADDR="192.0.2.44")
+        assert (
+            other.post("/admin/login/", {"username": "victim3", "password": "right-password-2026"}).status_code == 302
+        )
+
+    def test_with_redis_down_a_password_login_is_refused_not_unlimited(self, victim, settings):
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "regional.cache.ResilientRedisCache",
+                "LOCATION": "redis://127.0.0.1:1/0",
+                "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+            }
+        }
+        c = Client()
+        for password in ("wrong", "right-password-2026"):
+            page = c.post("/admin/login/", {"username": "victim3", "password": password})
+            assert page.status_code == 503 and "登录保护服务暂时不可用" in page.content.decode()
+        assert c.get("/admin/login/").status_code == 200  # the form itself still shows
+
+
 class TrustedProxyTests:
     def test_x_real_ip_is_believed_only_from_a_trusted_proxy(self, rf, settings):
         from regional.auth import client_address

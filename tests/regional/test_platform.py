@@ -105,6 +105,33 @@ class HealthTests:
         assert response.status_code == 503 and response.json()["broker"]["ok"] is False
 
 
+@pytest.mark.django_db(transaction=True)
+class CheapHealthTests:
+    """Issue 14 item 9: 24 clients polling /healthz cost one check per interval, not one each."""
+
+    def test_concurrent_polls_are_answered_from_one_recent_check(self, live_server, settings, redis_url):
+        import time
+        from concurrent.futures import ThreadPoolExecutor
+
+        import requests
+
+        settings.REDIS_URL = redis_url  # no worker runs: a full check waits 0.5 s for pings
+        settings.HEALTHZ_CACHE_SECONDS = 30
+        first = requests.get(f"{live_server.url}/healthz", timeout=10)
+        assert first.status_code == 200 and first.json()["status"] in ("ok", "degraded")  # a session worker may run
+
+        def poll(_):
+            started = time.monotonic()
+            body = requests.get(f"{live_server.url}/healthz", timeout=10).json()
+            return time.monotonic() - started, body["checked_seconds_ago"]
+
+        with ThreadPoolExecutor(24) as pool:
+            results = list(pool.map(poll, range(96)))
+        durations = sorted(d for d, _ in results)
+        assert durations[len(durations) // 2] < 0.25, durations  # median: no 0.5 s ping in the path
+        assert all(age >= 0 for _, age in results)
+
+
 @pytest.mark.django_db
 class OnboardingCommandTests:
     def test_hospital_credentials_creates_the_hospital_and_prints_a_secret_once(self):

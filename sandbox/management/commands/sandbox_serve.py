@@ -32,6 +32,7 @@ class Command(BaseCommand):
         application = get_wsgi_application()
 
         settings.ROOT_URLCONF = SANDBOX_URLCONF
+        settings.SANDBOX_ENABLED = True  # running the sandbox on its own is switching it on
         settings.PUBLIC_BASE_URL = (public_url or f"http://{host}:{port}").rstrip("/")
         clear_url_caches()
         connections.close_all()  # never share the parent's connections with forked workers
