@@ -52,6 +52,8 @@ class Stack:
                 "HOSPITAL_CALL_TIMEOUT": "5",
                 "BOOKING_LOCKING_STALE_SECONDS": "20",
                 "HEALTHZ_WORKERS_CACHE_SECONDS": "2",
+                "HEALTHZ_CACHE_SECONDS": "1",
+                "SANDBOX_ENABLED": "1",
             }
         )
         manage = [sys.executable, str(ROOT / "manage.py")]
