@@ -259,7 +259,7 @@ class Order(models.Model):
     serial_number = models.IntegerField("挂号序号", null=True, blank=True)
     worktime = models.CharField("就诊时段", max_length=20, blank=True)
     fee = models.DecimalField("挂号费（元）", max_digits=10, decimal_places=2)
-    hospital_status = models.CharField("医院端状态", max_length=1, blank=True)
+    hospital_status = models.CharField("医院端状态", max_length=1, blank=True, choices=WorkFlowStatus.choices)
     refreshed_at = models.DateTimeField("最近查询医院时间", null=True, blank=True)
     # The patient, as the channel sent it (CONTRACT.md section 6: encrypted, hashed for lookups).
     patient_name = EncryptedTextField("患者姓名", kind="name")
