@@ -305,6 +305,8 @@ class Order(models.Model):
             # Lookups behind the API, the sweepers, the admin filters and the 2.4 handler.
             models.Index(fields=["workflow_id"], name="order_workflow_id"),
             models.Index(fields=["id_card_hash", "channel"], name="order_patient_channel"),
+            # The hotline finds a patient's orders by the full card number (admin search).
+            models.Index(fields=["card_no_hash"], name="order_card_hash"),
             models.Index(fields=["status", "lock_expires_at"], name="order_status_expiry"),
             models.Index(fields=["schedule", "status"], name="order_schedule_status"),
             models.Index(fields=["hospital", "created_at"], name="order_hospital_created"),

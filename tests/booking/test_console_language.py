@@ -67,3 +67,26 @@ class LocalTimeExportTests:
         moment = dt.datetime(2026, 12, 1, 19, 16, 33, tzinfo=dt.UTC)
         assert local(moment) == "2026-12-02 03:16:33"
         assert timezone.get_current_timezone_name() == "Asia/Shanghai"
+
+
+class HotlineSearchTests:
+    def test_the_hotline_finds_an_order_by_full_id_or_card_number_and_by_codes(self, admin_client, api, bookable):
+        _, schedule = bookable(slots=3)
+        mine = api.lock(schedule, 1).json()["order_no"]
+        # A registered card number (the sandbox refuses unknown cards), stored as the platform stores it.
+        order = Order.objects.get(order_no=mine)
+        order.card_no = "JZK00000001"
+        order.save(update_fields=["card_no", "card_no_hash"])
+        other = api.lock(schedule, 2).json()["order_no"]
+        url = reverse("admin:booking_order_changelist")
+
+        def found(term: str) -> set[str]:
+            page = admin_client.get(url, {"q": term}, **ENGLISH)
+            assert page.status_code == 200
+            return {o.order_no for o in page.context["cl"].result_list}
+
+        assert found("3306xxxxxxxxxx0001") == {mine}
+        assert found("JZK00000001") == {mine}
+        assert found(schedule.doctor.doctor_id) == {mine, other}
+        assert found(schedule.department.department_id) == {mine, other}
+        assert found("3306XXXXXXXXXX0009") == set()
