@@ -23,6 +23,7 @@ from booking.models import (
     BookingRules,
     Channel,
     LedgerEntry,
+    LostLock,
     NoShowBan,
     NoShowRecord,
     Order,
@@ -421,6 +422,53 @@ class OutboxMessageAdmin(ReadOnlyAdmin):
         self.message_user(
             request, f"已重新发送{count}条医院通知{note}", messages.SUCCESS if count else messages.WARNING
         )
+
+
+@admin.register(LostLock)
+class LostLockAdmin(ReadOnlyAdmin):
+    """The worklist of locks whose outcome is unknown: the hospital may hold a number the platform
+    cannot unlock (its answer, with the WorkFlowId, was lost). The number stays out of sale until
+    settled: re-check reads the hospital's count back; staff who asked the hospital may settle it."""
+
+    list_display = ("id", "hospital", "order_link", "schedule", "created_at", "attempts", "short_error")
+    list_filter = ("hospital",)
+    search_fields = ("=order__order_no", "=order__schedule__work_id")
+    search_help_text = "按平台订单号或排班号精确搜索"
+    list_select_related = ("hospital", "order", "order__schedule")
+    actions = ["recheck", "released"]
+    fields = ("hospital", "order_link", "schedule", "transaction_id", "attempts", "last_error", "created_at")
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).filter(kind=OutboxMessage.UNLOCK, status=OutboxMessage.UNKNOWN)
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("booking.retry_outboxmessage")
+
+    @admin.display(description="订单")
+    def order_link(self, obj: OutboxMessage) -> str:
+        return _order_link(obj.order)
+
+    @admin.display(description="排班")
+    def schedule(self, obj: OutboxMessage) -> str:
+        return str(obj.order.schedule.work_id)
+
+    @admin.display(description="核实结果")
+    def short_error(self, obj: OutboxMessage) -> str:
+        return obj.last_error[:120]
+
+    @admin.action(description="重新核实（向医院查询号源数）", permissions=["retry"])
+    def recheck(self, request: HttpRequest, queryset: QuerySet[OutboxMessage]) -> None:
+        ids = list(queryset.values_list("pk", flat=True))
+        settled = outbox.lost_lock_recheck(message_ids=ids, user=request.user)
+        self.message_user(request, f"已核实{len(ids)}条，其中{settled}条医院未占用、号源已释放", messages.SUCCESS)
+
+    @admin.action(description="医院已确认解除：释放平台号源", permissions=["retry"])
+    def released(self, request: HttpRequest, queryset: QuerySet[OutboxMessage]) -> None:
+        count = outbox.lost_lock_released(
+            message_ids=list(queryset.values_list("pk", flat=True)), user=request.user, reason="工作人员在管理后台确认"
+        )
+        self.message_user(request, f"已释放{count}个号源", messages.SUCCESS)
 
 
 @admin.register(PatientNotification)

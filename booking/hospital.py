@@ -95,11 +95,19 @@ def lock_failure(exc: CallFailure, *, hospital: Hospital) -> Failure:
         text = f"医院拒绝锁号：{refusal_reason(exc)}"
         return Failure(text, permanent=True, may_have_arrived=False, error=LockRefused(text))
     if isinstance(exc, HospitalUnavailable):
-        error = HospitalUnavailableForBooking(f"{hospital.name}暂时无法锁号：{exc.message}。请稍后重试")
+        if exc.may_have_arrived:
+            # The number stays out of sale until the platform has settled it with the hospital.
+            error = HospitalUnavailableForBooking(
+                f"{hospital.name}锁号结果未知（{exc.message}），本次预约未成功，平台将向医院核实；请稍后重试或选择其他号源"
+            )
+        else:
+            error = HospitalUnavailableForBooking(f"{hospital.name}暂时无法锁号：{exc.message}。请稍后重试")
         return Failure(exc.message, permanent=False, may_have_arrived=exc.may_have_arrived, error=error)
     if isinstance(exc, MessageInvalid):
         return Failure(exc.summary(), permanent=True, may_have_arrived=False, error=InvalidInput(exc.violations))
-    error = HospitalAnswerError(f"{hospital.name}的锁号应答无法识别，本次预约未成功，请稍后重试")
+    error = HospitalAnswerError(
+        f"{hospital.name}的锁号应答无法识别，锁号结果未知，本次预约未成功，平台将向医院核实；请稍后重试"
+    )
     return Failure(exc.message, permanent=False, may_have_arrived=True, error=error)
 
 

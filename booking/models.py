@@ -12,7 +12,7 @@ from django.db import models
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from regional.delivery import DeliveryRow
+from regional.delivery import DeliveryRow, DeliveryStatus
 from regional.messages.codes import CardType, LedgerType, PayChannel, PayType, WorkFlowStatus, WorkTimeCode
 from regional.models import Department, Doctor, Hospital
 from regional.pii import EncryptedTextField, LookupHashField
@@ -215,6 +215,8 @@ class Order(models.Model):
         NONE = "", "无"
         STOPPED = "stopped", "停诊"
         CHANGED = "changed", "换诊"
+        # Paid on the platform, but the hospital refused the PaymentNotice (staff settle it).
+        REFUSED = "refused", "医院拒绝支付通知"
 
     class CancelledBy(models.TextChoices):
         CHANNEL = "channel", "患者（渠道）取消"
@@ -233,7 +235,7 @@ class Order(models.Model):
     )
     # Orders that hold a number at the hospital (or are about to).
     ACTIVE = (LOCKING, BOOKED, PAID)
-    MARK_NONE, MARK_STOPPED, MARK_CHANGED = Mark.NONE, Mark.STOPPED, Mark.CHANGED
+    MARK_NONE, MARK_STOPPED, MARK_CHANGED, MARK_REFUSED = Mark.NONE, Mark.STOPPED, Mark.CHANGED, Mark.REFUSED
     BY_CHANNEL, BY_HOSPITAL, BY_STOP, BY_STAFF = (
         CancelledBy.CHANNEL,
         CancelledBy.HOSPITAL,
@@ -367,8 +369,10 @@ class OutboxMessage(DeliveryRow):
     the same message and the hospital may recognise it. The delivery columns and their loop are
     the ground floor's (regional.delivery); how one row is sent is booking.services.outbox. An
     UnlockReg for a lock whose outcome is unknown (the call timed out, or the platform crashed
-    mid-lock) has `recover` in its payload: the lock is first repeated with its original
-    TransactionId to learn the WorkFlowId, then unlocked.
+    mid-lock) has `recover` in its payload, and `holds` while the platform keeps the number out of
+    sale for it. The specification never promises that a hospital replays a repeated TransactionId,
+    so the lock is not repeated: the hospital's count is read back (getRegistrationInfo) to settle
+    it, and while that cannot tell, the row is `unknown`, on the staff's worklist (待核实的锁号).
     """
 
     class Kind(models.TextChoices):
@@ -377,6 +381,10 @@ class OutboxMessage(DeliveryRow):
         UNLOCK = "UnlockReg", "解除锁定（3.2）"
 
     PAYMENT, CANCEL, UNLOCK = Kind.PAYMENT, Kind.CANCEL, Kind.UNLOCK
+    # Beside the engine's states: a lost lock the hospital's count could not settle (staff's worklist).
+    UNKNOWN = "unknown"
+    STATUSES = [*DeliveryStatus.choices, (UNKNOWN, "结果未知（待核实）")]
+    status = models.CharField("状态", max_length=10, choices=STATUSES, default=DeliveryStatus.PENDING)
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="outbox", verbose_name="订单")
     hospital = models.ForeignKey(Hospital, on_delete=models.PROTECT, related_name="+", verbose_name="医院")
@@ -413,6 +421,7 @@ class PatientNotification(DeliveryRow):
         CANCELLED = "cancelled", "退号"
         EXPIRED = "expired", "超时未支付"
         REMINDER = "reminder", "就诊提醒"
+        REFUSED = "refused", "医院拒绝支付通知"
 
     LOCKED, PAID, STOPPED, CHANGED, CANCELLED, EXPIRED = (
         Kind.LOCKED,
@@ -422,7 +431,7 @@ class PatientNotification(DeliveryRow):
         Kind.CANCELLED,
         Kind.EXPIRED,
     )
-    REMINDER = Kind.REMINDER
+    REMINDER, REFUSED = Kind.REMINDER, Kind.REFUSED
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="notifications", verbose_name="订单")
     kind = models.CharField("类型", max_length=10, choices=Kind.choices)
@@ -727,3 +736,14 @@ class WaitlistEntry(models.Model):
 
     def __str__(self) -> str:
         return f"候补#{self.pk} {self.schedule}"
+
+
+class LostLock(OutboxMessage):
+    """The staff's worklist of locks whose outcome is unknown: the hospital may hold a number the
+    platform has no WorkFlowId for. Settled by reading the count back or by staff after asking the
+    hospital; the number is not offered again until then."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "待核实的锁号"
+        verbose_name_plural = "待核实的锁号"

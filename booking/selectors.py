@@ -152,3 +152,12 @@ def schedule_get(*, schedule_id: int) -> Schedule:
     if schedule is None:
         raise ScheduleNotFound(f"排班{schedule_id}不存在")
     return schedule
+
+
+def lost_locks() -> QuerySet[OutboxMessage]:
+    """The staff's worklist: locks whose outcome is unknown (the hospital may hold the number)."""
+    return (
+        OutboxMessage.objects.filter(kind=OutboxMessage.UNLOCK, status=OutboxMessage.UNKNOWN)
+        .select_related("hospital", "order", "order__schedule")
+        .order_by("created_at")
+    )

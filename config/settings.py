@@ -38,6 +38,9 @@ if len(SECRET_KEY) < 50:
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
 # Where hospitals reach the platform; used in WSDL addresses and in the links given to HIS.
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Unset: a WSDL names the address it was asked on (whatever port the server runs on); the default
+# above serves only what has no request to go by (links in the demo seeding, bill fetching).
+WSDL_ADDRESS_FROM_REQUEST = not env_str("PUBLIC_BASE_URL")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -56,6 +59,7 @@ INSTALLED_APPS = [
     "booking",
     "referral",
     "reconciliation",
+    "supervision",
 ]
 
 MIDDLEWARE = [
@@ -237,6 +241,9 @@ CELERY_BEAT_SCHEDULE = {
         "task": "reconciliation.nightly",
         "schedule": crontab(hour=RECONCILIATION_NIGHTLY_AT[0], minute=RECONCILIATION_NIGHTLY_AT[1]),
     },
+    # The supervision aggregates of the last 14 and next 31 days rebuilt at 02:30, after the day's
+    # 2.4 reports and before the commission's staff arrive.
+    "supervision-nightly": {"task": "supervision.nightly", "schedule": crontab(hour=2, minute=30)},
 }
 
 # Production hardening; nginx terminates TLS (deploy/nginx.conf) and sets X-Forwarded-Proto.
@@ -265,6 +272,9 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "区域医疗健康资源平台 渠道接口",
     "DESCRIPTION": "预约挂号渠道（微信 JKMZWX、APP JKMYAPP）使用的 REST 接口",
     "VERSION": "1.0.0",
+    # The channel's whole reference: description, error codes, life cycle, quick-start, examples.
+    "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "booking.api.docs.postprocess"],
 }
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")

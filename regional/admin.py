@@ -115,6 +115,8 @@ class HospitalAdmin(admin.ModelAdmin):
                     "wsdl_url",
                     "soap_namespace",
                     "soap_part_name",
+                    "soap_part_form",
+                    "soap_action_style",
                     "soap_version",
                     "soap_encoding",
                     "interface_version",

@@ -142,11 +142,15 @@ def call(hospital: Hospital, name: str, data: dict, *, timeout: float | None = N
         payload["TransactionId"] = new_transaction_id()
     if "HospitalNo" in fields:
         payload["HospitalNo"] = hospital.hospital_no
+    version = hospital.interface_version or None
+    encoding = hospital.soap_encoding or "UTF-8"
     try:
-        text = iface.request.render(payload, version=hospital.interface_version or None)
+        text = iface.request.render(payload, version=version, encoding=encoding)
     except (InvalidOperation, ValueError, TypeError) as exc:
         raise MessageInvalid([Violation("", f"无法生成{name}报文：{exc}")]) from exc
-    iface.request.parse(read_xml(text))  # what goes on the wire obeys the description, or nothing goes
+    # What goes on the wire obeys the description, in the hospital's byte lengths and interface
+    # version (no 居民健康卡 to a V2.0 hospital), or nothing goes.
+    iface.request.parse(read_xml(text), encoding=encoding, version=version)
     return _exchange(hospital, iface, text, payload.get("TransactionId") or "", timeout)
 
 

@@ -110,7 +110,15 @@ def service(hospital: Hospital, timeout: float):
         key = ("wsdl", hospital.wsdl_url, encoding)
     else:
         namespace = hospital.soap_namespace or DEFAULT_NAMESPACE
-        key = ("generated", namespace, hospital.soap_part_name or "xml", version, encoding)
+        key = (
+            "generated",
+            namespace,
+            hospital.soap_part_name or "xml",
+            version,
+            encoding,
+            hospital.soap_part_form or Hospital.PART_QUALIFIED,
+            hospital.soap_action_style or Hospital.ACTION_OPERATION,
+        )
     service_key = (*key, version, hospital.endpoint_url)
     service = _services.get(service_key)
     if service is not None:
@@ -135,8 +143,11 @@ def _build_client(hospital: Hospital, key: tuple, encoding: str, timeout: float)
     try:
         if key[0] == "wsdl":
             return zeep.Client(hospital.wsdl_url, transport=transport, settings=options)
-        _, namespace, part, version, _ = key
-        document = io.BytesIO(generated_wsdl(namespace=namespace, part_name=part, soap_version=version).encode())
+        _, namespace, part, version, _, part_form, action_style = key
+        wsdl = generated_wsdl(
+            namespace=namespace, part_name=part, soap_version=version, part_form=part_form, action_style=action_style
+        )
+        document = io.BytesIO(wsdl.encode())
         return zeep.Client(document, transport=transport, settings=options)
     except requests.RequestException as exc:
         raise WsdlUnavailable(f"无法获取医院WSDL（{type(exc).__name__}）") from exc
@@ -168,9 +179,26 @@ _OPERATION_NAMES = (
 )
 
 
-def generated_wsdl(*, namespace: str, part_name: str = "xml", soap_version: str = Hospital.SOAP_11) -> str:
+def soap_action(namespace: str, operation: str, style: str) -> str:
+    """The SOAPAction of `operation`: its name, the namespace + name (.NET asmx), or empty (JAX-WS/CXF)."""
+    if style == Hospital.ACTION_EMPTY:
+        return ""
+    if style == Hospital.ACTION_NAMESPACE:
+        return f"{namespace.rstrip('/')}/{operation}"
+    return operation
+
+
+def generated_wsdl(
+    *,
+    namespace: str,
+    part_name: str = "xml",
+    soap_version: str = Hospital.SOAP_11,
+    part_form: str = Hospital.PART_QUALIFIED,
+    action_style: str = Hospital.ACTION_OPERATION,
+) -> str:
     """A document/literal wrapped WSDL of the ten `String op(String xml)` operations, for a hospital
-    that publishes none: its namespace, part name and SOAP version come from its settings."""
+    that publishes none: its namespace, part name, part form (a JAX-WS/CXF service expects the part
+    unqualified, `<xmlStr>` not `<ns:xmlStr>`), SOAPAction style and SOAP version from its settings."""
     soap_ns = (
         "http://schemas.xmlsoap.org/wsdl/soap12/"
         if soap_version == Hospital.SOAP_12
@@ -178,6 +206,7 @@ def generated_wsdl(*, namespace: str, part_name: str = "xml", soap_version: str 
     )
     ns = quoteattr(namespace)
     part = quoteattr(part_name)
+    form = "unqualified" if part_form == Hospital.PART_UNQUALIFIED else "qualified"
     types, messages, operations, bindings = [], [], [], []
     for name in _OPERATION_NAMES:
         types.append(
@@ -198,7 +227,8 @@ def generated_wsdl(*, namespace: str, part_name: str = "xml", soap_version: str 
             f'<wsdl:output message="tns:{name}Response"/></wsdl:operation>'
         )
         bindings.append(
-            f'<wsdl:operation name="{name}"><soap:operation soapAction="{name}" style="document"/>'
+            f'<wsdl:operation name="{name}">'
+            f'<soap:operation soapAction={quoteattr(soap_action(namespace, name, action_style))} style="document"/>'
             f'<wsdl:input><soap:body use="literal"/></wsdl:input>'
             f'<wsdl:output><soap:body use="literal"/></wsdl:output></wsdl:operation>'
         )
@@ -206,7 +236,7 @@ def generated_wsdl(*, namespace: str, part_name: str = "xml", soap_version: str 
         '<?xml version="1.0" encoding="UTF-8"?>'
         f'<wsdl:definitions xmlns:wsdl="http://schemas.xmlsoap.org/wsdl/" xmlns:soap="{soap_ns}" '
         f'xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:tns={ns} targetNamespace={ns} name="HospitalService">'
-        f'<wsdl:types><xs:schema targetNamespace={ns} elementFormDefault="qualified">{"".join(types)}</xs:schema>'
+        f'<wsdl:types><xs:schema targetNamespace={ns} elementFormDefault="{form}">{"".join(types)}</xs:schema>'
         f"</wsdl:types>{''.join(messages)}"
         f'<wsdl:portType name="HospitalPortType">{"".join(operations)}</wsdl:portType>'
         f'<wsdl:binding name="HospitalBinding" type="tns:HospitalPortType">'

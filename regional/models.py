@@ -24,6 +24,9 @@ class Hospital(models.Model):
     """
 
     SOAP_11, SOAP_12 = "1.1", "1.2"
+    PART_QUALIFIED, PART_UNQUALIFIED = "qualified", "unqualified"
+    ACTION_OPERATION, ACTION_NAMESPACE, ACTION_EMPTY = "operation", "namespace", "empty"
+    INTERFACE_VERSIONS = ("2.0", "2.1", "2.2", "2.3", "2.4")
 
     hospital_no = models.CharField("医院编号", max_length=36, unique=True)
     name = models.CharField("机构名称", max_length=100)
@@ -43,6 +46,29 @@ class Hospital(models.Model):
     wsdl_url = models.URLField("医院端WSDL地址", max_length=300, blank=True)
     soap_namespace = models.CharField("SOAP命名空间", max_length=200, blank=True)
     soap_part_name = models.CharField("参数名", max_length=50, default="xml")
+    # Without a WSDL, how the platform writes the part and the SOAPAction: JAX-WS/CXF services expect an
+    # unqualified part (<xmlStr>, not <ns:xmlStr>) and an empty SOAPAction, .NET asmx the namespace + name.
+    soap_part_form = models.CharField(
+        "参数元素形式",
+        max_length=12,
+        default=PART_QUALIFIED,
+        choices=[
+            (PART_QUALIFIED, "带命名空间（qualified：.NET、Spyne 等）"),
+            (PART_UNQUALIFIED, "不带命名空间（unqualified：JAX-WS/CXF 等 Java 服务）"),
+        ],
+        help_text="未配置WSDL时生效。医院报“unexpected element … Expected elements are <{}参数名>”时选“不带命名空间”",
+    )
+    soap_action_style = models.CharField(
+        "SOAPAction",
+        max_length=10,
+        default=ACTION_OPERATION,
+        choices=[
+            (ACTION_OPERATION, "操作名（confirmRegistration）"),
+            (ACTION_NAMESPACE, "命名空间+操作名（如 http://tempuri.org/confirmRegistration，.NET asmx）"),
+            (ACTION_EMPTY, "空（JAX-WS/CXF）"),
+        ],
+        help_text="未配置WSDL时生效",
+    )
     soap_version = models.CharField(
         "SOAP版本", max_length=3, default=SOAP_11, choices=[(SOAP_11, "SOAP 1.1"), (SOAP_12, "SOAP 1.2")]
     )

@@ -6,7 +6,8 @@ however many records it carries.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import codecs
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
 from django.db import transaction
@@ -34,13 +35,19 @@ def hospital_onboard(
     secret: str | None = None,
     allowed_networks: Sequence[str] = (),
     endpoint_url: str | None = None,
+    interface: Mapping[str, str] | None = None,
 ) -> tuple[Hospital, str | None]:
-    """Create or update a hospital's credentials; returns the new secret when one was generated."""
+    """Create or update a hospital's credentials and interface settings; returns the new secret when
+    one was generated. `interface` holds Hospital fields (wsdl_url, soap_namespace, soap_part_name,
+    soap_part_form, soap_action_style, soap_version, soap_encoding, interface_version); each is checked."""
+    settings = {attr: _interface_setting(attr, value) for attr, value in (interface or {}).items()}  # before any write
     hospital, created = Hospital.objects.get_or_create(hospital_no=hospital_no, defaults={"name": name or hospital_no})
     if name and hospital.name != name:
         hospital.name = name
     if endpoint_url is not None:
         hospital.endpoint_url = endpoint_url
+    for attr, value in settings.items():
+        setattr(hospital, attr, value)
     hospital.save()
     credential = HospitalCredential.objects.filter(hospital=hospital).first() or HospitalCredential(hospital=hospital)
     generated = None
@@ -55,6 +62,37 @@ def hospital_onboard(
         credential.networks()  # raises ValueError on a bad CIDR before anything is saved
     credential.save()
     return hospital, generated
+
+
+_INTERFACE_SETTINGS = (
+    "wsdl_url",
+    "soap_namespace",
+    "soap_part_name",
+    "soap_part_form",
+    "soap_action_style",
+    "soap_version",
+    "soap_encoding",
+    "interface_version",
+)
+
+
+def _interface_setting(attr: str, value: str) -> str:
+    if attr not in _INTERFACE_SETTINGS:
+        raise ValueError(f"不是医院接口设置：{attr}")
+    value = (value or "").strip()
+    field = Hospital._meta.get_field(attr)
+    if field.choices and value not in {code for code, _label in field.choices}:
+        raise DomainError(f"{field.verbose_name}应为{'、'.join(code for code, _ in field.choices)}之一")
+    if attr == "interface_version" and value not in Hospital.INTERFACE_VERSIONS:
+        raise DomainError(f"接口版本应为{'、'.join(Hospital.INTERFACE_VERSIONS)}之一")
+    if attr == "soap_encoding":
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise DomainError(f"无法识别的报文编码：{value}") from None
+    if attr == "soap_part_name" and not value:
+        raise DomainError("参数名不能为空")
+    return value
 
 
 @transaction.atomic

@@ -16,6 +16,7 @@ from tests import base
 from tests.base import SECRET, Api
 from tests.factories import SandboxHospitalFactory, session
 from tests.services import require
+from tests.simulators.vendor_his import vendor_his  # noqa: F401 - a fixture for every test package
 
 
 @pytest.fixture

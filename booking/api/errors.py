@@ -21,7 +21,15 @@ from regional.pii import mask_text
 
 logger = logging.getLogger("booking.api")
 
+
+class InvalidCursor(exceptions.APIException):
+    status_code = 400
+    default_detail = "分页游标cursor无效：请原样使用上一页应答中的next或previous"
+    default_code = "invalid_cursor"
+
+
 DRF_CODES = {
+    InvalidCursor: ("invalid_cursor", None),
     exceptions.NotAuthenticated: ("not_authenticated", "未提供渠道令牌（Authorization: Token <令牌>）"),
     exceptions.AuthenticationFailed: ("authentication_failed", None),
     exceptions.PermissionDenied: ("permission_denied", None),

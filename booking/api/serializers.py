@@ -12,6 +12,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from booking.models import Order, Schedule
+from regional.messages.codes import PayChannel
 from regional.models import Department, Doctor, Hospital
 from regional.pii import mask
 
@@ -53,14 +54,22 @@ class OrderIn(serializers.Serializer):
 class PayIn(serializers.Serializer):
     pay_type = serializers.CharField(max_length=1, help_text="支付类型：3现场支付，4在线支付")
     amount = serializers.DecimalField(max_digits=10, decimal_places=2, help_text="支付金额（元，两位小数）")
-    pay_trade_no = serializers.CharField(max_length=40, required=False, allow_blank=True, default="")
-    pay_channel = serializers.CharField(
-        max_length=10, required=False, allow_blank=True, default="", help_text="alipay（支付宝）或wepay（微信）"
+    pay_trade_no = serializers.CharField(
+        max_length=40, required=False, allow_blank=True, default="", help_text="支付机构的交易流水号（在线支付时填写）"
+    )
+    pay_channel = serializers.ChoiceField(
+        choices=PayChannel.choices,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="支付渠道：alipay支付宝，wepay微信",
     )
 
 
 class CancelIn(serializers.Serializer):
-    reason = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+    reason = serializers.CharField(
+        max_length=300, required=False, allow_blank=True, default="", help_text="退号原因（转告医院，可不填）"
+    )
 
 
 class CardCheckIn(serializers.Serializer):
@@ -177,16 +186,16 @@ class CardOut(serializers.Serializer):
 
 
 class PatientOut(serializers.Serializer):
-    """The patient as the channel sent it (visible to that channel only)."""
+    """患者信息：本渠道预约时提交的内容，原样返回（仅下单的渠道可见）。"""
 
-    name = serializers.CharField(source="patient_name")
-    id_card = serializers.CharField()
-    phone = serializers.CharField()
-    card_no = serializers.CharField()
-    card_type = serializers.CharField()
-    sex = serializers.CharField()
-    age = serializers.CharField()
-    address = serializers.CharField()
+    name = serializers.CharField(source="patient_name", help_text="患者姓名")
+    id_card = serializers.CharField(help_text="身份证号")
+    phone = serializers.CharField(help_text="手机号码")
+    card_no = serializers.CharField(help_text="诊疗卡号（未提交时为空）")
+    card_type = serializers.CharField(help_text="卡类型：01院内就诊卡，02居民健康卡（未提交时为空）")
+    sex = serializers.CharField(help_text="性别编码：1男，2女（未提交时为空）")
+    age = serializers.CharField(help_text="年龄")
+    address = serializers.CharField(help_text="地址")
 
 
 class TransitionOut(serializers.Serializer):
@@ -223,11 +232,32 @@ class OrderOut(serializers.ModelSerializer):
             "pay_channel", "paid_at", "cancelled_by", "cancelled_at", "refund_amount", "failure_reason",
             "created_at", "patient",
         ]  # fmt: skip
+        extra_kwargs = {
+            "order_no": {"help_text": "平台订单号（之后的支付、退号、查询都用它）"},
+            "mark": {"help_text": "标记：stopped医院停诊，changed医院换诊，refused医院拒绝支付通知，空为无"},
+            "mark_reason": {"help_text": "停诊或换诊的原因"},
+            "num_source_id": {"help_text": "号源ID（分时段预约时）"},
+            "workflow_id": {"help_text": "医院的挂号交易流水号"},
+            "serial_number": {"help_text": "挂号序号（就诊序号）"},
+            "worktime": {"help_text": "就诊时段，如 08:00-08:30"},
+            "fee": {"help_text": '挂号费（元，两位小数的字符串，如 "12.50"）'},
+            "lock_expires_at": {"help_text": "锁号到期时间：在线支付须在此之前完成（默认锁号15分钟）"},
+            "pay_type": {"help_text": "支付类型：3现场支付，4在线支付（未支付时为空）"},
+            "pay_trade_no": {"help_text": "支付交易流水号"},
+            "pay_channel": {"help_text": "支付渠道：alipay支付宝，wepay微信"},
+            "paid_at": {"help_text": "支付时间"},
+            "cancelled_by": {"help_text": "退号方：channel渠道，hospital医院，stop停诊，staff平台工作人员"},
+            "cancelled_at": {"help_text": "退号时间"},
+            "failure_reason": {"help_text": "锁号失败的原因（status为failed时）"},
+            "created_at": {"help_text": "下单时间"},
+        }
 
     def get_mark_label(self, obj: Order) -> str:
+        """停诊或换诊标记的中文名称"""
         return obj.get_mark_display() if obj.mark else ""
 
     def get_refund_amount(self, obj: Order) -> str | None:
+        """退款金额（元）：仅已退号且已退款的订单有值"""
         if obj.status != Order.CANCELLED:
             return None  # only a cancelled order is ever refunded
         refund = next((e for e in obj.ledger.all() if e.kind == "refund"), None)
@@ -242,7 +272,11 @@ class OrderDetailOut(OrderOut):
 
 
 class ErrorOut(serializers.Serializer):
-    code = serializers.CharField(help_text="稳定的错误代码，如 schedule_full、hospital_unavailable")
+    """错误应答：按 code 编程，message 可直接展示给用户。全部 code 见文档“错误”一节。"""
+
+    code = serializers.CharField(
+        help_text="稳定的错误代码，如 schedule_full、hospital_unavailable（全部取值见文档“错误”一节）"
+    )
     message = serializers.CharField(help_text="中文错误说明")
     errors = serializers.DictField(required=False, help_text="按字段列出的错误（参数错误时）")
 

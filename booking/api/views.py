@@ -7,13 +7,14 @@ from django.db.models import prefetch_related_objects
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import generics, pagination, serializers
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from booking import selectors
 from booking.api.auth import ChannelRateThrottle, ChannelTokenAuthentication, IsChannel
-from booking.api.errors import exception_handler
+from booking.api.errors import InvalidCursor, exception_handler
 from booking.api.serializers import (
     CancelIn,
     CardCheckIn,
@@ -41,26 +42,39 @@ from regional.selectors import hospital_by_no
 ERRORS = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut, 429: ErrorOut, 503: ErrorOut}
 
 
-class PagePagination(pagination.PageNumberPagination):
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
+class CursorPagination(pagination.CursorPagination):
+    """The one pagination style of the API: cursors (no COUNT over big tables, stable under inserts).
 
-
-class SchedulePagination(pagination.CursorPagination):
-    """Cursor pages: no COUNT over the region's schedules, stable under inserts."""
+    A cursor that cannot be decoded is the caller's error (400 invalid_cursor), not a missing page."""
 
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
+
+    def decode_cursor(self, request):
+        try:
+            return super().decode_cursor(request)
+        except NotFound:
+            raise InvalidCursor() from None
+
+
+class HospitalPagination(CursorPagination):
+    ordering = ("hospital_no",)
+
+
+class DepartmentPagination(CursorPagination):
+    ordering = ("department_id", "id")
+
+
+class SchedulePagination(CursorPagination):
     ordering = ("work_date", "start_time", "id")
 
 
-class DoctorPagination(SchedulePagination):
+class DoctorPagination(CursorPagination):
     ordering = ("id",)
 
 
-class OrderPagination(SchedulePagination):
+class OrderPagination(CursorPagination):
     ordering = ("-created_at", "-id")
 
 
@@ -83,7 +97,7 @@ class ChannelMixin:
 @extend_schema(tags=["浏览"], summary="医院列表", responses={200: HospitalOut(many=True), **ERRORS})
 class HospitalList(ChannelMixin, generics.ListAPIView):
     serializer_class = HospitalOut
-    pagination_class = PagePagination
+    pagination_class = HospitalPagination
 
     def get_queryset(self):
         return selectors.hospitals()
@@ -92,7 +106,7 @@ class HospitalList(ChannelMixin, generics.ListAPIView):
 @extend_schema(tags=["浏览"], summary="医院的科室", responses={200: DepartmentOut(many=True), **ERRORS})
 class DepartmentList(ChannelMixin, generics.ListAPIView):
     serializer_class = DepartmentOut
-    pagination_class = PagePagination
+    pagination_class = DepartmentPagination
 
     def get_queryset(self):
         return selectors.departments(hospital=hospital_by_no(self.kwargs["hospital_no"]))

@@ -64,6 +64,25 @@ def schedule_queue(*, schedule: Schedule) -> dict:
     return queue
 
 
+def registration_query(schedule: Schedule) -> dict:
+    """The getRegistrationInfo (3.4) request for a schedule, with everything the platform knows of the
+    session: a HIS that keys its sessions by doctor, department and time code finds it by those."""
+    return {
+        "WorkId": schedule.work_id,
+        "WorkAddr": schedule.work_addr or None,
+        "DoctorId": schedule.doctor_code,
+        "DoctorName": schedule.doctor.name,
+        "DepartmentId": schedule.department_code,
+        "DepartmentName": schedule.department.name,
+        "WorkDate": schedule.work_date,
+        "WorkTimeCode": str(schedule.time_code),
+        "WorkStartDate": schedule.start_time,
+        "WorkStopDate": schedule.stop_time,
+        "RegistrationTypeId": schedule.registration_type_id or None,
+        "RegistrationTypeName": schedule.registration_type_name or None,
+    }
+
+
 def schedule_refresh_remaining(*, schedule: Schedule) -> tuple[Schedule, bool]:
     """The remaining count, live from the hospital (getRegistrationInfo 3.4), stored on the schedule
     (as a sync would); at most every BOOKING_SLOTS_CACHE_SECONDS per schedule. Returns (schedule,
@@ -71,7 +90,7 @@ def schedule_refresh_remaining(*, schedule: Schedule) -> tuple[Schedule, bool]:
     key = f"booking:remaining:{schedule.pk}"
     if cache.get(key) is not None:
         return schedule, True
-    answer = ask(schedule.hospital, "getRegistrationInfo", {"WorkId": schedule.work_id, "WorkDate": schedule.work_date})
+    answer = ask(schedule.hospital, "getRegistrationInfo", registration_query(schedule))
     if not answer.ok:
         return schedule, False
     record = next((r for r in answer.fields.get("WorkInfo") or [] if r.get("WorkId") == schedule.work_id), None)

@@ -296,11 +296,15 @@ def _order_lock_failed(*, order_id: int, reason: str, recover: bool) -> None:
     order.status = Order.FAILED
     order.failure_reason = reason[:500]
     order.save(update_fields=["status", "failure_reason", "updated_at"])
-    _release_count(order.schedule_id)
-    if recover:
-        # The hospital may hold the lock after all: find it by the lock's TransactionId and unlock it.
-        _outbox_add(order, OutboxMessage.UNLOCK, {"recover": True})
-    _record(order, from_status=Order.LOCKING, actor=SYSTEM, reason=f"锁号失败，号源已释放：{reason}")
+    if not recover:
+        _release_count(order.schedule_id)
+        _record(order, from_status=Order.LOCKING, actor=SYSTEM, reason=f"锁号失败，号源已释放：{reason}")
+        return
+    # The hospital may hold the lock: the number stays out of sale (`holds`) until the outcome is
+    # settled. Not sent now: settling reads the hospital's count back, later and outside this request
+    # (without a broker, tasks would run in it), by the sweep.
+    _outbox_add(order, OutboxMessage.UNLOCK, {"recover": True, "holds": True}, now=False)
+    _record(order, from_status=Order.LOCKING, actor=SYSTEM, reason=f"锁号结果未知，号源暂不释放，待核实：{reason}")
 
 
 @transaction.atomic

@@ -2,7 +2,9 @@
 
 Section numbers are the specification's: 2.x and 5.x are served by the center (`/ws/center`),
 3.x and 6.x by hospitals (and by the sandbox hospital), the referral messages by
-`/referral/api/SxzzAppServlet`. Lengths are the specification's, counted in characters.
+`/referral/api/SxzzAppServlet`. Lengths are the specification's 长度（字节）: counted in characters when
+read, in bytes of the receiver's encoding when the platform sends (schema.py). tests/regional/
+test_spec_tables.py compares names, required marks and lengths with the specification's tables.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def hospital_no(length: int = 20, required: bool = True) -> Field:
 
 
 RESULT_CODE = Field("ResultCode", "交易结果", INT, required=True, note="0：成功 1：错误")
-ERROR_MSG = Field("ErrorMsg", "对错误/异常的详细描述信息", max_length=256)
+ERROR_MSG = Field("ErrorMsg", "对错误/异常的详细描述信息", max_length=256, fit=True)
 
 
 def _record_count(list_name: str, required: bool):
@@ -149,7 +151,7 @@ SYNCHRONIZED_WORK_INFO = Interface(
         (
             transaction_id(),
             hospital_no(),
-            Field("Count", "发出的排班信息总数", INT, required=True),
+            Field("Count", "发出的排班信息总数", INT),  # 是否必填 left empty in the specification
             Field("IsMultiTimes", "是否清空旧的排班记录", kind=ENUM, required=True, max_length=1, choices=codes.YesNo),
             RecordList("WorkInfo", "排班列表", _schedule_fields(), required=True),
         ),
@@ -411,7 +413,7 @@ CONFIRM_REGISTRATION = Interface(
             transaction_id(),
             hospital_no(36),
             Field("PatientNo", "医疗卡号", max_length=20, sensitive="card"),
-            Field("CardType", "卡类型", ENUM, max_length=20, choices=codes.CardType),
+            Field("CardType", "卡类型", ENUM, max_length=20, choices=codes.CardType, choices_since=(("02", "2.3"),)),
             Field("Name", "姓名", required=True, max_length=200, sensitive="name"),
             Field("Sex", "性别编码", ENUM, max_length=1, choices=codes.SexCode),
             Field("SexName", "性别", max_length=20),
@@ -448,7 +450,7 @@ UNLOCK_REG = Interface(
             Field("SerialNumber", "挂号序号", max_length=36),
         ),
     ),
-    _response(Field("WorkFlowId", "挂号交易流水号", required=True, max_length=36)),
+    _response(Field("WorkFlowId", "挂号交易流水号", required=True)),
 )
 
 PAYMENT_NOTICE = Interface(
@@ -471,9 +473,11 @@ PAYMENT_NOTICE = Interface(
         ),
     ),
     _response(
-        Field("WorkFlowId", "挂号交易流水号", required=True, max_length=36),
-        Field("SerialNumber", "挂号序号", INT, required=True),
-        Field("Worktime", "就诊时段", required=True, max_length=20),
+        Field("WorkFlowId", "挂号交易流水号", required=True),
+        # Required in the table, but ResultCode 0 already says the payment was applied: an answer
+        # without them is a success, not a reason to send the notice again (the lock gave them).
+        Field("SerialNumber", "挂号序号", INT),
+        Field("Worktime", "就诊时段", max_length=20),
     ),
 )
 
@@ -530,7 +534,7 @@ PROMISE_NOTICE_HOSPITAL = Interface(
             hospital_no(36),
             Field("WorkFlowId", "挂号交易流水号", required=True, max_length=36),
             Field("workDate", "触发时间", DATETIME, max_length=20),
-            Field("desc", "原因/描述", max_length=300),
+            Field("desc", "原因/描述", max_length=300, fit=True),
         ),
     ),
     _response(Field("WorkFlowId", "挂号交易流水号", required=True, max_length=36)),
@@ -616,7 +620,16 @@ CHECK_MEDI_CARD = Interface(
         (
             hospital_no(36),
             Field("MediCardId", "诊疗卡号", required=True, max_length=100, sensitive="card"),
-            Field("MediCardType", "就诊卡类型", ENUM, required=True, max_length=10, choices=codes.CardType),
+            # 居民健康卡 came with V2.3 of the booking document (V2.1 of the public one, the same day).
+            Field(
+                "MediCardType",
+                "就诊卡类型",
+                ENUM,
+                required=True,
+                max_length=10,
+                choices=codes.CardType,
+                choices_since=(("02", "2.3"),),
+            ),
             Field("UserCardNo", "身份证", required=True, max_length=100, sensitive="id"),
             Field("UserName", "用户姓名", required=True, max_length=100, sensitive="name"),
         ),
@@ -648,7 +661,13 @@ QUERY_CARD_LIST = Interface(
             Field("UserAddress", "用户住址", max_length=200, sensitive="address"),
             Field("UserTel", "联系方式", max_length=20, sensitive="phone"),
             Field(
-                "CardType", "卡类型", ENUM, required=True, max_length=2, choices=(("01", "身份证"), ("02", "健康卡"))
+                "CardType",
+                "卡类型",
+                ENUM,
+                required=True,
+                max_length=2,
+                choices=(("01", "身份证"), ("02", "健康卡")),
+                choices_since=(("02", "2.3"),),
             ),
             Field("HealthCardNum", "健康卡银行卡号", max_length=20, sensitive="card"),
         ),
@@ -660,9 +679,10 @@ QUERY_CARD_LIST = Interface(
             (
                 Field("CardNo", "就诊卡编号", required=True, max_length=100, sensitive="card"),
                 Field("Name", "姓名", max_length=100, sensitive="name"),
-                Field("CreateTime", "建卡时间", max_length=20),
-                Field("LastTime", "最后使用时间", max_length=20),
-                Field("phone", "电话", max_length=30, sensitive="phone"),
+                # String 100: Java prints timestamps as "2026-12-01 19:33:09.0".
+                Field("CreateTime", "建卡时间", max_length=100),
+                Field("LastTime", "最后使用时间", max_length=100),
+                Field("phone", "电话", max_length=100, sensitive="phone"),
             ),
         ),
     ),
@@ -719,7 +739,7 @@ REFERRAL_START = Interface(
     Message(
         "referral",
         (
-            Field("parm", "转诊URL参数", max_length=256, sensitive="id"),  # a link code that opens personal data
+            Field("parm", "转诊URL参数", max_length=64, sensitive="id"),  # a link code that opens personal data
             Field("result", "交易结果", required=True, max_length=256),
             Field("message", "错误消息", max_length=256),
         ),
@@ -749,7 +769,7 @@ REFERRAL_QUERY = Interface(
         (
             Field("result", "交易结果", required=True, max_length=256),
             Field("message", "错误消息", max_length=256),
-            Field("parm", "转诊URL参数", max_length=256, sensitive="id"),  # a link code that opens personal data
+            Field("parm", "转诊URL参数", max_length=64, sensitive="id"),  # a link code that opens personal data
         ),
     ),
     hospital_field="yydm",

@@ -1,7 +1,12 @@
 """Declarative message descriptions, and the parsing, validation and rendering they drive.
 
-A `Message` lists its elements once: name, Chinese label, kind, required, maximum length (in
-characters), enumeration codes, and whether the value is personal data. Everything else (the
+A `Message` lists its elements once: name, Chinese label, kind, required, maximum length,
+enumeration codes, and whether the value is personal data.
+
+Lengths are the specification's 长度（字节）. Reading is liberal and counts characters (a byte limit
+is never smaller than the same number of characters); a message the platform sends is checked in
+bytes of the receiver's encoding (`parse(..., encoding="GBK")`), and free-text fields marked `fit`
+are shortened to fit when rendered for that encoding. Everything else (the
 validator, the Chinese error messages, the response builder, masking for the message log, the
 docs page and the test fixtures) is derived from that description.
 """
@@ -46,9 +51,12 @@ KIND_LABELS = {
 
 _INT_RE = re.compile(r"^[+-]?\d+$")
 _DATE_RE = re.compile(r"^(\d{4})-?(\d{1,2})-?(\d{1,2})$")
-_DATETIME_RE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})[ T](\d{1,2}):(\d{2})(?::(\d{2}))?$")
+# Java's Timestamp.toString() adds fractions ("2026-12-01 19:33:09.0"); they are read and dropped.
+_DATETIME_RE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})[ T](\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?$")
 _TIME_RE = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
-_AMOUNT_RE = re.compile(r"^\d{1,12}(\.\d{1,2})?$")
+# Any number of decimals is read ("12.5000" from SQL Server `money`); amounts are kept and rendered
+# with two, rounding half up.
+_AMOUNT_RE = re.compile(r"^\+?(\d{1,12}(\.\d*)?|\.\d+)$")
 CENT = Decimal("0.01")
 
 
@@ -90,26 +98,66 @@ class Field:
     sensitive: str | None = None
     # The interface version that introduced the element (CONTRACT.md section 2); None: always sent.
     since: str | None = None
+    # Codes that came with a later interface version than the element: (code, version).
+    choices_since: tuple[tuple[str, str], ...] = ()
+    # Free text that may be shortened to fit the receiver's byte length when the platform sends it.
+    fit: bool = False
     note: str = ""
 
     def __post_init__(self) -> None:
         if isinstance(self.choices, type) and issubclass(self.choices, Choices):
             object.__setattr__(self, "choices", tuple((str(code), label) for code, label in self.choices.choices))
 
-    def clean(self, raw: str | None, path: str, out: list[Violation]) -> Any:
+    def clean(
+        self,
+        raw: str | None,
+        path: str,
+        out: list[Violation],
+        *,
+        encoding: str | None = None,
+        version: str | None = None,
+    ) -> Any:
         value = raw.strip() if raw is not None else ""
         if value == "":
             if self.required:
                 out.append(Violation(path, f"为必填项（{self.label}）"))
             return None
-        if self.max_length is not None and len(value) > self.max_length:
-            out.append(Violation(path, f"长度不能超过{self.max_length}个字符（实际{len(value)}个）"))
-            return None
+        # Dates and times are bounded by their format: Java's "2026-12-01 19:33:09.0" is 21 characters
+        # for a column the specification sizes 20, and reads as the same time.
+        if self.max_length is not None and self.kind not in {DATE, DATETIME, TIME}:
+            if encoding and self.kind == STRING:
+                size = byte_length(value, encoding)
+                if size > self.max_length:
+                    out.append(Violation(path, f"长度不能超过{self.max_length}字节（按{encoding}编码实际{size}字节）"))
+                    return None
+            elif len(value) > self.max_length:
+                out.append(Violation(path, f"长度不能超过{self.max_length}个字符（实际{len(value)}个）"))
+                return None
         try:
-            return _CLEANERS[self.kind](self, value)
+            cleaned = _CLEANERS[self.kind](self, value)
         except ValueError as exc:
             out.append(Violation(path, str(exc)))
             return None
+        if version and self.choices_since:
+            since = dict(self.choices_since).get(cleaned)
+            if since and _version_key(version) < _version_key(since):
+                label = dict(self.choices).get(cleaned, "")
+                out.append(
+                    Violation(path, f"取值{cleaned}（{label}）自接口版本V{since}起才有，对方接口版本为V{version}")
+                )
+                return None
+        return cleaned
+
+    def fitted(self, text: str, encoding: str | None) -> str:
+        """`text` shortened, with an ellipsis, to this field's length (bytes of `encoding` when given)."""
+        if not self.fit or self.max_length is None:
+            return text
+        measure = (lambda t: byte_length(t, encoding)) if encoding else len
+        if measure(text) <= self.max_length:
+            return text
+        while text and measure(text + "…") > self.max_length:
+            text = text[:-1]
+        return text + "…"
 
     def format(self, value: Any) -> str:
         if value is None:
@@ -130,6 +178,15 @@ class Field:
 
     def choice_text(self) -> str:
         return "、".join(f"{code}（{label}）" for code, label in self.choices)
+
+
+def byte_length(text: str, encoding: str) -> int:
+    """Bytes `text` takes in `encoding`; characters it cannot hold count as the character references
+    that replace them on the wire (HospitalTransport encodes with xmlcharrefreplace)."""
+    try:
+        return len(text.encode(encoding, "xmlcharrefreplace"))
+    except LookupError:
+        return len(text.encode("utf-8"))
 
 
 def _clean_string(f: Field, v: str) -> str:
@@ -174,11 +231,11 @@ def _clean_time(f: Field, v: str) -> dt.time:
 
 def _clean_amount(f: Field, v: str) -> Decimal:
     if not _AMOUNT_RE.match(v):
-        raise ValueError("应为金额（元，不为负，最多两位小数）")
+        raise ValueError("应为金额（元，不为负的数字）")
     try:
-        return Decimal(v).quantize(CENT)
+        return Decimal(v).quantize(CENT, rounding=ROUND_HALF_UP)
     except InvalidOperation:
-        raise ValueError("应为金额（元，不为负，最多两位小数）") from None
+        raise ValueError("应为金额（元，不为负的数字）") from None
 
 
 def _clean_enum(f: Field, v: str) -> str:
@@ -258,7 +315,9 @@ def _text(element: etree._Element) -> str:
     return element.text or ""
 
 
-def _parse_nodes(nodes: tuple[Node, ...], element: etree._Element, prefix: str, out: list[Violation]) -> dict:
+def _parse_nodes(
+    nodes: tuple[Node, ...], element: etree._Element, prefix: str, out: list[Violation], options: dict
+) -> dict:
     children = _children_by_name(element)
     data: dict[str, Any] = {}
     for node in nodes:
@@ -267,14 +326,14 @@ def _parse_nodes(nodes: tuple[Node, ...], element: etree._Element, prefix: str, 
         if isinstance(node, Field):
             if len(found) > 1:
                 out.append(Violation(path, "出现了多次"))
-            data[node.name] = node.clean(_text(found[0]) if found else None, path, out)
+            data[node.name] = node.clean(_text(found[0]) if found else None, path, out, **options)
         elif isinstance(node, Group):
             if not found or (len(found[0]) == 0 and not (found[0].text or "").strip()):
                 if node.required:
                     out.append(Violation(path, f"为必填项（{node.label}）"))
                 data[node.name] = None
             else:
-                data[node.name] = _parse_nodes(node.fields, found[0], path + "/", out)
+                data[node.name] = _parse_nodes(node.fields, found[0], path + "/", out, options)
         else:
             items: list[dict] = []
             if found:
@@ -283,7 +342,7 @@ def _parse_nodes(nodes: tuple[Node, ...], element: etree._Element, prefix: str, 
                     out.append(Violation(path, f"记录数不能超过{node.max_items}条（实际{len(records)}条）"))
                     records = []
                 for index, record in enumerate(records, start=1):
-                    item = _parse_nodes(node.fields, record, f"{path}/{node.item}[{index}]/", out)
+                    item = _parse_nodes(node.fields, record, f"{path}/{node.item}[{index}]/", out, options)
                     item["_index"] = index
                     items.append(item)
             if node.required and not items:
@@ -292,24 +351,26 @@ def _parse_nodes(nodes: tuple[Node, ...], element: etree._Element, prefix: str, 
     return data
 
 
-def _render_nodes(nodes: tuple[Node, ...], parent: etree._Element, data: dict, version: str | None) -> None:
+def _render_nodes(
+    nodes: tuple[Node, ...], parent: etree._Element, data: dict, version: str | None, encoding: str | None
+) -> None:
     for node in nodes:
         value = data.get(node.name) if data else None
         if isinstance(node, Field):
             if node.since and version and _version_key(version) < _version_key(node.since):
                 continue
             child = etree.SubElement(parent, node.name)
-            child.text = node.format(value)
+            child.text = node.fitted(node.format(value), encoding)
         elif isinstance(node, Group):
             if value is None and not node.required:
                 continue
             child = etree.SubElement(parent, node.name)
-            _render_nodes(node.fields, child, value or {}, version)
+            _render_nodes(node.fields, child, value or {}, version, encoding)
         else:
             child = etree.SubElement(parent, node.name)
             for item in value or []:
                 record = etree.SubElement(child, node.item)
-                _render_nodes(node.fields, record, item, version)
+                _render_nodes(node.fields, record, item, version, encoding)
 
 
 def _version_key(version: str) -> tuple[int, ...]:
@@ -333,24 +394,31 @@ class Message:
     # Cross-field rules: functions of the cleaned data returning violations.
     checks: tuple[Callable[[dict], list[Violation]], ...] = field(default=())
 
-    def parse(self, source: etree._Element) -> dict:
-        """Validate an element against this description; return cleaned data or raise MessageInvalid."""
+    def parse(self, source: etree._Element, *, encoding: str | None = None, version: str | None = None) -> dict:
+        """Validate an element against this description; return cleaned data or raise MessageInvalid.
+
+        Every violation is reported at once, the cross-field checks' included. `encoding` (a message
+        the platform sends) counts text lengths in bytes of the receiver's encoding; `version` refuses
+        codes newer than the receiver's interface version."""
         out: list[Violation] = []
         name = local_name(source)
         if name.lower() != self.root.lower():
             raise MessageInvalid([Violation("", f"根元素应为<{self.root}>，实际为<{name}>")])
-        data = _parse_nodes(self.fields, source, "", out)
-        if not out:
-            for check in self.checks:
-                out.extend(check(data))
+        data = _parse_nodes(self.fields, source, "", out, {"encoding": encoding, "version": version})
+        failed = [v.path for v in out]
+        for check in self.checks:
+            # A check about an element that already failed (OrderInfo when OrderInfo/StartDate is not a
+            # date) would only repeat it in other words.
+            out.extend(v for v in check(data) if not any(p == v.path or p.startswith(v.path + "/") for p in failed))
         if out:
             raise MessageInvalid(out)
         return data
 
-    def render(self, data: dict, *, version: str | None = None) -> str:
-        """Build the XML text of this message from `data` (keys are element names)."""
+    def render(self, data: dict, *, version: str | None = None, encoding: str | None = None) -> str:
+        """Build the XML text of this message from `data` (keys are element names); elements newer than
+        `version` are left out, and `fit` text is shortened to its length in `encoding`."""
         root = etree.Element(self.root)
-        _render_nodes(self.fields, root, data, version)
+        _render_nodes(self.fields, root, data, version, encoding)
         return etree.tostring(root, encoding="unicode")
 
     def all_fields(self) -> list[Field]:

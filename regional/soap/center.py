@@ -14,7 +14,15 @@ from spyne.protocol.soap import Soap11
 
 from regional import auth, inbound, ratelimit
 from regional.messages.catalog import CENTER_INTERFACES, Interface
-from regional.soap.mount import PublicWsdlServer, message_part, prepare_body, serve_rpc, soap_fault, username_token
+from regional.soap.mount import (
+    PublicWsdlServer,
+    adopt_operation_namespace,
+    message_part,
+    prepare_body,
+    serve_rpc,
+    soap_fault,
+    username_token,
+)
 
 CENTER_NAMESPACE = "http://regional.health/ws/center"
 
@@ -65,4 +73,5 @@ def center_endpoint(request: HttpRequest) -> HttpResponse:
         response["Retry-After"] = str(ratelimit.retry_after())
         return response
     request.regional_caller = caller
+    adopt_operation_namespace(request, CENTER_NAMESPACE, (i.name for i in CENTER_INTERFACES))
     return serve_rpc(server, request)

@@ -1,15 +1,19 @@
 """Serving a Spyne application from Django, with the fixes STACK-NOTES.md asks for.
 
-- The WSDL's address comes from PUBLIC_BASE_URL and the request path, not from a Host header.
+- The WSDL's address comes from PUBLIC_BASE_URL and the request path, not from a Host header; without
+  PUBLIC_BASE_URL, from the request that asked for it (the port the server really runs on).
 - DTDs and entities are refused before Spyne parses the envelope.
 - A body in a non-UTF-8 charset without an XML declaration is transcoded first.
-- The operation's single string part is accepted under any element name (CONTRACT.md section 2).
+- The operation's single string part is accepted under any element name (CONTRACT.md section 2), and the
+  operation element itself in any namespace: it is matched by its local name.
 """
 
 from __future__ import annotations
 
+import io
 import re
 import threading
+from collections.abc import Iterable
 from xml.sax.saxutils import escape
 
 from django.conf import settings
@@ -49,7 +53,11 @@ class PublicWsdlServer(DjangoServer):
         self._wsdl_template: bytes | None = None
 
     def handle_wsdl(self, request, *args, **kwargs):
-        url = settings.PUBLIC_BASE_URL + request.path
+        if settings.PUBLIC_BASE_URL and not getattr(settings, "WSDL_ADDRESS_FROM_REQUEST", False):
+            base = settings.PUBLIC_BASE_URL
+        else:
+            base = request.build_absolute_uri("/").rstrip("/")
+        url = base + request.path
         wsdl = self._wsdl_by_url.get(url)
         if wsdl is None:
             with self._lock:  # Spyne's interface document is shared state
@@ -76,6 +84,48 @@ def prepare_body(request: HttpRequest) -> HttpResponse | None:
             request._body = body.decode("gb18030" if charset in {"gbk", "gb2312"} else charset).encode("utf-8")
         except (LookupError, UnicodeDecodeError):
             return soap_fault(f"报文内容与声明的字符编码{charset}不符")
+    return None
+
+
+def adopt_operation_namespace(request: HttpRequest, namespace: str, operations: Iterable[str]) -> None:
+    """Put an operation element sent in another namespace into ours, so Spyne dispatches it.
+
+    A HIS that reuses an envelope template written for another platform sends `<x:DoctorInfo>` in that
+    platform's namespace, and Spyne, which dispatches on the qualified name, answers
+    `Client.ResourceNotFound`. The operation is matched by its local name (case-insensitively, as
+    element names are in CONTRACT.md section 3), as the part already is.
+    """
+    body = request.body
+    found = _first_body_element(body)
+    if found is None:
+        return
+    wanted = {name.lower(): name for name in operations}.get(found.localname.lower())
+    if wanted is None or (found.namespace == namespace and found.localname == wanted):
+        return
+    try:
+        root = etree.fromstring(body, etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False))
+    except etree.XMLSyntaxError:
+        return  # Spyne answers a broken envelope itself
+    soap_body = next(e for e in root if isinstance(e.tag, str) and etree.QName(e).localname == "Body")
+    operation = next(e for e in soap_body if isinstance(e.tag, str))
+    operation.tag = f"{{{namespace}}}{wanted}"
+    request._body = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def _first_body_element(body: bytes) -> etree.QName | None:
+    # Reads only up to the operation element: a 10 MB schedule message is not parsed twice.
+    soap_body = None
+    try:
+        for _event, element in etree.iterparse(
+            io.BytesIO(body), events=("start",), resolve_entities=False, no_network=True, load_dtd=False
+        ):
+            if soap_body is None:
+                if etree.QName(element).localname == "Body":
+                    soap_body = element
+                continue
+            return etree.QName(element) if element.getparent() is soap_body else None
+    except etree.XMLSyntaxError:
+        return None
     return None
 
 

@@ -222,9 +222,11 @@ class PaymentTests:
     def test_online_payment_needs_a_trade_number_and_a_payment_channel(self, api, bookable):
         _, schedule = bookable()
         order = lock(api, schedule)
-        response = api.pay(order, pay_trade_no="", pay_channel="cash")
+        response = api.pay(order, pay_trade_no="", pay_channel="")
         assert response.status_code == 400
         assert set(response.json()["errors"]) == {"pay_trade_no", "pay_channel"}
+        unknown = api.pay(order, pay_channel="cash")  # an enum in the document: refused by its shape
+        assert unknown.status_code == 400 and set(unknown.json()["errors"]) == {"pay_channel"}
 
 
 class CancelTests:
@@ -516,21 +518,23 @@ class HospitalDownTests:
             assert "请稍后重试" in answer.json()["message"]
         fast = answers[-1]
         assert "熔断" in fast.json()["message"] and fast.elapsed < dt.timedelta(seconds=1)
-        schedule.refresh_from_db()
-        assert schedule.remaining == 3
         # Only the calls actually attempted left (failed) orders; the fast refusals reserved nothing.
         attempted = sum("熔断" not in a.json()["message"] for a in answers)
         assert Order.objects.filter(status=Order.FAILED).count() == attempted >= 1
-        # An HTTP 500 may hide an applied lock: each failed one is to be found by its TransactionId and undone.
+        # An HTTP 500 may hide an applied lock: each attempted number stays out of sale until settled.
+        schedule.refresh_from_db()
+        assert schedule.remaining == 3 - attempted
         undo = OutboxMessage.objects.filter(kind="UnlockReg", payload__recover=True)
         assert undo.count() == attempted and all(m.status == "pending" for m in undo)
-        # The hospital is back and the circuit's reset time has passed: the sweeper delivers.
+        # The hospital is back: the sweeper reads its count back, which shows it holds nothing.
         sandbox.hospital_fault_set(hospital=his)
         hospital_client.circuit_for(schedule.hospital).reset()
         assert outbox.outbox_sweep(now=timezone.now() + dt.timedelta(hours=1)) == attempted
         assert set(OutboxMessage.objects.values_list("status", flat=True)) == {"sent"}
         his_schedule.refresh_from_db()
-        assert his_schedule.remaining == 3 and not SandboxOrder.objects.filter(status__in=SandboxOrder.ACTIVE).exists()
+        schedule.refresh_from_db()
+        assert his_schedule.remaining == 3 == schedule.remaining
+        assert not SandboxOrder.objects.filter(status__in=SandboxOrder.ACTIVE).exists()
 
     def test_an_unreachable_hospital_needs_no_undoing(self, api, bookable, his):
         from tests.services import free_port
@@ -542,7 +546,7 @@ class HospitalDownTests:
         assert response.status_code == 503 and "连接" in response.json()["message"]
         assert not OutboxMessage.objects.exists()
 
-    def test_a_lock_whose_answer_was_lost_is_found_and_unlocked(self, api, bookable, his, settings):
+    def test_a_lock_whose_answer_was_lost_holds_its_number_until_settled_by_staff(self, api, bookable, his, settings):
         settings.HOSPITAL_CALL_TIMEOUT = 1
         his_schedule, schedule = bookable(slots=3)
         sandbox.hospital_fault_set(
@@ -551,15 +555,23 @@ class HospitalDownTests:
         response = api.lock(schedule)
         assert response.status_code == 503 and "超时" in response.json()["message"]
         message = OutboxMessage.objects.get()
-        assert message.kind == "UnlockReg" and message.payload == {"recover": True}
+        assert message.kind == "UnlockReg" and message.payload == {"recover": True, "holds": True}
+        assert message.status == "pending"  # not settled inside the request
+        # The sweep settles it a minute later; by then the hospital has done what it was going to do.
+        wait_for(lambda: SandboxOrder.objects.filter(status__in=SandboxOrder.ACTIVE).exists(), message="the late lock")
         sandbox.hospital_fault_set(hospital=his)
         outbox.outbox_deliver(message_id=message.pk)
         message.refresh_from_db()
-        assert message.status == "sent"
         his_schedule.refresh_from_db()
         schedule.refresh_from_db()
-        assert his_schedule.remaining == 3 and schedule.remaining == 3
-        assert not SandboxOrder.objects.filter(status__in=SandboxOrder.ACTIVE).exists()
+        # The hospital's count shows the lock it made: nothing can be unlocked without its WorkFlowId.
+        assert message.status == OutboxMessage.UNKNOWN and his_schedule.remaining == schedule.remaining == 2
+        # The hospital's desk releases it when staff call; staff then settle it on the worklist.
+        sandbox_lock = SandboxOrder.objects.get(status__in=SandboxOrder.ACTIVE)
+        sandbox.order_unlock(hospital=his, work_flow_id=sandbox_lock.work_flow_id)
+        assert outbox.lost_lock_released(message_ids=[message.pk], reason="医院确认已解除") == 1
+        schedule.refresh_from_db()
+        assert schedule.remaining == 3 and OutboxMessage.objects.get().status == "sent"
 
 
 class InterruptedLockTests:
@@ -580,10 +592,14 @@ class InterruptedLockTests:
         assert orders.orders_reconcile_locking(now=timezone.now() + dt.timedelta(minutes=5)) == 1
         order.refresh_from_db()
         schedule.refresh_from_db()
-        his_schedule.refresh_from_db()
-        assert order.status == Order.FAILED and schedule.remaining == 3
-        assert OutboxMessage.objects.get().status == "sent"
-        assert his_schedule.remaining == 3 and SandboxOrder.objects.get().status == SandboxOrder.CANCELLED
+        assert order.status == Order.FAILED and schedule.remaining == 2  # held until settled
+        message = OutboxMessage.objects.get()
+        outbox.outbox_deliver(message_id=message.pk)
+        message.refresh_from_db()
+        schedule.refresh_from_db()
+        # The hospital holds the lock (its count says so), and the platform cannot unlock it blind.
+        assert message.status == OutboxMessage.UNKNOWN and schedule.remaining == 2
+        assert SandboxOrder.objects.get().status in SandboxOrder.ACTIVE
 
 
 class ChannelIsolationTests:

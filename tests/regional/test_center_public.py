@@ -329,3 +329,43 @@ class CenterTransportTests:
             "ReconciliationInfo",
         ):
             assert f'name="{name}"' in wsdl
+
+    def test_an_operation_in_another_platforms_namespace_is_matched_by_its_local_name(self, hospital, public_url):
+        # A HIS reusing an envelope template written for another platform (issue 15, item 7).
+        other = envelope("HospitalInfo", HOSPITAL_XML.format(tx="ns1", name="甲")).replace(
+            b"http://regional.health/ws/center", b"http://webservice.other-platform.example.com/"
+        )
+        response = post(public_url, other)
+        assert response.status_code == 200 and inner_response(response)["ResultCode"] == "0"
+        unqualified = (
+            '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>'
+            f"<hospitalinfo><arg0>{escape_text(HOSPITAL_XML.format(tx='ns2', name='乙'))}</arg0></hospitalinfo>"
+            "</soapenv:Body></soapenv:Envelope>"
+        ).encode()
+        response = post(public_url, unqualified)
+        assert response.status_code == 200 and inner_response(response)["ResultCode"] == "0"
+        assert Hospital.objects.get(hospital_no="H0001").name == "乙"
+
+    def test_an_unknown_operation_in_any_namespace_is_still_a_client_fault(self, hospital, public_url):
+        body = envelope("NoSuchOperation", "<Request/>").replace(b"regional.health/ws/center", b"other.example/ws")
+        response = post(public_url, body)
+        assert response.status_code == 400 and b"ResourceNotFound" in response.content
+
+    def test_without_a_public_base_url_the_wsdl_names_the_address_it_was_asked_on(self, settings, live_server):
+        import requests
+
+        from regional.soap.center import server
+
+        settings.PUBLIC_BASE_URL, settings.WSDL_ADDRESS_FROM_REQUEST = "http://127.0.0.1:8000", True  # env unset
+        server._wsdl_by_url.clear()
+        wsdl = requests.get(f"{live_server.url}/ws/center?wsdl", timeout=10).text
+        assert f'location="{live_server.url}/ws/center"' in wsdl and ":8000" not in wsdl
+        settings.PUBLIC_BASE_URL, settings.WSDL_ADDRESS_FROM_REQUEST = "https://platform.example.org", False
+        wsdl = requests.get(f"{live_server.url}/ws/center?wsdl", timeout=10).text
+        assert 'location="https://platform.example.org/ws/center"' in wsdl
+
+
+def escape_text(text: str) -> str:
+    from xml.sax.saxutils import escape
+
+    return escape(text)

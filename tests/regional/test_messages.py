@@ -64,3 +64,124 @@ class MessageDescriptionTests:
     def test_oversized_messages_are_refused(self):
         with pytest.raises(XmlReadError, match="报文过大"):
             read_xml(b"<a>" + b"x" * 100 + b"</a>", max_bytes=50)
+
+
+class LiberalReadingTests:
+    """What hospitals really send (issue 15): read liberally, render as the specification prints."""
+
+    def test_amounts_with_four_decimals_and_spaces_are_read_and_rendered_with_two(self):
+        from regional.messages.catalog import CONFIRM_REGISTRATION
+
+        root = read_xml(
+            "<Response><ResultCode>0</ResultCode><WorkFlowId>WF1</WorkFlowId><WorkId>W1</WorkId>"
+            "<Fee> 12.5000 </Fee></Response>"
+        )
+        data = CONFIRM_REGISTRATION.response.parse(root)
+        assert str(data["Fee"]) == "12.50"
+        assert "<Fee>12.50</Fee>" in CONFIRM_REGISTRATION.response.render(data)
+
+    def test_a_negative_or_non_numeric_amount_is_still_refused(self):
+        from regional.messages.catalog import CONFIRM_REGISTRATION
+
+        for fee in ("-1.00", "12,50", "abc"):
+            root = read_xml(
+                f"<Response><ResultCode>0</ResultCode><WorkFlowId>W</WorkFlowId><WorkId>W</WorkId><Fee>{fee}</Fee></Response>"
+            )
+            with pytest.raises(MessageInvalid, match="Fee 应为金额"):
+                CONFIRM_REGISTRATION.response.parse(root)
+
+    def test_java_timestamps_are_read_in_card_lists_and_datetimes(self):
+        from regional.messages.catalog import PROMISE_NOTICE_CENTER, QUERY_CARD_LIST
+
+        cards = QUERY_CARD_LIST.response.parse(
+            read_xml(
+                "<Response><ResultCode>0</ResultCode><cardList><Record><CardNo>C1</CardNo>"
+                "<CreateTime>2026-12-01 19:33:09.0</CreateTime><LastTime>2026-12-01 19:33:09.123</LastTime>"
+                "</Record></cardList></Response>"
+            )
+        )
+        assert cards["cardList"][0]["CreateTime"] == "2026-12-01 19:33:09.0"
+        data = PROMISE_NOTICE_CENTER.request.example()
+        data["WorkInfo"] = data["WorkInfo"][:1]
+        text = PROMISE_NOTICE_CENTER.request.render(data).replace(
+            data["WorkInfo"][0]["workDate"].strftime("%Y-%m-%d %H:%M:%S"), "2026-12-01 19:33:09.0"
+        )
+        parsed = PROMISE_NOTICE_CENTER.request.parse(read_xml(text))
+        assert parsed["WorkInfo"][0]["workDate"].isoformat(sep=" ") == "2026-12-01 19:33:09"
+
+    def test_synchronized_work_info_without_count_is_accepted(self):
+        from regional.messages.catalog import SYNCHRONIZED_WORK_INFO
+
+        data = SYNCHRONIZED_WORK_INFO.request.example()
+        data["Count"] = None
+        assert (
+            SYNCHRONIZED_WORK_INFO.request.parse(read_xml(SYNCHRONIZED_WORK_INFO.request.render(data)))["Count"] is None
+        )
+
+    def test_every_violation_is_reported_the_count_mismatch_included(self):
+        data = DOCTOR_INFO.request.example()
+        data["DoctorInfo"][0]["DoctorName"] = "很" * 21
+        data["DoctorInfo"][1]["IsZJ"] = None
+        data["Count"] = 5
+        with pytest.raises(MessageInvalid) as caught:
+            DOCTOR_INFO.request.parse(read_xml(DOCTOR_INFO.request.render(data)))
+        paths = [v.path for v in caught.value.violations]
+        assert paths == ["DoctorInfo/Record[1]/DoctorName", "DoctorInfo/Record[2]/IsZJ", "Count"]
+
+    def test_a_check_does_not_repeat_an_element_that_already_failed(self):
+        from regional.messages.catalog import RECONCILIATION_INFO
+
+        root = read_xml(
+            "<Request><TransactionId>T1</TransactionId><HosOrgCode>H1</HosOrgCode>"
+            "<OrderInfo><StartDate>2026-13-01</StartDate><EndDate>2026-12-01</EndDate></OrderInfo></Request>"
+        )
+        with pytest.raises(MessageInvalid) as caught:
+            RECONCILIATION_INFO.request.parse(root)
+        assert [v.path for v in caught.value.violations] == ["OrderInfo/StartDate"]
+
+
+class SendingTests:
+    """What the platform sends fits the receiver: byte lengths in its encoding, its interface version."""
+
+    def test_lengths_are_counted_in_bytes_of_the_receivers_encoding_when_sending(self):
+        from regional.messages.catalog import CONFIRM_REGISTRATION
+
+        data = CONFIRM_REGISTRATION.request.example()
+        data["SexName"] = "未说明的性别之外的性别"  # 11 characters: 22 bytes in GBK, 33 in UTF-8; the column is 20
+        root = read_xml(CONFIRM_REGISTRATION.request.render(data))
+        assert CONFIRM_REGISTRATION.request.parse(root)["SexName"] == data["SexName"]  # read: characters
+        with pytest.raises(MessageInvalid, match=r"SexName 长度不能超过20字节（按GBK编码实际22字节）"):
+            CONFIRM_REGISTRATION.request.parse(root, encoding="GBK")
+
+    def test_free_text_is_shortened_to_fit_the_receivers_bytes(self):
+        from regional.messages.catalog import PROMISE_NOTICE_HOSPITAL
+        from regional.messages.schema import byte_length
+
+        data = {"TransactionId": "T1", "HospitalNo": "H1", "WorkFlowId": "WF1", "desc": "患者因故取消" * 50}
+        for encoding in ("GBK", "UTF-8"):
+            text = PROMISE_NOTICE_HOSPITAL.request.render(data, encoding=encoding)
+            parsed = PROMISE_NOTICE_HOSPITAL.request.parse(read_xml(text), encoding=encoding)
+            assert parsed["desc"].endswith("…") and byte_length(parsed["desc"], encoding) <= 300
+
+    def test_the_health_card_is_not_sent_to_a_hospital_before_v23(self):
+        from regional.messages.catalog import CONFIRM_REGISTRATION, QUERY_CARD_LIST
+
+        data = CONFIRM_REGISTRATION.request.example({"CardType": "02"})
+        root = read_xml(CONFIRM_REGISTRATION.request.render(data, version="2.0"))
+        with pytest.raises(
+            MessageInvalid, match=r"CardType 取值02（居民健康卡）自接口版本V2.3起才有，对方接口版本为V2.0"
+        ):
+            CONFIRM_REGISTRATION.request.parse(root, version="2.0")
+        assert CONFIRM_REGISTRATION.request.parse(root, version="2.3")["CardType"] == "02"
+        assert CONFIRM_REGISTRATION.request.parse(root)["CardType"] == "02"  # what is received never requires it
+        cards = QUERY_CARD_LIST.request.example({"CardType": "02"})
+        with pytest.raises(MessageInvalid, match="CardType"):
+            QUERY_CARD_LIST.request.parse(read_xml(QUERY_CARD_LIST.request.render(cards)), version="2.2")
+
+    def test_a_payment_answer_without_serial_number_and_worktime_is_a_success(self):
+        from regional.messages.catalog import PAYMENT_NOTICE
+
+        answer = PAYMENT_NOTICE.response.parse(
+            read_xml("<Response><ResultCode>0</ResultCode><ErrorMsg/><WorkFlowId>HIS1</WorkFlowId></Response>")
+        )
+        assert answer["WorkFlowId"] == "HIS1" and answer["SerialNumber"] is None and answer["Worktime"] is None

@@ -221,7 +221,7 @@ class AuditTests:
         url = f"/admin/regional/hospital/{hospital.pk}/change/"
         form = {
             "endpoint_url": "http://127.0.0.1:9/his/ws", "wsdl_url": "", "soap_namespace": "", "soap_part_name": "xml",
-            "soap_version": "1.1", "soap_encoding": "UTF-8", "interface_version": "2.3",
+            "soap_part_form": "qualified", "soap_action_style": "operation", "soap_version": "1.1", "soap_encoding": "UTF-8", "interface_version": "2.3",
             "credential-TOTAL_FORMS": "1", "credential-INITIAL_FORMS": "1", "credential-MIN_NUM_FORMS": "0",
             "credential-MAX_NUM_FORMS": "1", "credential-0-id": str(hospital.credential.pk),
             "credential-0-hospital": str(hospital.pk), "credential-0-is_active": "on",
