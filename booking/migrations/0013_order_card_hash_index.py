@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('booking', '0011_hospital_status_choices'),
+        ('booking', '0012_hospital_status_choices'),
         ('regional', '0003_pinyin_prefix_indexes'),
     ]
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('booking', '0010_delivery_engine'),
+        ('booking', '0011_lost_locks_and_refused_payments'),
     ]
 
     operations = [
