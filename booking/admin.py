@@ -11,7 +11,7 @@ import datetime as dt
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -37,6 +37,7 @@ from booking.rules import parse_ban_tiers, parse_channel_quotas, parse_holidays,
 from booking.services import channels, outbox, patients, schedules
 from regional.admin import PersonalDataAdminMixin, ReadOnlyAdmin, secrets_page
 from regional.errors import DomainError
+from regional.pii import lookup_hash
 
 
 class WorkDateFilter(admin.SimpleListFilter):
@@ -333,9 +334,23 @@ class OrderAdmin(PersonalDataAdminMixin, ReadOnlyAdmin):
         "created_at", "lock_expires_at",
     )  # fmt: skip
     list_filter = ("status", "mark", VisitDateFilter, ("created_at", admin.DateFieldListFilter), "channel", "hospital")
-    search_fields = ("=order_no", "=workflow_id")
-    search_help_text = "按平台订单号或医院挂号交易流水号（WorkFlowId）精确搜索"
+    search_fields = (
+        "=order_no", "=workflow_id", "=hospital__hospital_no", "=schedule__doctor__doctor_id",
+        "=schedule__department__department_id",
+    )  # fmt: skip
+    search_help_text = "按平台订单号、WorkFlowId、完整身份证号、完整诊疗卡号，或医院编号、医生编号、科室编号精确搜索"
     list_select_related = ("hospital", "channel", "schedule")
+
+    def get_search_results(self, request: HttpRequest, queryset, search_term: str):
+        # ID and card numbers are stored encrypted: the hotline's full number is matched through its
+        # keyed lookup hash, never against a plaintext column.
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        if term:
+            digest = lookup_hash(term)
+            found = found | queryset.filter(Q(id_card_hash=digest) | Q(card_no_hash=digest))
+        return found, may_have_duplicates
+
     ordering = ("-created_at",)
     inlines = [OrderTransitionInline, OrderOutboxInline]
     fieldsets = (

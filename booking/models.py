@@ -261,7 +261,7 @@ class Order(models.Model):
     serial_number = models.IntegerField("挂号序号", null=True, blank=True)
     worktime = models.CharField("就诊时段", max_length=20, blank=True)
     fee = models.DecimalField("挂号费（元）", max_digits=10, decimal_places=2)
-    hospital_status = models.CharField("医院端状态", max_length=1, blank=True)
+    hospital_status = models.CharField("医院端状态", max_length=1, blank=True, choices=WorkFlowStatus.choices)
     refreshed_at = models.DateTimeField("最近查询医院时间", null=True, blank=True)
     # The patient, as the channel sent it (CONTRACT.md section 6: encrypted, hashed for lookups).
     patient_name = EncryptedTextField("患者姓名", kind="name")
@@ -307,6 +307,8 @@ class Order(models.Model):
             # Lookups behind the API, the sweepers, the admin filters and the 2.4 handler.
             models.Index(fields=["workflow_id"], name="order_workflow_id"),
             models.Index(fields=["id_card_hash", "channel"], name="order_patient_channel"),
+            # The hotline finds a patient's orders by the full card number (admin search).
+            models.Index(fields=["card_no_hash"], name="order_card_hash"),
             models.Index(fields=["status", "lock_expires_at"], name="order_status_expiry"),
             models.Index(fields=["schedule", "status"], name="order_schedule_status"),
             models.Index(fields=["hospital", "created_at"], name="order_hospital_created"),

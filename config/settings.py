@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import zoneinfo
 from pathlib import Path
 
 import dj_database_url
@@ -67,7 +68,7 @@ MIDDLEWARE = [
     "regional.security.ContentSecurityPolicyMiddleware",
     "regional.security.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.locale.LocaleMiddleware",
+    "regional.locale.ChineseOnlyMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -126,8 +127,15 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# Pinned: every page, form and API message in Simplified Chinese (regional.locale).
 LANGUAGE_CODE = "zh-hans"
-TIME_ZONE = "Asia/Shanghai"
+LANGUAGES = [("zh-hans", "简体中文")]
+# The region's time zone: the admin, exports, e-mails and SMS all show times in it.
+TIME_ZONE = env_str("REGION_TIME_ZONE", "Asia/Shanghai")
+try:
+    zoneinfo.ZoneInfo(TIME_ZONE)
+except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+    raise ImproperlyConfigured(f"REGION_TIME_ZONE {TIME_ZONE!r} is not a known time zone") from exc
 USE_I18N = True
 USE_TZ = True
 

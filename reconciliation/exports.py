@@ -9,6 +9,8 @@ import csv
 import io
 from collections.abc import Iterator
 
+from django.utils import timezone
+
 from reconciliation.models import Discrepancy, ReconciliationRun
 from regional.spreadsheet import csv_cell, xlsx_cell
 
@@ -16,6 +18,11 @@ DETAIL_HEADER = [
     "业务日期", "差异类型", "款项", "支付渠道", "医院编号", "医院", "交易流水号", "渠道交易号", "平台金额", "渠道金额",
     "差额（平台−渠道）", "医院订单状态", "说明", "处理状态", "处理意见", "处理人", "处理时间",
 ]  # fmt: skip
+
+
+def local(moment) -> str:
+    """A stored (UTC) time as the region's clock shows it, like the admin does."""
+    return f"{timezone.localtime(moment):%Y-%m-%d %H:%M:%S}" if moment else ""
 
 
 def summary(run: ReconciliationRun) -> list[tuple[str, object]]:
@@ -51,7 +58,7 @@ def summary(run: ReconciliationRun) -> list[tuple[str, object]]:
         ("医院状态未能核对", run.hospital_unchecked),
         ("缺少的对账单", run.missing_statements or "无"),
         ("说明", run.note or ""),
-        ("完成时间", f"{run.finished_at:%Y-%m-%d %H:%M:%S}" if run.finished_at else ""),
+        ("完成时间", local(run.finished_at)),
     ]
     if later is not None:
         rows.append(("提示", f"同一日期已于批次#{later.pk}重新对账，未处理的差异以最新批次为准"))
@@ -66,9 +73,9 @@ def details(run: ReconciliationRun) -> Iterator[list[object]]:
         yield [
             f"{d.day:%Y-%m-%d}", d.get_type_display(), d.get_entry_kind_display(), d.get_pay_channel_display(),
             d.hospital.hospital_no if d.hospital else "", d.hospital.name if d.hospital else "", d.batch,
-            d.pay_trade_no, d.ledger_amount, d.statement_amount, d.difference, d.hospital_status, d.detail,
+            d.pay_trade_no, d.ledger_amount, d.statement_amount, d.difference, d.get_hospital_status_display(), d.detail,
             d.get_status_display(), d.resolution, d.resolved_by.get_username() if d.resolved_by else "",
-            f"{d.resolved_at:%Y-%m-%d %H:%M:%S}" if d.resolved_at else "",
+            local(d.resolved_at),
         ]  # fmt: skip
 
 

@@ -13,7 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from booking.models import LedgerEntry, Order
-from regional.messages.codes import PayChannel
+from regional.messages.codes import PayChannel, WorkFlowStatus
 from regional.models import Hospital
 
 MONEY = {"max_digits": 12, "decimal_places": 2}
@@ -339,7 +339,7 @@ class Discrepancy(models.Model):
     ledger_amount = models.DecimalField("平台金额", null=True, blank=True, **MONEY)
     statement_amount = models.DecimalField("渠道金额", null=True, blank=True, **MONEY)
     difference = models.DecimalField("差额（平台−渠道）", default=0, **MONEY)
-    hospital_status = models.CharField("医院订单状态", max_length=20, blank=True)
+    hospital_status = models.CharField("医院订单状态", max_length=20, blank=True, choices=WorkFlowStatus.choices)
     detail = models.CharField("说明", max_length=500, blank=True)
     status = models.CharField("处理状态", max_length=10, choices=Status.choices, default=Status.OPEN)
     resolution = models.CharField("处理意见", max_length=500, blank=True)

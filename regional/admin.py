@@ -371,22 +371,76 @@ def _pretty(text: str) -> str:
         return text
 
 
+def _model_and_link(label: str, object_id: str) -> tuple[str, str]:
+    """The Chinese name of a model label ("booking.Order" -> 预约订单) and the admin URL of the record."""
+    from django.apps import apps
+    from django.urls import NoReverseMatch
+
+    try:
+        model = apps.get_model(label)
+    except (LookupError, ValueError):
+        return label, ""
+    try:
+        url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_change", args=[object_id])
+    except NoReverseMatch:
+        url = ""
+    return str(model._meta.verbose_name), url
+
+
+class RecordColumnsMixin:
+    """Chinese model names and a link to the record, for logs that store "app.Model" and a pk."""
+
+    @admin.display(description="数据类型", ordering="model")
+    def model_name(self, obj) -> str:
+        return _model_and_link(obj.model, obj.object_id)[0]
+
+    @admin.display(description="记录", ordering="object_id")
+    def record_link(self, obj) -> str:
+        _, url = _model_and_link(obj.model, obj.object_id)
+        return format_html('<a href="{}">{}</a>', url, obj.object_id) if url and obj.object_id else obj.object_id
+
+
+class ModelLabelFilter(admin.SimpleListFilter):
+    """Filter by data type, shown by Chinese model name instead of "app.Model"."""
+
+    title = "数据类型"
+    parameter_name = "model"
+
+    def lookups(self, request, model_admin):
+        labels = model_admin.model.objects.order_by().values_list("model", flat=True).distinct()
+        return sorted(((label, _model_and_link(label, "")[0]) for label in labels), key=lambda item: item[1])
+
+    def queryset(self, request, queryset):
+        return queryset.filter(model=self.value()) if self.value() else queryset
+
+
 @admin.register(PersonalDataReveal)
-class PersonalDataRevealAdmin(ReadOnlyAdmin):
-    list_display = ("revealed_at", "user", "model", "object_id", "field")
-    list_filter = ("model", "field", "revealed_at")
+class PersonalDataRevealAdmin(RecordColumnsMixin, ReadOnlyAdmin):
+    list_display = ("revealed_at", "user", "model_name", "record_link", "field_name")
+
+    @admin.display(description="字段", ordering="field")
+    def field_name(self, obj: PersonalDataReveal) -> str:
+        from django.apps import apps
+        from django.core.exceptions import FieldDoesNotExist
+
+        try:
+            return str(apps.get_model(obj.model)._meta.get_field(obj.field).verbose_name)
+        except (LookupError, ValueError, FieldDoesNotExist):
+            return obj.field
+
+    list_filter = (ModelLabelFilter, "revealed_at")
     search_fields = ("user__username", "object_id")
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(ReadOnlyAdmin):
+class AuditEntryAdmin(RecordColumnsMixin, ReadOnlyAdmin):
     """Who changed what and when, with the values before and after (personal data masked)."""
 
-    list_display = ("at", "actor", "action", "model", "object_id", "reason")
-    list_filter = ("action", "model", "at")
+    list_display = ("at", "actor", "action", "model_name", "record_link", "reason")
+    list_filter = ("action", ModelLabelFilter, "at")
     search_fields = ("actor", "object_id", "model", "reason")
     date_hierarchy = "at"
-    readonly_fields = ("at", "user", "actor", "action", "model", "object_id", "before", "after", "reason")
+    readonly_fields = ("at", "user", "actor", "action", "model_name", "record_link", "before", "after", "reason")
 
 
 @admin.register(InboundTransaction)

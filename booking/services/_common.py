@@ -75,8 +75,10 @@ def _session_text(order: Order) -> str:
     schedule = order.schedule
     when = order.worktime or f"{schedule.start_time:%H:%M}-{schedule.stop_time:%H:%M}"
     hospital = order.hospital.short_name or order.hospital.name
+    # Separated, so names read apart in an SMS ("…外科 测试医生二医生" ran together); schedule dates
+    # and times are already the hospital's local clock.
     return (
-        f"{hospital}{schedule.department.name}{schedule.doctor.name}医生"
+        f"{hospital}·{schedule.department.name}·{schedule.doctor.name}医生，"
         f"{schedule.work_date:%m月%d日}{schedule.get_time_code_display()}（{when}）"
     )
 

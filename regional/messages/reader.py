@@ -142,10 +142,46 @@ def read_xml(data: bytes | str, *, charset: str | None = None, max_bytes: int | 
     return root
 
 
+# libxml2's messages are English ("Premature end of data in tag fqyydm line 1"); the hospital reads
+# the reason in a Chinese error, so the common ones are said in Chinese and the rest generically.
+_LIBXML_REASONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), reason)
+    for pattern, reason in (
+        (r"Premature end of data in tag (\S+)", "标签<{0}>没有结束（报文提前结束）"),
+        (r"Opening and ending tag mismatch: (\S+) line \d+ and ([^\s,]+)", "开始标签<{0}>与结束标签</{1}>不匹配"),
+        (r"Couldn't find end of Start Tag (\S+)", "标签<{0}>的开始标签没有结束"),
+        (r"Extra content at the end of the document", "根元素之后还有多余内容"),
+        (r"Start tag expected", "缺少开始标签（未找到“<”）"),
+        (r"Document is empty", "报文为空"),
+        (r"StartTag: invalid element name", "开始标签的元素名无效"),
+        (r"xmlParseEntityRef: no name", "“&”之后缺少实体名（正文中的“&”应写作&amp;）"),
+        (r"EntityRef: expecting ';'", "实体引用缺少“;”"),
+        (r"Entity '(\S+)' not defined", "未定义的实体&{0};"),
+        (r"Unescaped '<' not allowed in attributes values", "属性值中不允许未转义的“<”"),
+        (r"AttValue: \S+ or \S+ expected", "属性值缺少引号"),
+        (r"attributes construct error", "属性格式错误"),
+        (r"Attribute (\S+) redefined", "属性{0}重复"),
+        (r"expected '>'", "缺少“>”"),
+        (
+            r"(?:invalid Char value|out of allowed range|not a valid UTF-8|Input is not proper UTF-8)",
+            "含有XML不允许的字符或编码错误",
+        ),
+        (r"(?:EndTag|end tag)", "结束标签格式错误"),
+    )
+)
+
+
+def _chinese_reason(message: str) -> str:
+    for pattern, reason in _LIBXML_REASONS:
+        match = pattern.search(message)
+        if match:
+            return reason.format(*match.groups())
+    return "XML语法错误"
+
+
 def _syntax_error(exc: etree.XMLSyntaxError) -> XmlReadError:
     line, column = exc.position if exc.position else (None, None)
-    reason = (exc.msg or "").split(",")[0]
-    return XmlReadError(f"报文不是格式正确的XML：{reason}", line=line, column=column)
+    return XmlReadError(f"报文不是格式正确的XML：{_chinese_reason(exc.msg or '')}", line=line, column=column)
 
 
 def local_name(element: etree._Element) -> str:
