@@ -27,7 +27,7 @@ class ConsoleLanguageTests:
 
     def test_an_english_browser_gets_the_apis_messages_in_chinese(self, client, api, bookable):
         _, schedule = bookable(slots=1)
-        answer = api.post("/api/v1/orders", json={}, headers={"Accept-Language": "en-US"})
+        answer = api.post("/api/v1/orders/", json={}, headers={"Accept-Language": "en-US"})
         assert answer.status_code == 400
         assert "This field is required" not in answer.text
 
