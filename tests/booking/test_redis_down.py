@@ -50,16 +50,21 @@ def timed(call):
     return response, time.monotonic() - started
 
 
+# Bounds far above a give-up of about a second per publish (a write publishes one or two tasks) and
+# far below the 16-38 s that a write waited for Redis before: a loaded 2-core machine stays inside.
+LOCK_BOUND, WRITE_BOUND = 8, 8
+
+
 class RedisDownTests:
     def test_writes_answer_at_once_and_the_sweep_delivers_later(self, api, bookable, stopped_redis):
         _, schedule = bookable(slots=3)
         booked, seconds = timed(lambda: api.lock(schedule, 1))
-        assert booked.status_code == 201 and seconds < 3, (booked.status_code, seconds)
+        assert booked.status_code == 201 and seconds < LOCK_BOUND, (booked.status_code, seconds)
         paid, seconds = timed(lambda: api.pay(booked.json()))
-        assert paid.status_code == 200 and seconds < 2, (paid.status_code, seconds)
+        assert paid.status_code == 200 and seconds < WRITE_BOUND, (paid.status_code, seconds)
         other = api.lock(schedule, 2).json()
         cancelled, seconds = timed(lambda: api.post(f"/api/v1/orders/{other['order_no']}/cancel", {"reason": "测试"}))
-        assert cancelled.status_code == 200 and seconds < 2, (cancelled.status_code, seconds)
+        assert cancelled.status_code == 200 and seconds < WRITE_BOUND, (cancelled.status_code, seconds)
         assert OutboxMessage.objects.filter(status=OutboxMessage.PENDING).count() >= 2
 
         # Redis is back (tasks in process here): the periodic sweep sends what was left behind.
