@@ -33,7 +33,7 @@ from decimal import Decimal
 
 import requests
 
-from bench.common import Measurement, postgres_django, report
+from bench.common import Measurement, fake_id, postgres_django, report
 
 REQUESTS = 200
 SLOTS = 20
@@ -152,7 +152,7 @@ def main() -> None:
                     body = {
                         "hospital_no": "B001",
                         "work_id": schedule.work_id,
-                        "patient": {"name": f"基准患者{i}", "id_card": f"3306XXXXXXXX{first_patient + i:06d}",
+                        "patient": {"name": f"基准患者{i}", "id_card": fake_id(first_patient + i),
                                     "phone": f"134{first_patient + i:08d}"},
                     }  # fmt: skip
                     try:
@@ -209,7 +209,7 @@ def main() -> None:
                 for i in range(SEQUENTIAL):
                     begun = time.perf_counter()
                     body = {"hospital_no": "B001", "work_id": schedule.work_id,
-                            "patient": {"name": f"基准患者{i}", "id_card": f"3306XXXXXXXX{start + i:06d}",
+                            "patient": {"name": f"基准患者{i}", "id_card": fake_id(start + i),
                                         "phone": f"134{start + i:08d}"}}  # fmt: skip
                     code = session.post(
                         f"{base}/api/v1/orders/", json=body, headers={"Authorization": f"Token {token}"}, timeout=60

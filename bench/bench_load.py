@@ -22,6 +22,7 @@ import threading
 import time
 from collections import defaultdict
 
+from bench.common import fake_id
 from bench.stack import Stack
 
 HOSPITALS = [("LOAD001", "压测第一医院", 3), ("LOAD002", "压测第二医院", 2)]
@@ -94,7 +95,7 @@ def generate(config: dict, seconds: float, out: multiprocessing.Queue) -> None:
             elif roll < 0.65:
                 patient = {
                     "name": f"压测患者{n}",
-                    "id_card": f"3306XXXX{n:02d}{i:08d}"[-18:],
+                    "id_card": fake_id(n * 1_000_000 + i),
                     "phone": f"1340000{i % 10000:04d}",
                 }
                 body = {"hospital_no": hospital_no, "work_id": work_id, "patient": patient}

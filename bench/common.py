@@ -86,3 +86,15 @@ def report(title: str, subject: Measurement, baseline: Measurement, extra: dict 
     }
     print(json.dumps(result, ensure_ascii=False, indent=2))
     return result
+
+
+def fake_id(n: int) -> str:
+    """A fictitious ID number the platform accepts (GB 11643 check digit; region 999999, which no
+    region has): birth date from 1900-01-01 and a 3-digit sequence, both from `n`."""
+    import datetime as dt
+
+    from regional.idnumber import check_digit
+
+    n %= 43_000_000  # birth dates stay before 2018
+    first17 = f"999999{dt.date(1900, 1, 1) + dt.timedelta(days=n // 1000):%Y%m%d}{n % 1000:03d}"
+    return first17 + check_digit(first17)

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from booking.errors import OrderNotFound, ScheduleNotFound
 from booking.models import Channel, Order, OutboxMessage, PatientNotification, Schedule, WaitlistEntry
+from regional import idnumber
 from regional.errors import InvalidInput
 from regional.messages import Violation
 from regional.models import Department, Doctor, Hospital
@@ -79,6 +80,8 @@ def patient_orders(*, channel: Channel, id_card: str) -> QuerySet[Order]:
     """A patient's orders made through this channel, found by the keyed hash of the ID number."""
     if not (id_card or "").strip():
         raise InvalidInput([Violation("id_card", "为必填项（按身份证号查询患者的订单）")])
+    if why := idnumber.problem(id_card):  # a malformed number can match no order: say so
+        raise InvalidInput([Violation("id_card", why)])
     return (
         Order.objects.filter(channel=channel, id_card_hash=lookup_hash(id_card))
         .select_related("channel", "hospital", "schedule", "schedule__department", "schedule__doctor")

@@ -29,6 +29,7 @@ from booking.services.patients import Patient
 from referral import notify, selectors
 from referral.models import Referral, ReferralAccess, ReferralBooking, ReferralNotification, ReferralTransition
 from referral.selectors import pending_limit
+from regional import idnumber
 from regional.audit import audit_record
 from regional.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from regional.messages import Violation
@@ -271,10 +272,20 @@ def _get_or_new(*, hospital: Hospital, order_id: str, source: str) -> tuple[Refe
 # -- the interface services ------------------------------------------------------------------------
 
 
+def _id_no_check(data: Mapping[str, Any]) -> None:
+    """GB 11643: a malformed or placeholder sfzh (the specification's `3306XXXXXXXXXXXX`) would
+    never match the same patient later, so the message is refused. When sfzh is absent the card
+    (jzkh + jzklx) identifies the patient; the message schema decides whether it may be absent."""
+    value = (data.get("sfzh") or "").strip()
+    if value and (why := idnumber.problem(value)):
+        raise InvalidInput([Violation("sfzh", why)])
+
+
 @transaction.atomic
 def referral_start(*, hospital: Hospital, data: Mapping[str, Any]) -> tuple[Referral, str]:
     """`referral`: create the draft for (fqyydm, orderid), or update it while still a draft; returns
     the referral and a new sender link code."""
+    _id_no_check(data)
     referral, created = _get_or_new(hospital=hospital, order_id=data["orderid"], source=Referral.Source.HIS)
     if not created and referral.status != Status.DRAFT:
         raise Conflict(
@@ -300,6 +311,7 @@ def referral_start(*, hospital: Hospital, data: Mapping[str, Any]) -> tuple[Refe
 @transaction.atomic
 def referral_apply(*, hospital: Hospital, data: Mapping[str, Any]) -> Referral:
     """`referral-apply`: a complete referral pushed by a third party, submitted at once."""
+    _id_no_check(data)
     receiving = Hospital.objects.filter(hospital_no=data["zryydm"], is_deleted=False).first()
     if receiving is None:
         raise NotFound(f"zryydm 转入医院“{data['zryydm']}”未在平台登记")
@@ -363,6 +375,7 @@ def _store_booking(*, referral: Referral, hospital: Hospital, bespeak: Mapping[s
 def referral_query(*, hospital: Hospital, data: Mapping[str, Any]) -> tuple[Referral, str] | None:
     """`referral-query`: the newest open referral of this patient to `hospital`, with a new notice
     link code for the querying doctor; None when there is none."""
+    _id_no_check(data)
     patient = Q(id_no_hash=lookup_hash(data["sfzh"])) | Q(
         card_no_hash=lookup_hash(data["jzkh"]), card_type=data["jzklx"]
     )

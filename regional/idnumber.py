@@ -2,8 +2,9 @@
 
 Meant for wherever a patient is identified by the number (booking, referral matching): a number
 that cannot be a real one (a placeholder such as the specification's `3306XXXXXXXXXXXX`, a wrong
-check digit, an impossible birth date) would never match the same patient later. Not yet called by
-booking or referral (issue 15 leaves that step open: their test fixtures use placeholders).
+check digit, an impossible birth date) would never match the same patient later. Called by the
+booking patient's cleaning, the card calls and the order query (REST), and the referral servlet's
+three services (sfzh). Tests use `tests.base.fake_id`: region 999999, a valid check digit.
 """
 
 from __future__ import annotations

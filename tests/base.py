@@ -1,6 +1,6 @@
 """The suite's shared actors, in one place (fixtures in the conftest.py files call these; data
-rows come from tests/factories.py). No real personal data: ID numbers in the specification's
-3306XXXX… placeholder style.
+rows come from tests/factories.py). No real personal data: ID numbers from `fake_id` (region code
+999999, which no region has, with a valid GB 11643 check digit) where the platform checks them.
 
 - the platform's side: hospitals with credentials, channels and their REST API over HTTP,
   booking rules, schedules as a hospital pushes them (2.1);
@@ -33,7 +33,7 @@ from booking.services.schedules import schedules_sync
 from config.celery import app
 from reconciliation import selectors as reconciliation_selectors
 from reconciliation import services as reconciliation_services
-from regional import hospital_client, hospital_wsdl
+from regional import hospital_client, hospital_wsdl, idnumber
 from regional.messages import read_xml
 from regional.messages.catalog import SYNCHRONIZED_WORK_INFO
 from regional.messages.schema import Field, RecordList
@@ -45,6 +45,20 @@ from tests.factories import PATIENT, source
 
 SPEC_FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "spec"
 SECRET = "test-secret-not-for-production-0001"
+
+
+def fake_id(n: int = 1) -> str:
+    """A visibly fictitious resident ID number that passes the GB 11643 check: region 999999 (no such
+    region), a birth date from 1980-01-01 on and a sequence, both from `n` (distinct numbers for
+    distinct n), and the computed check digit. 18 digits, so the leak check still finds it unmasked."""
+    first17 = f"999999{dt.date(1980, 1, 1) + dt.timedelta(days=n // 1000):%Y%m%d}{n % 1000:03d}"
+    return first17 + idnumber.check_digit(first17)
+
+
+def masked_id(n: int = 1) -> str:
+    """How the platform masks `fake_id(n)` where people read it (first 4 and last 4 kept)."""
+    value = fake_id(n)
+    return value[:4] + "*" * 10 + value[-4:]
 
 
 def spec_example(name: str) -> str:
@@ -224,10 +238,10 @@ def apply(hospital, records: list[dict], *, multi: str = "0") -> int:
 
 
 def patient(n: int = 1, **overrides) -> dict:
-    """A visibly fictitious patient (the specification's 3306XXXX… style of ID number)."""
+    """A visibly fictitious patient (ID number from `fake_id`)."""
     data = {
         "name": f"测试患者{n}",
-        "id_card": f"3306XXXXXXXXXX{n:04d}",
+        "id_card": fake_id(n),
         "phone": f"1340000{n:04d}",
         "sex": "1",
         "age": "40",
@@ -353,7 +367,7 @@ START_VALUES = {
     "hzxm": "张三",
     "jzkh": "A01234567",
     "jzklx": "0",
-    "sfzh": "3306XXXXXXXXXX1234",
+    "sfzh": fake_id(1234),
     "csrq": "19900101",
     "lxdh": "13400001234",
     "jtdz": "嵊州市某某街道1号",

@@ -10,6 +10,7 @@ from django.utils import timezone
 from booking.hospital import ask, read
 from booking.models import Schedule
 from booking.services._common import _setting
+from regional import idnumber
 from regional.errors import InvalidInput
 from regional.messages import Violation
 from regional.messages.codes import CardType, SlotStatus
@@ -114,6 +115,8 @@ def card_check(*, hospital_no: str, card_no: str, card_type: str, id_card: str, 
     ):
         if not (value or "").strip():
             violations.append(Violation(field, f"为必填项（{label}）"))
+    if (id_card or "").strip() and (why := idnumber.problem(id_card)):
+        violations.append(Violation("id_card", why))  # GB 11643, as for a booking's patient
     if (card_type or "01") not in CardType.values:
         violations.append(Violation("card_type", "应为01（院内就诊卡）或02（居民健康卡）"))
     if violations:
@@ -153,6 +156,8 @@ def cards_query(
     violations = []
     if not (id_card or "").strip():
         violations.append(Violation("id_card", "为必填项（身份证号）"))
+    elif why := idnumber.problem(id_card):
+        violations.append(Violation("id_card", why))  # GB 11643, as for a booking's patient
     if (card_type or "01") not in ("01", "02"):
         violations.append(Violation("card_type", "应为01（身份证）或02（健康卡）"))
     if violations:

@@ -18,6 +18,7 @@ from booking.errors import DuplicateBooking, PatientBanned, PatientLimitReached,
 from booking.models import NoShowBan, NoShowRecord, Order, Schedule
 from booking.rules import EffectiveRules, rules_for
 from booking.services._common import SYSTEM
+from regional import idnumber
 from regional.audit import audit_record
 from regional.errors import DomainError, InvalidInput
 from regional.messages import Violation
@@ -54,7 +55,6 @@ _ROW_COLUMNS = {
 }  # fmt: skip
 
 
-_ID_CARD = re.compile(r"^(?:[0-9X]{15}|[0-9X]{18})$")
 _PHONE = re.compile(r"^[0-9+\-]{7,20}$")
 
 
@@ -77,8 +77,12 @@ def _patient_clean(patient: Patient) -> tuple[Patient, list[Violation]]:
         out.append(Violation("patient.name", "长度不能超过50个字符"))
     if not p.id_card:
         out.append(Violation("patient.id_card", "为必填项（身份证号）"))
-    elif not _ID_CARD.match(p.id_card):
-        out.append(Violation("patient.id_card", "格式不正确（应为15位或18位身份证号）"))
+    elif why := idnumber.problem(p.id_card):
+        # GB 11643: check digit, birth date, length; placeholders such as 3306XXXX… are refused
+        # (they would never match the same patient later). 15-digit first-generation numbers are
+        # still valid documents under the standard and carry no check digit: accepted when the
+        # birth date is real.
+        out.append(Violation("patient.id_card", why))
     if not p.phone:
         out.append(Violation("patient.phone", "为必填项（手机号码）"))
     elif not _PHONE.match(p.phone):

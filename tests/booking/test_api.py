@@ -276,6 +276,15 @@ class LiveReadTests:
         wrong = api.post("/api/v1/cards/check/", {**check, "name": "别人"}).json()
         assert wrong["valid"] is False and "姓名" in wrong["reason"]
 
+    def test_card_calls_refuse_a_malformed_id_number_before_asking_the_hospital(self, api, his):
+        listed = api.post("/api/v1/cards/", {"hospital_no": "S001", "id_card": "3306XXXXXXXXXX0009", "name": "测试"})
+        assert listed.status_code == 400 and listed.json()["errors"]["id_card"][0].startswith("格式不正确")
+        check = {"hospital_no": "S001", "card_no": "JZK1", "id_card": "3306XXXXXXXXXX0009", "name": "测试"}
+        checked = api.post("/api/v1/cards/check/", check)
+        assert checked.status_code == 400 and checked.json()["code"] == "invalid_request"
+        orders = api.get("/api/v1/orders/", {"id_card": "12345"})
+        assert orders.status_code == 400 and orders.json()["errors"]["id_card"][0].startswith("格式不正确")
+
     def test_a_patient_unknown_to_the_hospital_needs_a_name_to_register(self, api, his):
         response = api.post("/api/v1/cards/", {"hospital_no": "S001", "id_card": patient(8)["id_card"]})
         assert response.status_code == 409 and response.json()["code"] == "hospital_refused"

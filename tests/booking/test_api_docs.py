@@ -115,6 +115,7 @@ class DocumentTests:
             assert f"| {status} | {label} |" in text
         for needed in ("15 分钟", "**201**", "**200**", "Idempotent-Replayed", "候补规则", "游标", "curl -s -X POST"):
             assert needed in text, needed
+        assert "按 GB 11643 校验" in text  # the ID-number check the platform applies
         assert docs.QUICK_START in README.read_text(encoding="utf-8")  # the README shows the same quick-start
 
     def test_every_error_response_is_described_and_examples_are_real(self, client):

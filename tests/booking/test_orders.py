@@ -33,7 +33,7 @@ from sandbox.models import (
     SandboxSchedule,
     SandboxSlot,
 )
-from tests.base import lock, patient, sandbox_order, wait_for
+from tests.base import fake_id, lock, patient, sandbox_order, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -72,8 +72,8 @@ class LockTests:
         with connection.cursor() as cursor:
             cursor.execute("SELECT id_card, phone, patient_name FROM booking_order")
             stored = cursor.fetchone()
-        assert all("3306" not in value and "1340000" not in value and "测试" not in value for value in stored)
-        assert Order.objects.get().id_card == "3306XXXXXXXXXX0001"
+        assert all("999999" not in value and "1340000" not in value and "测试" not in value for value in stored)
+        assert Order.objects.get().id_card == fake_id(1)
 
     def test_a_time_slot_can_be_chosen(self, api, bookable):
         his_schedule, schedule = bookable(slots=4)
@@ -169,6 +169,27 @@ class LockTests:
         assert "12345" not in response.text
         assert not Order.objects.exists()
 
+    @pytest.mark.parametrize(
+        ("id_card", "rule"),
+        [
+            ("3306XXXXXXXXXX0001", "格式不正确"),  # the specification's placeholder style
+            (fake_id(1)[:17] + ("1" if fake_id(1)[17] == "0" else "0"), "校验码不正确（GB 11643）"),
+            ("999999198013010019", "出生日期不正确"),  # month 13 (check digit fits, the date does not)
+        ],
+    )
+    def test_a_malformed_id_number_is_refused_naming_the_rule(self, api, bookable, id_card, rule):
+        _, schedule = bookable()
+        body = {"hospital_no": "S001", "work_id": schedule.work_id, "patient": patient(1, id_card=id_card)}
+        response = api.post("/api/v1/orders/", body)
+        assert response.status_code == 400 and response.json()["code"] == "invalid_request"
+        assert response.json()["errors"]["patient.id_card"][0].startswith(rule)
+        assert id_card not in response.text and not Order.objects.exists()
+
+    def test_a_fifteen_digit_first_generation_number_is_accepted(self, api, bookable):
+        _, schedule = bookable()
+        body = {"hospital_no": "S001", "work_id": schedule.work_id, "patient": patient(1, id_card="999999800101001")}
+        assert api.post("/api/v1/orders/", body).status_code == 201
+
     def test_the_patient_may_be_sent_flat(self, api, bookable):
         _, schedule = bookable()
         response = api.post("/api/v1/orders/", {"hospital_no": "S001", "work_id": schedule.work_id, **patient(3)})
@@ -188,7 +209,7 @@ class LockTests:
         lock(api, schedule)
         note = PatientNotification.objects.get()
         assert note.kind == "locked" and note.status == "sent" and note.backend == "LogBackend"
-        assert "请在15分钟内" in note.message and "3306" not in note.message
+        assert "请在15分钟内" in note.message and "999999" not in note.message
 
 
 class PaymentTests:
@@ -645,7 +666,7 @@ class ChannelIsolationTests:
     def test_the_channel_that_sent_the_patient_gets_it_back_in_full(self, api, bookable):
         _, schedule = bookable()
         order = lock(api, schedule, 1)
-        assert order["patient"]["id_card"] == "3306XXXXXXXXXX0001" and order["patient"]["phone"] == "13400000001"
+        assert order["patient"]["id_card"] == fake_id(1) and order["patient"]["phone"] == "13400000001"
 
 
 class InFlightLockTests:

@@ -11,7 +11,7 @@ from booking.services.orders import order_lock
 from booking.services.patients import Patient
 from referral.models import Referral
 from sandbox.models import SandboxOrder
-from tests.base import RECEIVER_NO
+from tests.base import RECEIVER_NO, fake_id
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_state")]
 
@@ -38,7 +38,7 @@ class AcceptWithBookingTests:
         assert referral.status == "accepted" and order is not None
         assert order.status == Order.BOOKED and order.channel.code == "REFERRAL" and order.channel.name == "双向转诊"
         assert order.pay_type == Order.PAY_ONSITE and order.lock_expires_at is None  # kept for the counter
-        assert order.patient_name == "张三" and order.id_card == "3306XXXXXXXXXX1234" and order.phone == "13400001234"
+        assert order.patient_name == "张三" and order.id_card == fake_id(1234) and order.phone == "13400001234"
         at_hospital = SandboxOrder.objects.get(work_flow_id=order.workflow_id)
         assert at_hospital.status == SandboxOrder.BOOKED and at_hospital.serial_number == order.serial_number
         assert at_hospital.onsite_payment  # the PaymentNotice reached the hospital after commit
@@ -56,7 +56,7 @@ class AcceptWithBookingTests:
         assert f'value="{schedule.work_id}"' in page
         # Someone else takes the last number while the doctor reads the notice.
         channel, _ = channel_issue_token(code="JKMZWX", name="微信公众号")
-        other = Patient(name="测试患者一", id_card="3306XXXXXXXXXX0001", phone="13400000001")
+        other = Patient(name="测试患者一", id_card=fake_id(1), phone="13400000001")
         order_lock(channel=channel, hospital_no=RECEIVER_NO, work_id=schedule.work_id, patient=other)
         response = accept(client, links[1], schedule.work_id)
         assert response.status_code == 400

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from referral.models import Referral, ReferralAccess
 from regional.models import Doctor
-from tests.base import HIS, RECEIVER_NO, ZNTS, form, query_xml, start_xml
+from tests.base import HIS, RECEIVER_NO, ZNTS, fake_id, form, masked_id, query_xml, start_xml
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +38,7 @@ class ApplicationFormTests:
         for text in (
             "转诊申请单",
             "张三",
-            "3306XXXXXXXXXX1234",
+            fake_id(1234),
             "13400001234",
             "高血压3级",
             "测试第二人民医院（H0002）",
@@ -135,7 +135,7 @@ class LinkPageTests:
         response = admin_client.get(f"{ZNTS}?id={pk}")
         assert response.status_code == 200
         page = response.content.decode()
-        assert "3306**********1234" in page and "3306XXXXXXXXXX1234" not in page and "134****1234" in page
+        assert masked_id(1234) in page and fake_id(1234) not in page and "134****1234" in page
         assert "已脱敏" in page
         assert admin_client.get(f"{HIS}?id={pk}").status_code == 200
         assert admin_client.get(f"{ZNTS}?id=999999").status_code == 404
@@ -164,7 +164,7 @@ class NoticeTests:
         response = client.get(znts_url)
         assert response.status_code == 200
         page = response.content.decode()
-        for text in ("转诊通知", "张三", "3306XXXXXXXXXX1234", "心血管内科", "紧急", "接收转诊", "拒绝转诊", "上转"):
+        for text in ("转诊通知", "张三", fake_id(1234), "心血管内科", "紧急", "接收转诊", "拒绝转诊", "上转"):
             assert text in page
 
     def test_an_overdue_referral_is_flagged_on_the_notice(self, znts_url, client):

@@ -21,6 +21,8 @@ from tests.base import (
     START_VALUES,
     apply_values,
     build,
+    fake_id,
+    masked_id,
     query_xml,
     spec_example,
     start_xml,
@@ -55,9 +57,17 @@ class ReferralStartTests:
         assert "token" not in reply.message and "csrq" not in reply.message
         assert not Referral.objects.exists()
 
-    def test_the_example_with_real_codes_creates_a_draft_and_answers_the_parm(self, sender, post):
+    def test_the_examples_placeholder_id_number_is_refused(self, sender, post):
         body = spec_example("referral.xml").replace("紧急程度", "1").replace("转诊类型", "zy")
         reply = post(body)
+        assert reply.result == "false"
+        assert "sfzh 格式不正确" in reply.message and "3306" not in reply.message
+        assert not Referral.objects.exists()
+
+    def test_the_example_with_real_codes_creates_a_draft_and_answers_the_parm(self, sender, post):
+        body = spec_example("referral.xml").replace("紧急程度", "1").replace("转诊类型", "zy")
+        # fake_id(2) ends in X: the lower-case x shows the number is normalised before hashing.
+        reply = post(body.replace("3306XXXXXXXXXXXX", fake_id(2).lower()))
         assert reply.result == "true", reply.message
         assert list(reply.fields) == ["parm", "result", "message"]
         code = reply.code
@@ -65,10 +75,10 @@ class ReferralStartTests:
         assert referral.status == Referral.Status.DRAFT
         assert (referral.sending_hospital, referral.order_id) == (sender, "c8e72a5f9670")
         assert referral.care_type == "zy" and referral.urgency == "1" and referral.patient_type == "1"
-        assert referral.patient_name == "测试患者" and referral.id_no == "3306XXXXXXXXXXXX"
+        assert referral.patient_name == "测试患者" and referral.id_no == fake_id(2).lower()
         assert referral.phone == "13400001234" and referral.diagnosis == "初步诊断"
         assert str(referral.birth_date) == "2013-01-01"
-        assert referral.id_no_hash == lookup_hash("3306xxxxxxxxxxxx")
+        assert referral.id_no_hash == lookup_hash(fake_id(2).lower())
         access = ReferralAccess.objects.get()
         assert access.audience == ReferralAccess.SENDER and code not in access.code_hash
         transition = ReferralTransition.objects.get()
@@ -81,11 +91,11 @@ class ReferralStartTests:
         with connection.cursor() as cursor:
             cursor.execute("SELECT id_no, phone, card_no, patient_name, diagnosis, address FROM referral_referral")
             row = " ".join(cursor.fetchone())
-        for plain in ("3306XXXXXXXXXX1234", "13400001234", "A01234567", "张三", "高血压", "嵊州市"):
+        for plain in (fake_id(1234), "13400001234", "A01234567", "张三", "高血压", "嵊州市"):
             assert plain not in row
         log = MessageLog.objects.get(interface="referral")
         assert log.ok and log.hospital == sender
-        assert "3306XXXXXXXXXX1234" not in log.request_text and "3306**********1234" in log.request_text
+        assert fake_id(1234) not in log.request_text and masked_id(1234) in log.request_text
         assert "13400001234" not in log.request_text and "134****1234" in log.request_text
         assert "高血压" not in log.request_text
         # The link code opens the unmasked referral: the log keeps only its ends.
@@ -134,6 +144,12 @@ class ReferralStartTests:
         assert post(start_xml()).result == "true"
         assert post(start_xml(fqyydm="H0003"), as_hospital="H0003").result == "true"
         assert Referral.objects.count() == 2
+
+    def test_an_id_number_with_a_wrong_check_digit_is_refused(self, sender, post):
+        wrong = fake_id(1234)[:17] + ("0" if fake_id(1234)[17] != "0" else "1")
+        reply = post(start_xml(sfzh=wrong))
+        assert reply.result == "false" and "sfzh 校验码不正确（GB 11643）" in reply.message
+        assert wrong not in reply.message and not Referral.objects.exists()
 
     def test_every_missing_required_field_is_named(self, sender, post):
         reply = post(start_xml(hzxm=None, sfzh=None, cbzd=None, mzzycxbz=None))
@@ -294,16 +310,22 @@ class ReferralQueryTests:
         assert post(start_xml(fqyydm="H0009"), as_hospital="H0009").result == "true"
         return submit(Referral.objects.get(), receiver)
 
-    def test_the_specifications_example_answers_false_when_there_is_no_referral(self, make_hospital, post):
+    def test_the_specifications_example_is_refused_for_its_placeholder_id_number(self, make_hospital, post):
         make_hospital(SENDER_NO)
         reply = post(spec_example("referral-query.xml"))
+        assert (reply.root, reply.result, reply.parm) == ("referral-query", "error", "")
+        assert "sfzh 格式不正确" in reply.message
+
+    def test_the_specifications_example_answers_false_when_there_is_no_referral(self, make_hospital, post):
+        make_hospital(SENDER_NO)
+        reply = post(spec_example("referral-query.xml").replace("3306XXXXXXXXXXXX", fake_id(16)))
         assert (reply.root, reply.result, reply.parm) == ("referral-query", "false", "")
         assert reply.message
 
     def test_the_specifications_example_finds_the_referral_to_its_hospital(self, make_hospital, post):
         make_hospital("H0009", "测试卫生院")
         receiving = make_hospital(SENDER_NO, "测试县人民医院")
-        values = {"fqyydm": "H0009", "hzxm": "测试患者", "sfzh": "3306XXXXXXXXXXXX", "jzkh": "A01234567"}
+        values = {"fqyydm": "H0009", "hzxm": "测试患者", "sfzh": fake_id(16), "jzkh": "A01234567"}
         post(start_xml(**values), as_hospital="H0009")
         services.referral_submit(
             referral=Referral.objects.get(),
@@ -313,21 +335,25 @@ class ReferralQueryTests:
             urgency="1",
             purpose="上转",
         )
-        reply = post(spec_example("referral-query.xml"))
+        reply = post(spec_example("referral-query.xml").replace("3306XXXXXXXXXXXX", fake_id(16)))
         assert reply.result == "true", reply.message
         assert reply.parm.endswith("&type=zy")
         access = ReferralAccess.objects.get(audience=ReferralAccess.RECEIVER)
         assert access.hospital == receiving and access.doctor_code == "YS9900"
 
     def test_it_matches_on_the_card_and_its_type_when_the_id_number_differs(self, submitted, post):
-        reply = post(query_xml(sfzh="3306XXXXXXXXXX2222"), as_hospital=RECEIVER_NO)
+        reply = post(query_xml(sfzh=fake_id(2222)), as_hospital=RECEIVER_NO)
         assert reply.result == "true"
 
     def test_it_does_not_match_another_patients_name(self, submitted, post):
         assert post(query_xml(hzxm="李四"), as_hospital=RECEIVER_NO).result == "false"
 
+    def test_a_malformed_id_number_is_refused_even_when_the_card_would_match(self, submitted, post):
+        reply = post(query_xml(sfzh="3306XXXXXXXXXX2222"), as_hospital=RECEIVER_NO)
+        assert reply.result == "error" and "sfzh 格式不正确" in reply.message and reply.parm == ""
+
     def test_the_card_needs_its_type_to_match(self, submitted, post):
-        reply = post(query_xml(sfzh="3306XXXXXXXXXX2222", jzklx="2"), as_hospital=RECEIVER_NO)
+        reply = post(query_xml(sfzh=fake_id(2222), jzklx="2"), as_hospital=RECEIVER_NO)
         assert reply.result == "false"
 
     def test_drafts_and_closed_referrals_are_not_found(self, submitted, post):
@@ -382,7 +408,7 @@ class ReferralApplyTests:
         body = spec_example("referral-apply.xml")
         for placeholder, value in {
             "转入医疗机构代码": RECEIVER_NO, "转入科室代码": "K02", "紧急程度": "1", "门诊住院标识": "MZ",
-            "预约日期": "2026-12-01", "就诊开始时间": "08:00", "结束时间": "08:30",
+            "预约日期": "2026-12-01", "就诊开始时间": "08:00", "结束时间": "08:30", "3306XXXXXXXXXXXX": fake_id(16),
         }.items():  # fmt: skip
             body = body.replace(placeholder, value)
         reply = post(body)
@@ -474,7 +500,7 @@ class ServletOverHttpTests:
             assert response.headers["Content-Type"] == "text/xml; charset=UTF-8"
             assert response.text.startswith(f"<{root}>") and "<result>false</result>" in response.text
         response = requests.post(url, data=spec_example("referral-query.xml").encode("utf-8"), auth=auth, timeout=10)
-        assert "<result>false</result>" in response.text
+        assert "<result>error</result>" in response.text and "sfzh" in response.text  # its placeholder ID number
         ok = requests.post(
             url,
             data=start_xml().encode("gbk"),

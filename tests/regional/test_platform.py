@@ -293,5 +293,10 @@ class LeakCheckTests:
 
         assert LEAKS.search("身份证 330600000000001234 已锁号")
         assert LEAKS.search("<IDCode>3306XXXXXXXXXX1234</IDCode>")
+        from tests.base import fake_id, masked_id
+
+        assert LEAKS.search(f"<UserCardNo>{fake_id(1234)}</UserCardNo>")  # the suite's own fictitious numbers
+        assert LEAKS.search(f"sfzh={fake_id(2).lower()}")  # ends in x
+        assert not LEAKS.search(masked_id(1234))
         assert LEAKS.search("phone=13400001234;")
         assert not LEAKS.search("3306**********1234 134****1234 WF20261126000001 order 2026112600000123")
