@@ -282,7 +282,7 @@ class LiveReadTests:
         check = {"hospital_no": "S001", "card_no": "JZK1", "id_card": "3306XXXXXXXXXX0009", "name": "测试"}
         checked = api.post("/api/v1/cards/check/", check)
         assert checked.status_code == 400 and checked.json()["code"] == "invalid_request"
-        orders = api.get("/api/v1/orders/", {"id_card": "12345"})
+        orders = api.post("/api/v1/orders/search/", {"id_card": "12345"})
         assert orders.status_code == 400 and orders.json()["errors"]["id_card"][0].startswith("格式不正确")
 
     def test_a_patient_unknown_to_the_hospital_needs_a_name_to_register(self, api, his):

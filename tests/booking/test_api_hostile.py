@@ -8,6 +8,7 @@ import pytest
 import requests
 
 from booking.services.channels import channel_issue_token
+from tests.base import fake_id
 
 
 @pytest.fixture
@@ -91,7 +92,7 @@ class PersonalDataInUrlTests:
     """Issue 14 item 17: an ID number never travels in a URL (access logs keep URLs)."""
 
     def test_orders_by_id_card_in_the_query_string_are_refused_and_the_body_form_works(self, call):
-        id_card = "3306XXXXXXXXXX0001"
+        id_card = fake_id(1)
         error = api_error(call("GET", "/api/v1/orders/", params={"id_card": id_card}), 400)
         assert "POST /api/v1/orders/search/" in error["message"] and id_card not in str(error)
         found = call("POST", "/api/v1/orders/search/", json={"id_card": id_card})

@@ -12,7 +12,7 @@ from django.utils import timezone
 from booking.models import Schedule
 from sandbox import services as sandbox
 from sandbox.models import SandboxHospital, SandboxSchedule
-from tests.base import SECRET, Api, apply_values, build, lock, query_xml
+from tests.base import SECRET, Api, apply_values, build, fake_id, lock, query_xml
 from tests.base import sandbox_order as at_hospital
 from tests.factories import SandboxDepartmentFactory, SandboxDoctorFactory
 
@@ -38,7 +38,7 @@ def apply_referral(post, sender: str, receiver: str, order_id: str, n: int) -> N
     """referral-apply from the sending hospital's HIS: a complete referral, submitted at once."""
     values = apply_values(
         orderid=order_id, fqyydm=sender, zryydm=receiver, zrksdm="K01", hzxm=f"转诊患者{n}",
-        jzkh=f"A0000000{n}", sfzh=f"3306XXXXXXXXXX20{n:02d}", lxdh=f"1340000200{n}", mzzycxbz="ZY",
+        jzkh=f"A0000000{n}", sfzh=fake_id(2000 + n), lxdh=f"1340000200{n}", mzzycxbz="ZY",
     )  # fmt: skip
     values.pop("bespeak")
     answer = post(build("referral-apply", values), as_hospital=sender)
@@ -47,7 +47,7 @@ def apply_referral(post, sender: str, receiver: str, order_id: str, n: int) -> N
 
 def notice_link(post, receiver: str, n: int) -> str:
     """The receiving hospital's HIS asks for the patient's referral notice (referral-query)."""
-    xml = query_xml(yydm=receiver, hzxm=f"转诊患者{n}", jzkh=f"A0000000{n}", sfzh=f"3306XXXXXXXXXX20{n:02d}")
+    xml = query_xml(yydm=receiver, hzxm=f"转诊患者{n}", jzkh=f"A0000000{n}", sfzh=fake_id(2000 + n))
     answer = post(xml, as_hospital=receiver)
     assert answer.result == "true", answer.text
     return f"/referral/referral/znts.html?{answer.parm}"
