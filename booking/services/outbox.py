@@ -207,14 +207,43 @@ def _settle_lost_lock(row: OutboxMessage) -> Sent:
     if record is None:
         raise Unsettled("无法核实：医院应答中没有该排班的号源数")
     at_hospital, on_platform = int(record["RegistrationNumber"]), schedule.remaining
-    if at_hospital > on_platform:
+    # Each number in flight on the session (locks sent but not answered, unlocks answered but not
+    # yet given back, other lost locks) may make the hospital's count one higher than the
+    # platform's without this lock being free: only a surplus above them all proves it is.
+    in_flight = _numbers_in_flight(schedule.pk, excluding=row)
+    if at_hospital > on_platform + in_flight:
         return _release_held(
             row, f"医院剩余{at_hospital}，平台剩余{on_platform}（含待核实的此号）：医院未占用该号，平台号源已释放"
+        )
+    if in_flight and row.attempts < LOST_LOCK_IN_FLIGHT_RETRIES:
+        raise TryLater(
+            f"该排班另有{in_flight}个号正在锁号或解锁，医院剩余{at_hospital}、平台剩余{on_platform}，稍后再核实"
         )
     raise Unsettled(
         f"医院剩余{at_hospital}，平台剩余{on_platform}（含此号）：医院很可能仍占用该号。锁号应答丢失，平台没有挂号流水号，"
         "无法自动解除；请联系医院解除后在“待核实的锁号”中重新核实，或标记为医院已解除"
     )
+
+
+# Rechecks while other numbers of the session are in flight, before the row goes to staff.
+LOST_LOCK_IN_FLIGHT_RETRIES = 4
+
+
+def _numbers_in_flight(schedule_id: int, *, excluding: OutboxMessage) -> int:
+    """Numbers of the session whose hospital side may lag the platform's count: orders still
+    locking, and unlocks that will give a held number back (lost locks among them)."""
+    locking = Order.objects.filter(schedule_id=schedule_id, status=Order.LOCKING).exclude(pk=excluding.order_id).count()
+    unlocks = (
+        OutboxMessage.objects.filter(
+            order__schedule_id=schedule_id,
+            kind=OutboxMessage.UNLOCK,
+            status__in=(OutboxMessage.PENDING, OutboxMessage.UNKNOWN),
+            payload__holds=True,
+        )
+        .exclude(pk=excluding.pk)
+        .count()
+    )
+    return locking + unlocks
 
 
 def lost_lock_recheck(*, message_ids: Sequence[int], user=None) -> int:

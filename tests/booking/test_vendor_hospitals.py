@@ -287,6 +287,38 @@ class LostLockTests:
         schedule.refresh_from_db()
         assert schedule.remaining == 5 and OutboxMessage.objects.get().status == "sent"
 
+    def test_a_lock_in_flight_on_the_session_does_not_make_a_held_lost_lock_look_free(self, onboard, api, settings):
+        """The settlement compares counts: another patient's lock that the platform has counted and
+        the hospital not yet must not be read as the lost lock's number being free."""
+        from django.db.models import F
+
+        from booking.services import outbox
+        from tests.factories import OrderFactory
+
+        settings.HOSPITAL_CALL_TIMEOUT = 1
+        his, schedule = onboard("cxf")
+        his.state.lose_answers["confirmRegistration"] = [2.5]
+        api.post("/api/v1/orders/", {"hospital_no": schedule.hospital.hospital_no, "work_id": schedule.work_id,
+                                     "patient": patient(1)})  # fmt: skip
+        wait_until(lambda: his.state.sessions[schedule.work_id].remaining == 4)  # the hospital holds it
+        # A second patient's lock, counted on the platform, not yet at the hospital (3 here, 4 there).
+        in_flight = OrderFactory(hospital=schedule.hospital, schedule=schedule, status=Order.LOCKING, paid_at=None)
+        Schedule.objects.filter(pk=schedule.pk).update(remaining=F("remaining") - 1)
+        message = OutboxMessage.objects.get(kind="UnlockReg")
+        outbox.outbox_sweep(now=timezone.now() + dt.timedelta(minutes=5))
+        message.refresh_from_db()
+        schedule.refresh_from_db()
+        assert message.status == OutboxMessage.PENDING and "正在锁号或解锁" in message.last_error
+        assert schedule.remaining == 3  # nothing released: the hospital still holds the lost lock's number
+        # The other lock fails cleanly and gives its number back; the next check settles by the count.
+        Order.objects.filter(pk=in_flight.pk).update(status=Order.FAILED)
+        Schedule.objects.filter(pk=schedule.pk).update(remaining=F("remaining") + 1)
+        outbox.outbox_sweep(now=timezone.now() + dt.timedelta(hours=2))
+        message.refresh_from_db()
+        schedule.refresh_from_db()
+        assert message.status == OutboxMessage.UNKNOWN and "医院很可能仍占用该号" in message.last_error
+        assert schedule.remaining == 4 == his.state.sessions[schedule.work_id].remaining
+
     def test_staff_may_settle_a_lost_lock_the_hospital_confirmed_released(self, onboard, api, settings, admin_user):
         from booking.services import outbox
 
