@@ -361,7 +361,7 @@ def _order_link(order: Order | None) -> str:
 class StaffReasonForm(forms.Form):
     reason = forms.CharField(
         label="原因", max_length=300, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
-        help_text="记入订单记录与审计日志，例如“患者来电要求退号”。",
+        help_text="记入订单记录与审计日志，例如“患者来电要求退号”。", error_messages={"required": "请填写原因"},
     )  # fmt: skip
 
 

@@ -13,15 +13,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from booking import clock, notify
-from booking.errors import OrderStateConflict
-from booking.hospital import refuse_if_circuit_open
-from booking.models import LedgerEntry, Order, OutboxMessage, PatientNotification
+from booking.errors import HospitalUnavailableForBooking, OrderStateConflict
+from booking.hospital import delivery_failure, refuse_if_circuit_open
+from booking.models import LedgerEntry, Order, OutboxMessage, PatientNotification, Schedule
+from booking.services import outbox
 from booking.services._common import _order_for_update
 from booking.services.orders import _order_cancel, _order_lock_failed, locking_stale_after
-from booking.services.outbox import outbox_deliver
 from regional.audit import audit_record
-from regional.delivery import Delivery, DeliveryStatus
+from regional.delivery import DeliveryStatus
 from regional.errors import InvalidInput
+from regional.hospital_client import HospitalError
 from regional.messages import Violation
 
 
@@ -62,67 +63,84 @@ def order_staff_cancel(
 @dataclass(frozen=True)
 class LockResolution:
     """What asking the hospital settled: `released` (the hospital holds nothing, the number is back
-    on sale), `unknown` (the hospital very likely holds it: staff call the hospital) or `later` (no
-    answer; the sweep asks again). `note` is the Chinese explanation staff read."""
+    on sale) or `unknown` (the hospital very likely holds it, or could not say: the order waits in
+    待核实的锁号 for staff to call the hospital). `note` is the Chinese explanation staff read."""
 
     outcome: str
     note: str
 
-    RELEASED, UNKNOWN, LATER = "released", "unknown", "later"
+    RELEASED, UNKNOWN = "released", "unknown"
 
 
-def _recovery_row(order: Order) -> OutboxMessage | None:
+def _recovery_row(order: Order, *, lock: bool = False) -> OutboxMessage | None:
     rows = OutboxMessage.objects.filter(order=order, kind=OutboxMessage.UNLOCK).order_by("-pk")
+    if lock:
+        rows = rows.select_for_update()
     return next((row for row in rows if row.payload.get("recover")), None)
 
 
-@transaction.atomic
-def _lock_give_up(*, order_id: int, user, reason: str, now: dt.datetime) -> None:
-    """A stuck `locking` order fails; the number stays held until the hospital's count settles it."""
-    order = _order_for_update(pk=order_id)
-    if order.status != Order.LOCKING:
-        return
-    if now - order.created_at < locking_stale_after():
-        raise OrderStateConflict(f"订单{order.order_no}正在锁号（{order.created_at:%H:%M}下单），请几分钟后再处理")
-    _order_lock_failed(
-        order_id=order.pk, reason=f"工作人员处理锁号中：{reason}", recover=True, actor=_actor_staff(user), user=user
-    )
+def _unsettled(order: Order) -> bool:
+    row = _recovery_row(order)
+    return row is not None and row.status in (OutboxMessage.PENDING, OutboxMessage.UNKNOWN)
 
 
 def order_lock_resolve(*, order_id: int, user, reason: str, now: dt.datetime | None = None) -> LockResolution:
-    """Resolve an order stuck in 锁号中 (or a failed lock whose outcome is still unknown) by asking
-    the hospital for the schedule's count (getRegistrationInfo, the lost-lock settlement): the
-    number is released if the hospital holds nothing for it. Never inside a transaction (it calls
-    the hospital). A hospital behind an open circuit is refused before anything is written."""
+    """Resolve an order stuck in 锁号中 for longer than a lock may take (or a failed lock whose outcome
+    is still unknown) by asking the hospital for the schedule's count (getRegistrationInfo, the
+    lost-lock settlement): a count above the platform's means the hospital holds nothing, and the
+    number is released; otherwise the order waits in 待核实的锁号. The hospital is asked first,
+    outside any transaction: if it cannot be reached (or its circuit is open) nothing is written."""
     reason = _reason_required(reason)
     now = now or timezone.now()
-    order = Order.objects.select_related("hospital").get(pk=order_id)
-    row = _recovery_row(order)
-    unsettled = row is not None and row.status in (OutboxMessage.PENDING, OutboxMessage.UNKNOWN)
-    if order.status != Order.LOCKING and not (order.status == Order.FAILED and unsettled):
+    order = Order.objects.select_related("hospital", "schedule").get(pk=order_id)
+    if order.status == Order.LOCKING:
+        if now - order.created_at < locking_stale_after():
+            raise OrderStateConflict(
+                f"订单{order.order_no}正在锁号（{timezone.localtime(order.created_at):%H:%M}下单），请几分钟后再处理"
+            )
+    elif not (order.status == Order.FAILED and _unsettled(order)):
         raise OrderStateConflict(
             f"订单{order.order_no}{order.get_status_display()}，不是锁号中或待核实的锁号，无需处理"
         )
     refuse_if_circuit_open(order.hospital)
+    schedule = Schedule.objects.select_related("doctor", "department").get(pk=order.schedule_id)
+    try:
+        at_hospital = outbox._hospital_count(order.hospital, schedule)
+    except outbox.Unsettled as exc:
+        raise OrderStateConflict(f"{exc.note}，订单未做更改") from exc
+    except HospitalError as exc:
+        raise HospitalUnavailableForBooking(
+            f"{order.hospital.name}暂时无法连接（{delivery_failure(exc).note}），订单未做更改，请稍后再试"
+        ) from exc
+    return _lock_settle(order_id=order.pk, at_hospital=at_hospital, user=user, reason=reason)
+
+
+@transaction.atomic
+def _lock_settle(*, order_id: int, at_hospital: int, user, reason: str) -> LockResolution:
+    """With the hospital's count in hand: fail a stuck lock (the number held) and settle it at once."""
+    order = _order_for_update(pk=order_id)
+    actor = _actor_staff(user)
     if order.status == Order.LOCKING:
-        _lock_give_up(order_id=order.pk, user=user, reason=reason, now=now)
-        row = _recovery_row(order)
-    if row is None:  # the lock was decided meanwhile (recorded, or failed with nothing held)
+        _order_lock_failed(
+            order_id=order.pk, reason=f"工作人员处理锁号中：{reason}", recover=True, actor=actor, user=user
+        )
+    row = _recovery_row(order, lock=True)
+    if row is None or row.status not in (OutboxMessage.PENDING, OutboxMessage.UNKNOWN):
+        # Decided meanwhile (the lock recorded, or settled by the sweep): nothing left to settle.
         order.refresh_from_db()
         return LockResolution(LockResolution.RELEASED, f"锁号已有结果：{order.get_status_display()}")
-    OutboxMessage.objects.filter(pk=row.pk, status__in=(OutboxMessage.PENDING, OutboxMessage.UNKNOWN)).update(
-        status=OutboxMessage.PENDING, claimed_until=None, next_attempt_at=timezone.now()
-    )
-    delivery = outbox_deliver(message_id=row.pk)
-    row.refresh_from_db()
-    outcome = {
-        Delivery.SENT: LockResolution.RELEASED,
-        OutboxMessage.UNKNOWN: LockResolution.UNKNOWN,
-    }.get(delivery.outcome, LockResolution.LATER)
-    note = row.last_error or ("医院暂时无法连接，系统将自动重试核实" if outcome == LockResolution.LATER else "")
+    try:
+        outbox._settle_by_count(row, at_hospital)
+        outcome = LockResolution.RELEASED
+    except outbox.Unsettled as exc:
+        OutboxMessage.objects.filter(pk=row.pk).update(
+            status=OutboxMessage.UNKNOWN, last_error=exc.note[:1000], claimed_until=None
+        )
+        outcome = LockResolution.UNKNOWN
+    note = OutboxMessage.objects.values_list("last_error", flat=True).get(pk=row.pk)
     audit_record(
-        action="处理锁号中：向医院核实", obj=order, after={"outcome": outcome},
-        user=user, actor=_actor_staff(user), reason=f"{reason}；{note}",
+        action="处理锁号中：向医院核实", obj=order, before={"status": row.status}, after={"status": outcome},
+        user=user, actor=actor, reason=f"{reason}；{note}",
     )  # fmt: skip
     return LockResolution(outcome, note)
 
