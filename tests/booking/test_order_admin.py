@@ -31,7 +31,7 @@ from sandbox import services as sandbox
 from sandbox.models import SandboxHospital, SandboxPayment
 from tests.base import fake_id, lock, masked_id, patient, sandbox_order
 from tests.console import staff as role_staff
-from tests.factories import OrderFactory
+from tests.factories import DepartmentFactory, DoctorFactory, OrderFactory, ScheduleFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -336,3 +336,55 @@ class StaffResendTests:
         again = PatientNotification.objects.filter(order=order).exclude(pk=last.pk).get()
         assert (again.kind, again.message, again.status) == (last.kind, last.message, "sent")
         assert AuditEntry.objects.filter(action="重发患者通知", user=user, reason="患者未收到短信").exists()
+
+
+class ConsoleListTests:
+    def test_the_order_list_puts_state_patient_visit_and_fee_first_and_shortens_numbers(self, client, api, bookable):
+        _, schedule = bookable(slots=3)
+        order = lock(api, schedule, 1)
+        client.force_login(role_staff("hotline"))
+        page = client.get(reverse(CHANGELIST))
+        headers = [str(h["text"]) for h in _headers(page)][1:]  # after the action checkbox
+        assert headers[:4] == ["状态", "患者", "就诊日期/时段", "挂号费"]
+        text = page.content.decode()
+        assert f'title="{order["order_no"]}"' in text and f"{schedule.work_date:%Y-%m-%d} 上午" in text
+        assert "测****" in text and "查看完整信息" not in text  # the reveal is on the order page only
+
+    def test_the_order_history_reads_in_chinese_with_its_time(self, client, api, bookable):
+        _, schedule = bookable(slots=3)
+        order = Order.objects.get(order_no=lock(api, schedule, 1)["order_no"])
+        step = order.transitions.get(from_status=Order.LOCKING)
+        client.force_login(role_staff("hotline"))
+        page = client.get(reverse("admin:booking_order_change", args=[order.pk])).content.decode()
+        when = f"{timezone.localtime(step.created_at):%Y-%m-%d %H:%M:%S}"
+        assert f"锁号中 → 已预约 {when}" in page and "- → locking" not in page and "→ 1<" not in page
+        history = client.get(reverse("admin:booking_ordertransition_changelist"), {"q": order.order_no})
+        assert history.status_code == 200 and "锁号中 → 已预约" in history.content.decode()
+
+    def test_schedules_run_from_today_by_date_and_are_found_by_department_or_doctor_code(self, client, hospital):
+        today = timezone.localdate()
+        for offset, work_id in ((-1, "WPAST"), (2, "WLATER"), (0, "WTODAY"), (1, "WNEXT")):
+            ScheduleFactory(hospital=hospital, work_date=today + dt.timedelta(days=offset), work_id=work_id)
+        ScheduleFactory(
+            hospital=hospital, work_date=today, work_id="WEYE", start_time=dt.time(13), stop_time=dt.time(17),
+            department=DepartmentFactory(hospital=hospital, department_id="K09"), department_code="K09",
+            doctor=DoctorFactory(hospital=hospital, doctor_id="D09"), doctor_code="D09",
+        )  # fmt: skip
+        client.force_login(role_staff("hotline"))
+        url = reverse("admin:booking_schedule_changelist")
+
+        def listed(params=None) -> list[str]:
+            page = client.get(url, params or {})
+            assert page.status_code == 200
+            return [s.work_id for s in page.context["cl"].result_list]
+
+        assert listed() == ["WTODAY", "WEYE", "WNEXT", "WLATER"]
+        assert listed({"when": "all"})[0] == "WPAST"
+        assert listed({"q": "K09"}) == listed({"q": "D09"}) == ["WEYE"]
+        assert "10/20" in client.get(url).content.decode()
+
+
+def _headers(page) -> list[dict]:
+    from django.contrib.admin.templatetags.admin_list import result_headers
+
+    return list(result_headers(page.context["cl"]))
