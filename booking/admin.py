@@ -99,8 +99,8 @@ class ScheduleAdmin(admin.ModelAdmin):
 
     # Fits 1366 px: the day and session first, 余号/总数 within the screen, long text shortened.
     list_display = (
-        "work_date", "session_short", "hospital_short", "department", "doctor", "slots", "price", "status",
-        "work_id_short", "remark_short",
+        "work_date_short", "session_short", "department_name", "doctor_name", "slots", "price_short", "status",
+        "hospital_short", "work_id_short", "remark_short",
     )  # fmt: skip
     list_display_links = ("work_id_short",)
     list_filter = ("status", ScheduleDateFilter, "time_code", "hospital")
@@ -155,13 +155,29 @@ class ScheduleAdmin(admin.ModelAdmin):
     def slots(self, obj: Schedule) -> str:
         return f"{obj.remaining}/{obj.total}"
 
+    @admin.display(description="出诊日期", ordering="work_date")
+    def work_date_short(self, obj: Schedule) -> str:
+        return f"{obj.work_date:%Y-%m-%d}"
+
+    @admin.display(description="科室", ordering="department__name")
+    def department_name(self, obj: Schedule) -> str:
+        return format_html('<span title="{}">{}</span>', obj.department_code, shortened(obj.department.name, 8))
+
+    @admin.display(description="医生", ordering="doctor__name")
+    def doctor_name(self, obj: Schedule) -> str:
+        return format_html('<span title="{}">{}</span>', obj.doctor_code, shortened(obj.doctor.name, 6))
+
+    @admin.display(description="挂号费", ordering="price")
+    def price_short(self, obj: Schedule) -> str:
+        return f"{obj.price:.2f}"
+
     @admin.display(description="时段", ordering="start_time")
     def session_short(self, obj: Schedule) -> str:
         return f"{obj.get_time_code_display()} {obj.start_time:%H:%M}–{obj.stop_time:%H:%M}"
 
     @admin.display(description="医院", ordering="hospital__name")
     def hospital_short(self, obj: Schedule) -> str:
-        return shortened(obj.hospital.short_name or obj.hospital.name, 8)
+        return shortened(obj.hospital.short_name or obj.hospital.name, 6)
 
     @admin.display(description="排班班次", ordering="work_id")
     def work_id_short(self, obj: Schedule) -> str:
@@ -170,7 +186,7 @@ class ScheduleAdmin(admin.ModelAdmin):
     @admin.display(description="说明")
     def remark_short(self, obj: Schedule) -> str:
         text = strip_tags(self.remark(obj))
-        return shortened(text, 12) if text else ""
+        return shortened(text, 8) if text else ""
 
     @admin.display(description="挂号类型")
     def registration_type(self, obj: Schedule) -> str:
@@ -484,7 +500,7 @@ class OrderAdmin(PersonalDataAdminMixin, ReadOnlyAdmin):
 
     @admin.display(description="订单号", ordering="order_no")
     def order_short(self, obj: Order) -> str:
-        return shortened(obj.order_no, 16)
+        return shortened(obj.order_no, 12)
 
     @admin.display(description="医院", ordering="hospital__name")
     def hospital_short(self, obj: Order) -> str:

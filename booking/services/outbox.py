@@ -195,14 +195,8 @@ def _settle_lost_lock(row: OutboxMessage) -> Sent:
     `unknown` for staff (Unsettled) and the number stays out of sale. No answer: TryLater.
     """
     schedule = Schedule.objects.select_related("doctor", "department").get(pk=row.order.schedule_id)
-    return _settle_by_count(row, _hospital_count(row.hospital, schedule))
-
-
-def _hospital_count(hospital, schedule: Schedule) -> int:
-    """The hospital's remaining count of the schedule (getRegistrationInfo). A refusal or an answer
-    without the schedule is Unsettled; no answer at all raises the client's HospitalError."""
     try:
-        answer = hospital_client.call(hospital, "getRegistrationInfo", registration_query(schedule))
+        answer = hospital_client.call(row.hospital, "getRegistrationInfo", registration_query(schedule))
     except HospitalRefused as exc:
         raise Unsettled(
             f"无法核实：医院未给出该排班的号源数（{mask_text(exc.error_msg or exc.message)[:200]}）"
@@ -212,12 +206,7 @@ def _hospital_count(hospital, schedule: Schedule) -> int:
     record = next((r for r in answer.get("WorkInfo") or [] if r.get("WorkId") == schedule.work_id), None)
     if record is None:
         raise Unsettled("无法核实：医院应答中没有该排班的号源数")
-    return int(record["RegistrationNumber"])
-
-
-def _settle_by_count(row: OutboxMessage, at_hospital: int) -> Sent:
-    """The verdict on a lost lock from the hospital's count (see `_settle_lost_lock`)."""
-    on_platform = Schedule.objects.values_list("remaining", flat=True).get(pk=row.order.schedule_id)
+    at_hospital, on_platform = int(record["RegistrationNumber"]), schedule.remaining
     if at_hospital > on_platform:
         return _release_held(
             row, f"医院剩余{at_hospital}，平台剩余{on_platform}（含待核实的此号）：医院未占用该号，平台号源已释放"

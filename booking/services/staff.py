@@ -18,12 +18,14 @@ from booking.hospital import delivery_failure, refuse_if_circuit_open
 from booking.models import LedgerEntry, Order, OutboxMessage, PatientNotification, Schedule
 from booking.services import outbox
 from booking.services._common import _order_for_update
+from booking.services.live import registration_query
 from booking.services.orders import _order_cancel, _order_lock_failed, locking_stale_after
+from regional import hospital_client
 from regional.audit import audit_record
-from regional.delivery import DeliveryStatus
+from regional.delivery import Delivery, DeliveryStatus
 from regional.errors import InvalidInput
 from regional.hospital_client import HospitalError
-from regional.messages import Violation
+from regional.messages import MessageInvalid, Violation
 
 
 def _actor_staff(user) -> str:
@@ -63,33 +65,31 @@ def order_staff_cancel(
 @dataclass(frozen=True)
 class LockResolution:
     """What asking the hospital settled: `released` (the hospital holds nothing, the number is back
-    on sale) or `unknown` (the hospital very likely holds it, or could not say: the order waits in
-    待核实的锁号 for staff to call the hospital). `note` is the Chinese explanation staff read."""
+    on sale), `unknown` (the hospital very likely holds it: the order waits in 待核实的锁号 for staff
+    to call the hospital) or `later` (the hospital's count could not tell yet; the sweep asks
+    again). `note` is the Chinese explanation staff read."""
 
     outcome: str
     note: str
 
-    RELEASED, UNKNOWN = "released", "unknown"
+    RELEASED, UNKNOWN, LATER = "released", "unknown", "later"
 
 
-def _recovery_row(order: Order, *, lock: bool = False) -> OutboxMessage | None:
+def _recovery_row(order: Order) -> OutboxMessage | None:
     rows = OutboxMessage.objects.filter(order=order, kind=OutboxMessage.UNLOCK).order_by("-pk")
-    if lock:
-        rows = rows.select_for_update()
     return next((row for row in rows if row.payload.get("recover")), None)
 
 
-def _unsettled(order: Order) -> bool:
-    row = _recovery_row(order)
+def _unsettled(row: OutboxMessage | None) -> bool:
     return row is not None and row.status in (OutboxMessage.PENDING, OutboxMessage.UNKNOWN)
 
 
 def order_lock_resolve(*, order_id: int, user, reason: str, now: dt.datetime | None = None) -> LockResolution:
     """Resolve an order stuck in 锁号中 for longer than a lock may take (or a failed lock whose outcome
-    is still unknown) by asking the hospital for the schedule's count (getRegistrationInfo, the
-    lost-lock settlement): a count above the platform's means the hospital holds nothing, and the
-    number is released; otherwise the order waits in 待核实的锁号. The hospital is asked first,
-    outside any transaction: if it cannot be reached (or its circuit is open) nothing is written."""
+    is still unknown) by asking the hospital: the order fails with its number held, and the
+    lost-lock settlement (the hospital's count, getRegistrationInfo) decides at once whether the
+    number is released. Never inside a transaction (it calls the hospital). The hospital is
+    reached first (its circuit, then one call): if it cannot be, nothing is written."""
     reason = _reason_required(reason)
     now = now or timezone.now()
     order = Order.objects.select_related("hospital", "schedule").get(pk=order_id)
@@ -98,51 +98,48 @@ def order_lock_resolve(*, order_id: int, user, reason: str, now: dt.datetime | N
             raise OrderStateConflict(
                 f"订单{order.order_no}正在锁号（{timezone.localtime(order.created_at):%H:%M}下单），请几分钟后再处理"
             )
-    elif not (order.status == Order.FAILED and _unsettled(order)):
+    elif not (order.status == Order.FAILED and _unsettled(_recovery_row(order))):
         raise OrderStateConflict(
             f"订单{order.order_no}{order.get_status_display()}，不是锁号中或待核实的锁号，无需处理"
         )
     refuse_if_circuit_open(order.hospital)
     schedule = Schedule.objects.select_related("doctor", "department").get(pk=order.schedule_id)
     try:
-        at_hospital = outbox._hospital_count(order.hospital, schedule)
-    except outbox.Unsettled as exc:
-        raise OrderStateConflict(f"{exc.note}，订单未做更改") from exc
-    except HospitalError as exc:
+        hospital_client.call(order.hospital, "getRegistrationInfo", registration_query(schedule))
+    except (HospitalError, MessageInvalid) as exc:
         raise HospitalUnavailableForBooking(
-            f"{order.hospital.name}暂时无法连接（{delivery_failure(exc).note}），订单未做更改，请稍后再试"
+            f"{order.hospital.name}暂时无法核实（{delivery_failure(exc).note}），订单未做更改，请稍后再试"
         ) from exc
-    return _lock_settle(order_id=order.pk, at_hospital=at_hospital, user=user, reason=reason)
+    actor = _actor_staff(user)
+    _lock_give_up(order_id=order.pk, user=user, actor=actor, reason=reason)
+    row = _recovery_row(order)
+    if not _unsettled(row):  # decided meanwhile (the lock recorded, or settled by the sweep)
+        order.refresh_from_db()
+        return LockResolution(LockResolution.RELEASED, f"锁号已有结果：{order.get_status_display()}")
+    OutboxMessage.objects.filter(pk=row.pk, status__in=(OutboxMessage.PENDING, OutboxMessage.UNKNOWN)).update(
+        status=OutboxMessage.PENDING, claimed_until=None, next_attempt_at=timezone.now()
+    )
+    delivery = outbox.outbox_deliver(message_id=row.pk)
+    row.refresh_from_db()
+    outcome = {Delivery.SENT: LockResolution.RELEASED, OutboxMessage.UNKNOWN: LockResolution.UNKNOWN}.get(
+        delivery.outcome, LockResolution.LATER
+    )
+    note = row.last_error or "医院的号源数暂不能确定，系统将自动再次核实"
+    audit_record(
+        action="处理锁号中：向医院核实", obj=order, after={"outcome": outcome},
+        user=user, actor=actor, reason=f"{reason}；{note}",
+    )  # fmt: skip
+    return LockResolution(outcome, note)
 
 
 @transaction.atomic
-def _lock_settle(*, order_id: int, at_hospital: int, user, reason: str) -> LockResolution:
-    """With the hospital's count in hand: fail a stuck lock (the number held) and settle it at once."""
+def _lock_give_up(*, order_id: int, user, actor: str, reason: str) -> None:
+    """A stuck `locking` order fails with its number held (an UnlockReg row that settles it)."""
     order = _order_for_update(pk=order_id)
-    actor = _actor_staff(user)
     if order.status == Order.LOCKING:
         _order_lock_failed(
             order_id=order.pk, reason=f"工作人员处理锁号中：{reason}", recover=True, actor=actor, user=user
         )
-    row = _recovery_row(order, lock=True)
-    if row is None or row.status not in (OutboxMessage.PENDING, OutboxMessage.UNKNOWN):
-        # Decided meanwhile (the lock recorded, or settled by the sweep): nothing left to settle.
-        order.refresh_from_db()
-        return LockResolution(LockResolution.RELEASED, f"锁号已有结果：{order.get_status_display()}")
-    try:
-        outbox._settle_by_count(row, at_hospital)
-        outcome = LockResolution.RELEASED
-    except outbox.Unsettled as exc:
-        OutboxMessage.objects.filter(pk=row.pk).update(
-            status=OutboxMessage.UNKNOWN, last_error=exc.note[:1000], claimed_until=None
-        )
-        outcome = LockResolution.UNKNOWN
-    note = OutboxMessage.objects.values_list("last_error", flat=True).get(pk=row.pk)
-    audit_record(
-        action="处理锁号中：向医院核实", obj=order, before={"status": row.status}, after={"status": outcome},
-        user=user, actor=actor, reason=f"{reason}；{note}",
-    )  # fmt: skip
-    return LockResolution(outcome, note)
 
 
 # -- 重发通知 --------------------------------------------------------------------------------------

@@ -315,7 +315,7 @@ class StaffResolveLockTests:
             reverse("admin:booking_order_staff_action", args=[stuck.pk, "resolve"]), {"reason": "试"}, follow=True
         )
         [message] = down.context["messages"]
-        assert message.level_tag == "error" and "暂时无法连接" in message.message and "订单未做更改" in message.message
+        assert message.level_tag == "error" and "暂时无法核实" in message.message and "订单未做更改" in message.message
         for order in (fresh, stuck):
             order.refresh_from_db()
             assert order.status == Order.LOCKING and not order.transitions.exists()
