@@ -18,6 +18,7 @@ from django.utils import timezone
 from booking.models import (
     Channel,
     LedgerEntry,
+    LostLock,
     NoShowRecord,
     Order,
     OutboxMessage,
@@ -301,6 +302,20 @@ class StaffResolveLockTests:
         step = order.transitions.get()
         assert step.user == user and step.from_status == Order.LOCKING
         assert AuditEntry.objects.filter(action="处理锁号中：向医院核实", user=user, object_id=str(order.pk)).exists()
+
+    def test_a_lock_the_hospital_seems_to_hold_goes_to_the_lost_lock_worklist(self, client, bookable, channel):
+        sandbox_schedule, schedule = bookable(slots=3)
+        order = stuck_lock(schedule)
+        # The hospital took the number too (its answer was lost): its count equals the platform's.
+        type(sandbox_schedule).objects.filter(pk=sandbox_schedule.pk).update(remaining=F("remaining") - 1)
+        client.force_login(role_staff("hotline"))
+        url = reverse("admin:booking_order_staff_action", args=[order.pk, "resolve"])
+        done = client.post(url, {"reason": "患者来电询问"}, follow=True)
+        [message] = done.context["messages"]
+        assert message.level_tag == "warning" and "医院很可能仍占用该号" in message.message
+        order.refresh_from_db()
+        assert order.status == Order.FAILED and Schedule.objects.get(pk=schedule.pk).remaining == 2
+        assert LostLock.objects.filter(order=order, status=OutboxMessage.UNKNOWN).exists()
 
     def test_a_lock_still_under_way_or_a_hospital_down_changes_nothing(self, client, bookable, channel, his):
         _, schedule = bookable(slots=3)
