@@ -7,16 +7,19 @@ the services (and their actions), and personal data is shown masked with a recor
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html, format_html_join, strip_tags
 
 from booking import notify
 from booking.models import (
@@ -35,9 +38,11 @@ from booking.models import (
 )
 from booking.rules import parse_ban_tiers, parse_channel_quotas, parse_holidays, rules_cache_clear
 from booking.services import channels, outbox, patients, schedules
+from booking.services import staff as staff_services
 from regional.admin import PersonalDataAdminMixin, ReadOnlyAdmin, secrets_page
+from regional.admin_display import shortened
 from regional.errors import DomainError
-from regional.pii import lookup_hash
+from regional.pii import lookup_hash, mask
 
 
 class WorkDateFilter(admin.SimpleListFilter):
@@ -65,6 +70,24 @@ class WorkDateFilter(admin.SimpleListFilter):
         return queryset.filter(**ranges[self.value()]) if self.value() in ranges else queryset
 
 
+class ScheduleDateFilter(WorkDateFilter):
+    """The schedule list opens on today and later (staff work forward); 全部日期 shows the past too."""
+
+    def lookups(self, request, model_admin):
+        return [*super().lookups(request, model_admin), ("all", "全部日期")]
+
+    def value(self):
+        return super().value() or "future"
+
+    def choices(self, changelist):
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": self.value() == str(lookup),
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
+
+
 class StopForm(forms.Form):
     reason = forms.CharField(label="停诊原因", max_length=500, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}))
 
@@ -74,26 +97,21 @@ class ScheduleAdmin(admin.ModelAdmin):
     """Schedules arrive from the hospitals (2.1–2.3) and are never edited here; staff may stop one
     on a hospital's behalf (a telephoned 停诊 while its interface is down), through the service."""
 
+    # Fits 1366 px: the day and session first, 余号/总数 within the screen, long text shortened.
     list_display = (
-        "work_id",
-        "hospital",
-        "department",
-        "doctor",
-        "work_date",
-        "time_code",
-        "session",
-        "price",
-        "slots",
-        "booked_count",
-        "status",
-        "remark",
-    )
-    list_filter = ("status", WorkDateFilter, "time_code", "hospital")
-    search_fields = ("=work_id", "doctor__name", "^doctor__name_abbr", "department__name")
-    search_help_text = "按排班班次（完整）、医生姓名、医生拼音简写（开头）或科室名称搜索"
+        "work_date_short", "session_short", "department_name", "doctor_name", "slots", "price_short", "status",
+        "hospital_short", "work_id_short", "remark_short",
+    )  # fmt: skip
+    list_display_links = ("work_id_short",)
+    list_filter = ("status", ScheduleDateFilter, "time_code", "hospital")
+    search_fields = (
+        "=work_id", "=department_code", "=doctor_code", "doctor__name", "^doctor__name_abbr", "department__name",
+    )  # fmt: skip
+    search_help_text = "按排班班次、科室编号、医生编号（完整），医生姓名、医生拼音简写（开头）或科室名称搜索"
     list_select_related = ("hospital", "department", "doctor", "replaced_by")
     show_full_result_count = False
-    ordering = ("-work_date", "start_time")
+    # From today on, by date (the filter defaults to 今天及以后), not newest first.
+    ordering = ("work_date", "start_time", "work_id")
     actions = ["stop_selected"]
     fieldsets = (
         ("排班", {"fields": ("work_id", "hospital", "department", "doctor", "work_addr", "registration_type")}),
@@ -136,6 +154,39 @@ class ScheduleAdmin(admin.ModelAdmin):
     @admin.display(description="余号/总数")
     def slots(self, obj: Schedule) -> str:
         return f"{obj.remaining}/{obj.total}"
+
+    @admin.display(description="出诊日期", ordering="work_date")
+    def work_date_short(self, obj: Schedule) -> str:
+        return f"{obj.work_date:%Y-%m-%d}"
+
+    @admin.display(description="科室", ordering="department__name")
+    def department_name(self, obj: Schedule) -> str:
+        return format_html('<span title="{}">{}</span>', obj.department_code, shortened(obj.department.name, 8))
+
+    @admin.display(description="医生", ordering="doctor__name")
+    def doctor_name(self, obj: Schedule) -> str:
+        return format_html('<span title="{}">{}</span>', obj.doctor_code, shortened(obj.doctor.name, 6))
+
+    @admin.display(description="挂号费", ordering="price")
+    def price_short(self, obj: Schedule) -> str:
+        return f"{obj.price:.2f}"
+
+    @admin.display(description="时段", ordering="start_time")
+    def session_short(self, obj: Schedule) -> str:
+        return f"{obj.get_time_code_display()} {obj.start_time:%H:%M}–{obj.stop_time:%H:%M}"
+
+    @admin.display(description="医院", ordering="hospital__name")
+    def hospital_short(self, obj: Schedule) -> str:
+        return shortened(obj.hospital.short_name or obj.hospital.name, 6)
+
+    @admin.display(description="排班班次", ordering="work_id")
+    def work_id_short(self, obj: Schedule) -> str:
+        return shortened(obj.work_id, 10)
+
+    @admin.display(description="说明")
+    def remark_short(self, obj: Schedule) -> str:
+        text = strip_tags(self.remark(obj))
+        return shortened(text, 8) if text else ""
 
     @admin.display(description="挂号类型")
     def registration_type(self, obj: Schedule) -> str:
@@ -283,7 +334,7 @@ class VisitDateFilter(WorkDateFilter):
 class OrderTransitionInline(admin.TabularInline):
     model = OrderTransition
     verbose_name_plural = "状态变更记录"
-    fields = ("created_at", "from_status", "to_status", "mark", "actor", "user", "reason")
+    fields = ("created_at", "change", "actor", "user", "reason")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -294,6 +345,10 @@ class OrderTransitionInline(admin.TabularInline):
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+    @admin.display(description="变更")
+    def change(self, obj: OrderTransition) -> str:
+        return obj.change_text
 
 
 class OrderOutboxInline(admin.TabularInline):
@@ -312,15 +367,67 @@ class OrderOutboxInline(admin.TabularInline):
 
 
 def _order_link(order: Order | None) -> str:
+    """A link to the order, its number shortened (the whole number on hover) so lists fit 1366 px."""
     if order is None:
         return "-"
     url = reverse("admin:booking_order_change", args=[order.pk])
-    return format_html('<a href="{}">{}</a>', url, order.order_no)
+    return format_html('<a href="{}">{}</a>', url, shortened(order.order_no, 16))
+
+
+class StaffReasonForm(forms.Form):
+    reason = forms.CharField(
+        label="原因", max_length=300, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="记入订单记录与审计日志，例如“患者来电要求退号”。", error_messages={"required": "请填写原因"},
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StaffAction:
+    """One of the staff's actions on an order: its Chinese title, the permission it needs, what the
+    confirmation page says, and the service it calls (returns a message level and the Chinese result)."""
+
+    key: str
+    title: str
+    permission: str
+    intro: str
+    submit: str
+
+
+STAFF_ACTIONS = {
+    action.key: action
+    for action in (
+        StaffAction(
+            "cancel",
+            "退号退费",
+            "booking.cancel_order",
+            "代患者退号：号源释放，已在线支付的挂号费原路退回（记入退款流水），并通过通知发件箱告知医院、短信告知患者。"
+            "退号规则（状态、退号截止时间）与患者自行退号相同。",
+            "确认退号退费",
+        ),
+        StaffAction(
+            "resolve",
+            "处理锁号中",
+            "booking.resolve_order",
+            "锁号已超过几分钟仍无结果：向医院查询该排班的号源数（getRegistrationInfo）核实医院是否占用此号。"
+            "医院未占用则释放号源；医院很可能占用时订单转入“待核实的锁号”，请联系医院。",
+            "向医院核实",
+        ),
+        StaffAction(
+            "resend",
+            "重发通知",
+            "booking.retry_patientnotification",
+            "将该订单最近一条患者通知重新发送给患者（未送达的立即重试，已送达的再发一次）。",
+            "确认重发",
+        ),
+    )  # fmt: skip
+}
 
 
 @admin.register(Order)
 class OrderAdmin(PersonalDataAdminMixin, ReadOnlyAdmin):
-    """Orders with their history; the patient masked (reveal recorded)."""
+    """Orders with their history; the patient masked (reveal recorded). The hotline finds a
+    patient's order by full ID, phone or card number or name (through the lookup hashes) and acts on
+    it through the booking services (退号退费, 处理锁号中, 重发通知), each with a reason."""
 
     personal_fields = {
         "patient_name": "name",
@@ -329,26 +436,34 @@ class OrderAdmin(PersonalDataAdminMixin, ReadOnlyAdmin):
         "card_no": "card",
         "address": "address",
     }
+    # What the hotline needs first fits 1366 px: state, patient, visit, fee; long numbers shortened.
     list_display = (
-        "order_no", "hospital", "channel", "work_id", "work_date", "status", "mark", "masked_patient_name", "fee",
-        "created_at", "lock_expires_at",
+        "state", "patient", "visit", "fee_display", "order_short", "hospital_short", "channel_code", "created_short",
     )  # fmt: skip
+    list_display_links = ("order_short",)
     list_filter = ("status", "mark", VisitDateFilter, ("created_at", admin.DateFieldListFilter), "channel", "hospital")
     search_fields = (
         "=order_no", "=workflow_id", "=hospital__hospital_no", "=schedule__doctor__doctor_id",
         "=schedule__department__department_id",
     )  # fmt: skip
-    search_help_text = "按平台订单号、WorkFlowId、完整身份证号、完整诊疗卡号，或医院编号、医生编号、科室编号精确搜索"
+    search_help_text = (
+        "按平台订单号、WorkFlowId、完整身份证号、手机号码、诊疗卡号、患者姓名，或医院编号、医生编号、科室编号精确搜索"
+    )
     list_select_related = ("hospital", "channel", "schedule")
+    actions = ["cancel_selected", "resolve_selected", "resend_selected"]
+    change_form_template = "admin/booking/order/change_form.html"
 
     def get_search_results(self, request: HttpRequest, queryset, search_term: str):
-        # ID and card numbers are stored encrypted: the hotline's full number is matched through its
-        # keyed lookup hash, never against a plaintext column.
+        # Personal data is stored encrypted: the hotline's full ID, phone or card number or the
+        # patient's name is matched through its keyed lookup hash (spaces and case ignored), never
+        # against a plaintext column.
         found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         term = search_term.strip()
         if term:
             digest = lookup_hash(term)
-            found = found | queryset.filter(Q(id_card_hash=digest) | Q(card_no_hash=digest))
+            found = found | queryset.filter(
+                Q(id_card_hash=digest) | Q(phone_hash=digest) | Q(card_no_hash=digest) | Q(patient_name_hash=digest)
+            )
         return found, may_have_duplicates
 
     ordering = ("-created_at",)
@@ -364,6 +479,42 @@ class OrderAdmin(PersonalDataAdminMixin, ReadOnlyAdmin):
         ("时间", {"fields": ("created_at", "locked_at", "lock_expires_at", "cancelled_at", "finished_at",
                           "updated_at")}),
     )  # fmt: skip
+
+    # -- list columns ----------------------------------------------------------------------------
+
+    @admin.display(description="状态", ordering="status")
+    def state(self, obj: Order) -> str:
+        return f"{obj.get_status_display()}·{obj.get_mark_display()}" if obj.mark else obj.get_status_display()
+
+    @admin.display(description="患者")
+    def patient(self, obj: Order) -> str:
+        return mask(obj.patient_name, "name")
+
+    @admin.display(description="就诊日期/时段", ordering="schedule__work_date")
+    def visit(self, obj: Order) -> str:
+        return f"{obj.schedule.work_date:%Y-%m-%d} {obj.schedule.get_time_code_display()}"
+
+    @admin.display(description="挂号费", ordering="fee")
+    def fee_display(self, obj: Order) -> str:
+        return f"{obj.fee:.2f}"
+
+    @admin.display(description="订单号", ordering="order_no")
+    def order_short(self, obj: Order) -> str:
+        return shortened(obj.order_no, 12)
+
+    @admin.display(description="医院", ordering="hospital__name")
+    def hospital_short(self, obj: Order) -> str:
+        return shortened(obj.hospital.short_name or obj.hospital.name, 8)
+
+    @admin.display(description="渠道", ordering="channel__code")
+    def channel_code(self, obj: Order) -> str:
+        return format_html('<span title="{}">{}</span>', obj.channel.name, obj.channel.code)
+
+    @admin.display(description="下单时间", ordering="created_at")
+    def created_short(self, obj: Order) -> str:
+        return f"{timezone.localtime(obj.created_at):%m-%d %H:%M}"
+
+    # -- detail fields ---------------------------------------------------------------------------
 
     @admin.display(description="排班班次", ordering="schedule__work_id")
     def work_id(self, obj: Order) -> str:
@@ -392,6 +543,152 @@ class OrderAdmin(PersonalDataAdminMixin, ReadOnlyAdmin):
     @admin.display(description="地址")
     def masked_address(self, obj: Order) -> str:
         return self.masked(obj, "address")
+
+    # -- staff actions: the changelist's actions and the detail page's buttons share one page ------
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(STAFF_ACTIONS["cancel"].permission)
+
+    def has_resolve_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(STAFF_ACTIONS["resolve"].permission)
+
+    def has_resend_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(STAFF_ACTIONS["resend"].permission)
+
+    @admin.action(description="退号退费（代患者）", permissions=["cancel"])
+    def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Order]):
+        return self._bulk_action(request, queryset, STAFF_ACTIONS["cancel"], "cancel_selected")
+
+    @admin.action(description="处理锁号中（向医院核实）", permissions=["resolve"])
+    def resolve_selected(self, request: HttpRequest, queryset: QuerySet[Order]):
+        return self._bulk_action(request, queryset, STAFF_ACTIONS["resolve"], "resolve_selected")
+
+    @admin.action(description="重发通知（最近一条患者通知）", permissions=["resend"])
+    def resend_selected(self, request: HttpRequest, queryset: QuerySet[Order]):
+        return self._bulk_action(request, queryset, STAFF_ACTIONS["resend"], "resend_selected")
+
+    def _bulk_action(self, request: HttpRequest, queryset: QuerySet[Order], action: StaffAction, name: str):
+        form = StaffReasonForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            for order in queryset.select_related("hospital")[:200]:
+                self._perform(request, action, order, form.cleaned_data["reason"])
+            return None
+        extra = {
+            "action_name": name,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+            "select_across": request.POST.get("select_across", "0"),
+            "back_url": reverse("admin:booking_order_changelist"),
+        }
+        return self._action_page(request, action, queryset, form, extra)
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/staff/<str:key>/",
+                self.admin_site.admin_view(self.staff_action_view),
+                name="booking_order_staff_action",
+            ),
+            *super().get_urls(),
+        ]
+
+    def staff_action_view(self, request: HttpRequest, object_id: str, key: str) -> HttpResponse:
+        """One order's action from its detail page: GET asks the reason, POST performs it."""
+        action = STAFF_ACTIONS.get(key)
+        if action is None:
+            raise Http404("没有这个操作")
+        if not (self.has_view_permission(request) and request.user.has_perm(action.permission)):
+            raise PermissionDenied
+        order = self.get_object(request, unquote(object_id))
+        if order is None:
+            raise Http404("订单不存在")
+        change_url = reverse("admin:booking_order_change", args=[order.pk])
+        form = StaffReasonForm(request.POST if request.method == "POST" else None)
+        if request.method == "POST" and form.is_valid():
+            self._perform(request, action, order, form.cleaned_data["reason"])
+            return HttpResponseRedirect(change_url)
+        queryset = Order.objects.filter(pk=order.pk)
+        return self._action_page(request, action, queryset, form, {"back_url": change_url})
+
+    def _action_page(self, request, action: StaffAction, queryset, form, extra: dict) -> TemplateResponse:
+        orders = list(queryset.select_related("hospital", "schedule")[:200])
+        context = {
+            **self.admin_site.each_context(request),
+            "title": action.title,
+            "opts": self.model._meta,
+            "action": action,
+            "form": form,
+            "orders": [(o, mask(o.patient_name, "name"), self.visit(o)) for o in orders],
+            "count": queryset.count(),
+            **extra,
+        }
+        return TemplateResponse(request, "admin/booking/order/staff_action.html", context)
+
+    def _perform(self, request: HttpRequest, action: StaffAction, order: Order, reason: str) -> None:
+        """Call the action's service for one order and tell the staff member what happened, in Chinese."""
+        try:
+            if action.key == "cancel":
+                order, refund = staff_services.order_staff_cancel(order_id=order.pk, user=request.user, reason=reason)
+                money = f"，挂号费{refund.amount}元已记入退款流水、原路退回" if refund else "（未在线支付，无需退款）"
+                self.message_user(request, f"订单{order.order_no}已退号{money}，已通知医院与患者", messages.SUCCESS)
+            elif action.key == "resolve":
+                result = staff_services.order_lock_resolve(order_id=order.pk, user=request.user, reason=reason)
+                level = messages.SUCCESS if result.outcome == result.RELEASED else messages.WARNING
+                self.message_user(request, f"订单{order.order_no}：{result.note}", level)
+            else:
+                row = staff_services.notification_resend(order_id=order.pk, user=request.user, reason=reason)
+                self.message_user(
+                    request, f"订单{order.order_no}：已重新发送“{row.get_kind_display()}”通知", messages.SUCCESS
+                )
+        except DomainError as exc:
+            self.message_user(request, f"订单{order.order_no}未能{action.title}：{exc.message}", messages.ERROR)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context["staff_actions"] = [
+                (action, reverse("admin:booking_order_staff_action", args=[obj.pk, action.key]))
+                for action in STAFF_ACTIONS.values()
+                if request.user.has_perm(action.permission) and self._applies(action, obj)
+            ]
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
+
+    @staticmethod
+    def _applies(action: StaffAction, order: Order) -> bool:
+        if action.key == "cancel":
+            return order.status in (Order.BOOKED, Order.PAID)
+        if action.key == "resolve":
+            return order.status == Order.LOCKING or (
+                order.status == Order.FAILED
+                and order.outbox.filter(
+                    kind=OutboxMessage.UNLOCK, status__in=(OutboxMessage.PENDING, OutboxMessage.UNKNOWN)
+                ).exists()
+            )
+        return order.notifications.exists()
+
+
+@admin.register(OrderTransition)
+class OrderTransitionAdmin(ReadOnlyAdmin):
+    """Every order's history, newest first: what changed, who changed it and why."""
+
+    list_display = ("created_at", "order_link", "change", "actor", "user", "short_reason")
+    search_fields = ("=order__order_no",)
+    search_help_text = "按平台订单号精确搜索"
+    list_select_related = ("order", "user")
+    ordering = ("-created_at", "-pk")
+    fields = ("order_link", "change", "actor", "user", "reason", "created_at")
+    readonly_fields = fields
+
+    @admin.display(description="订单")
+    def order_link(self, obj: OrderTransition) -> str:
+        return _order_link(obj.order)
+
+    @admin.display(description="变更")
+    def change(self, obj: OrderTransition) -> str:
+        return obj.change_text
+
+    @admin.display(description="原因")
+    def short_reason(self, obj: OrderTransition) -> str:
+        return shortened(obj.reason, 30)
 
 
 @admin.register(OutboxMessage)
@@ -485,9 +782,10 @@ class LostLockAdmin(ReadOnlyAdmin):
 @admin.register(PatientNotification)
 class PatientNotificationAdmin(PersonalDataAdminMixin, ReadOnlyAdmin):
     personal_fields = {"phone": "phone"}
-    list_display = ("created_at", "kind", "order_link", "masked_phone", "status", "attempts", "backend", "sent_at")
+    list_display = ("created_at", "kind", "status", "order_link", "phone_short", "attempts", "sent_at")
     list_filter = ("status", "kind")
     search_fields = ("=order__order_no",)
+    search_help_text = "按平台订单号精确搜索"
     list_select_related = ("order",)
     ordering = ("-created_at",)
     actions = ["retry_selected"]
@@ -506,6 +804,10 @@ class PatientNotificationAdmin(PersonalDataAdminMixin, ReadOnlyAdmin):
     def masked_phone(self, obj: PatientNotification) -> str:
         return self.masked(obj, "phone")
 
+    @admin.display(description="手机号码")
+    def phone_short(self, obj: PatientNotification) -> str:
+        return mask(obj.phone, "phone")  # the reveal link is on the detail page
+
     @admin.action(description="立即重新发送所选通知", permissions=["retry"])
     def retry_selected(self, request: HttpRequest, queryset: QuerySet[PatientNotification]) -> None:
         count = notify.notifications_retry(
@@ -516,9 +818,10 @@ class PatientNotificationAdmin(PersonalDataAdminMixin, ReadOnlyAdmin):
 
 @admin.register(NoShowRecord)
 class NoShowRecordAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "hospital", "order_link", "work_date", "patient_key", "occurred_at")
+    list_display = ("work_date", "hospital_short", "order_link", "patient_key", "occurred_at", "created_at")
     list_filter = ("hospital", ("work_date", admin.DateFieldListFilter))
     search_fields = ("=order__order_no",)
+    search_help_text = "按平台订单号精确搜索"
     list_select_related = ("hospital", "order")
     ordering = ("-created_at",)
     fields = ("order_link", "hospital", "work_date", "patient_key", "occurred_at", "created_at")
@@ -531,6 +834,10 @@ class NoShowRecordAdmin(ReadOnlyAdmin):
     @admin.display(description="患者标识（身份证号摘要）")
     def patient_key(self, obj: NoShowRecord) -> str:
         return f"{obj.id_card_hash[:12]}…"
+
+    @admin.display(description="医院", ordering="hospital__name")
+    def hospital_short(self, obj: NoShowRecord) -> str:
+        return shortened(obj.hospital.short_name or obj.hospital.name, 8)
 
 
 @admin.register(LedgerEntry)

@@ -156,6 +156,10 @@ class Schedule(models.Model):
             models.Index(fields=["department", "work_date"], name="schedule_department_date"),
             models.Index(fields=["doctor", "work_date"], name="schedule_doctor_date"),
             models.Index(fields=["status", "work_date"], name="schedule_status_date"),
+            # The staff's list: by date from today, and searched by the hospital's department/doctor code.
+            models.Index(fields=["work_date", "start_time"], name="schedule_date_start"),
+            models.Index(fields=["department_code"], name="schedule_department_code"),
+            models.Index(fields=["doctor_code"], name="schedule_doctor_code"),
         ]
         permissions = [("stop_schedule", "可代医院停诊")]
 
@@ -264,10 +268,14 @@ class Order(models.Model):
     hospital_status = models.CharField("医院端状态", max_length=1, blank=True, choices=WorkFlowStatus.choices)
     refreshed_at = models.DateTimeField("最近查询医院时间", null=True, blank=True)
     # The patient, as the channel sent it (CONTRACT.md section 6: encrypted, hashed for lookups).
-    patient_name = EncryptedTextField("患者姓名", kind="name")
+    # The name's hash is of the name without spaces (`lookup_hash` normalises), so 张 三 finds 张三.
+    patient_name = EncryptedTextField("患者姓名", kind="name", hash_field="patient_name_hash")
+    # Indexed (LookupHashField's own index): the hotline searches by the full name and phone number.
+    patient_name_hash = LookupHashField("患者姓名摘要")
     id_card = EncryptedTextField("身份证号", kind="id", hash_field="id_card_hash")
     id_card_hash = LookupHashField("身份证号摘要", db_index=False)
-    phone = EncryptedTextField("手机号码", kind="phone")
+    phone = EncryptedTextField("手机号码", kind="phone", hash_field="phone_hash")
+    phone_hash = LookupHashField("手机号码摘要")
     card_no = EncryptedTextField("诊疗卡号", kind="card", hash_field="card_no_hash")
     card_no_hash = LookupHashField("诊疗卡号摘要", db_index=False)
     card_type = models.CharField("卡类型", max_length=2, choices=CardType.choices, blank=True)
@@ -318,6 +326,10 @@ class Order(models.Model):
             models.Index(fields=["paid_at"], name="order_paid_at"),
             models.Index(fields=["cancelled_at"], name="order_cancelled_at"),
         ]
+        permissions = [
+            ("cancel_order", "可代患者退号退费"),
+            ("resolve_order", "可处理锁号中的订单"),
+        ]
 
     def __str__(self) -> str:
         return self.order_no
@@ -354,10 +366,23 @@ class OrderTransition(models.Model):
         verbose_name = "订单状态变更"
         verbose_name_plural = "订单状态变更"
         ordering = ["created_at", "pk"]
-        indexes = [models.Index(fields=["order", "created_at"], name="order_transition_order")]
+        indexes = [
+            models.Index(fields=["order", "created_at"], name="order_transition_order"),
+            models.Index(fields=["created_at"], name="order_transition_created"),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.order_id}: {self.from_status or '-'} → {self.to_status}"
+        return f"{self.change_text} {timezone.localtime(self.created_at):%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def change_text(self) -> str:
+        """What changed, as staff read it: `锁号中 → 已预约`, or the mark when the status stayed."""
+        labels = dict(Order.Status.choices)
+        before = labels.get(self.from_status, self.from_status) if self.from_status else "新建"
+        text = f"{before} → {labels.get(self.to_status, self.to_status)}"
+        if self.mark:
+            text += f"（{dict(Order.Mark.choices).get(self.mark, self.mark)}）"
+        return text
 
 
 class OutboxMessage(DeliveryRow):

@@ -43,6 +43,7 @@ ROLES: dict[str, Role] = {
             + _view("booking", "waitlistentry", "bookingrules")
             + (
                 "booking.cancel_order",
+                "booking.resolve_order",
                 "booking.retry_patientnotification",
                 "booking.change_noshowban",
             ),

@@ -396,7 +396,7 @@ def _order_reserve(
 
 
 @transaction.atomic
-def _order_lock_failed(*, order_id: int, reason: str, recover: bool) -> None:
+def _order_lock_failed(*, order_id: int, reason: str, recover: bool, actor: str = SYSTEM, user=None) -> None:
     order = Order.objects.select_for_update().filter(pk=order_id).first()
     if order is None or order.status != Order.LOCKING:
         return  # reconciled meanwhile
@@ -405,13 +405,15 @@ def _order_lock_failed(*, order_id: int, reason: str, recover: bool) -> None:
     order.save(update_fields=["status", "failure_reason", "updated_at"])
     if not recover:
         _release_count(order.schedule_id)
-        _record(order, from_status=Order.LOCKING, actor=SYSTEM, reason=f"锁号失败，号源已释放：{reason}")
+        _record(order, from_status=Order.LOCKING, actor=actor, user=user, reason=f"锁号失败，号源已释放：{reason}")
         return
     # The hospital may hold the lock: the number stays out of sale (`holds`) until the outcome is
     # settled. Not sent now: settling reads the hospital's count back, later and outside this request
     # (without a broker, tasks would run in it), by the sweep.
     _outbox_add(order, OutboxMessage.UNLOCK, {"recover": True, "holds": True}, now=False)
-    _record(order, from_status=Order.LOCKING, actor=SYSTEM, reason=f"锁号结果未知，号源暂不释放，待核实：{reason}")
+    _record(
+        order, from_status=Order.LOCKING, actor=actor, user=user, reason=f"锁号结果未知，号源暂不释放，待核实：{reason}"
+    )
 
 
 @transaction.atomic
@@ -600,16 +602,28 @@ def order_cancel(
     order = _order_for_update(channel=channel, order_no=order_no)
     if order.status == Order.CANCELLED:
         return order, False
+    _order_cancel(
+        order, by=Order.BY_CHANNEL, actor=_actor_channel(channel), reason=reason, refund_reason="患者退号", now=now
+    )
+    return order, True
+
+
+def _order_cancel(
+    order: Order, *, by: str, actor: str, reason: str, refund_reason: str, now: dt.datetime, user=None
+) -> LedgerEntry | None:
+    """Cancel a booked or paid order (locked for update by the caller) within the cancellation
+    rules: status 3, the slot given back, the refund of an online payment, the hospital told through
+    the outbox and the patient notified. Returns the refund entry, if any."""
     if order.status not in (Order.BOOKED, Order.PAID):
-        raise OrderStateConflict(f"订单{order_no}{order.get_status_display()}，不能退号")
+        raise OrderStateConflict(f"订单{order.order_no}{order.get_status_display()}，不能退号")
     _check_cancel_deadline(order, now)
     previous = order.status
-    order.status, order.cancelled_by, order.cancelled_at = Order.CANCELLED, Order.BY_CHANNEL, now
+    order.status, order.cancelled_by, order.cancelled_at = Order.CANCELLED, by, now
     order.save()
     _outbox_supersede_payment(order)
     WaitlistEntry.objects.filter(order=order, status=WaitlistEntry.OFFERED).update(status=WaitlistEntry.CANCELLED)
     _release_count(order.schedule_id)
-    refund = _refund_if_paid(order, f"患者退号：{reason}")
+    refund = _refund_if_paid(order, f"{refund_reason}：{reason}")
     if previous == Order.PAID or order.pay_type == Order.PAY_ONSITE:
         payload = {
             "WorkFlowId": order.workflow_id,
@@ -619,7 +633,7 @@ def order_cancel(
         _outbox_add(order, OutboxMessage.CANCEL, payload)
     else:
         _outbox_unlock(order, workflow_id=order.workflow_id, serial_number=order.serial_number)
-    _record(order, from_status=previous, actor=_actor_channel(channel), reason=reason)
+    _record(order, from_status=previous, actor=actor, reason=reason, user=user)
     refund_text = f"挂号费{refund.amount}元将原路退回。" if refund else ""
     notify_patient(
         order=order,
@@ -628,7 +642,7 @@ def order_cancel(
     )
     # After the outbox row: its delivery (the number given back at the hospital) runs first on commit.
     _waitlist_kick(order.schedule_id)
-    return order, True
+    return refund
 
 
 def _check_cancel_deadline(order: Order, now: dt.datetime) -> None:
@@ -692,14 +706,19 @@ def order_expire(*, order_id: int, now: dt.datetime | None = None) -> bool:
 # -- reconciling interrupted locks ---------------------------------------------------------------
 
 
+def locking_stale_after() -> dt.timedelta:
+    """How long a lock may be under way before it counts as interrupted (far longer than a call may take)."""
+    seconds = max(int(_setting("BOOKING_LOCKING_STALE_SECONDS", 120)), 4 * int(settings.HOSPITAL_CALL_TIMEOUT))
+    return dt.timedelta(seconds=seconds)
+
+
 def orders_reconcile_locking(*, now: dt.datetime | None = None) -> int:
     """Orders left in `locking` by a crash (older than BOOKING_LOCKING_STALE_SECONDS, and far
     longer than a call may take): the slot is given back, the order fails, and the hospital's
     lock, should one exist, is found by its TransactionId and unlocked (outbox). Returns how many."""
     now = now or timezone.now()
-    stale = max(int(_setting("BOOKING_LOCKING_STALE_SECONDS", 120)), 4 * int(settings.HOSPITAL_CALL_TIMEOUT))
     ids = list(
-        Order.objects.filter(status=Order.LOCKING, created_at__lt=now - dt.timedelta(seconds=stale)).values_list(
+        Order.objects.filter(status=Order.LOCKING, created_at__lt=now - locking_stale_after()).values_list(
             "pk", flat=True
         )[:500]
     )
