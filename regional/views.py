@@ -89,12 +89,13 @@ def interface_docs(request: HttpRequest) -> HttpResponse:
             items.append(
                 {
                     "interface": iface,
+                    "anchor": f"{iface.side}-{iface.name}",
                     "request_rows": list(_rows(iface.request.fields)),
                     "response_rows": list(_rows(iface.response.fields)),
                     "request_example": iface.request.render(iface.request.example(records=1)),
                 }
             )
-        groups.append({"title": title, "items": items})
+        groups.append({"side": side, "title": title, "items": items})
     return render(request, "regional/interfaces.html", {"groups": groups})
 
 

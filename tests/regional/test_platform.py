@@ -28,7 +28,11 @@ class PersonalDataTests:
     def test_values_are_masked_as_the_contract_shows(self):
         assert pii.mask("330600000000001234", "id") == "3306**********1234"
         assert pii.mask(FAKE_PHONE, "phone") == "134****1234"
-        assert pii.mask("张三", "name") == "张*"
+        assert pii.mask("张三", "name") == "张**"
+
+    def test_a_masked_name_does_not_give_its_length_away(self):
+        assert pii.mask("并二", "name") == pii.mask("并二三", "name") == pii.mask("并二三四", "name") == "并**"
+        assert pii.mask("并", "name") == "**"  # a one-character name is not shown at all
 
     def test_encryption_round_trips_and_rotates(self, settings):
         token = pii.encrypt(FAKE_ID)
