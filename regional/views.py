@@ -46,14 +46,15 @@ def healthz(request: HttpRequest) -> JsonResponse:
 def _rows(nodes, depth=0):
     for node in nodes:
         if isinstance(node, Field):
-            kind = KIND_LABELS[node.kind]
-            if node.choices:
-                kind = f"{kind}：{node.choice_text()}"
+            # The wire format and the codes are shown as code, apart from the Chinese words.
+            kind, _, kind_format = KIND_LABELS[node.kind].partition(" ")
             yield {
                 "depth": depth,
                 "name": node.name,
                 "label": node.label,
                 "kind": kind,
+                "kind_format": kind_format,
+                "choices": list(node.choices or ()),
                 "required": node.required,
                 "max_length": node.max_length or "",
                 "sensitive": bool(node.sensitive),
