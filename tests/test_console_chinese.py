@@ -43,9 +43,12 @@ _ASCII_RUN = re.compile(r"[A-Za-z0-9_./@=$:#&%+'\-]+")
 
 def visible_text(content: bytes) -> str:
     """The prose a person reads on a page: text, button labels, placeholders, titles, option texts."""
-    doc = html.fromstring(content)
+    doc = html.fromstring(content.decode("utf-8"))  # as bytes, lxml guesses Latin-1 without a meta charset
     # Raw messages and data shown verbatim (message bodies, JSON in a textarea) are not the UI's words.
     for node in doc.xpath("//script|//style|//noscript|//template|//pre|//code|//textarea"):
+        node.drop_tree()
+    # Time-zone names (Africa/El Aaiun) are the IANA database's proper names, like product names.
+    for node in doc.xpath("//select[contains(@name, 'timezone')]/option"):
         node.drop_tree()
     parts = doc.xpath("//body//text()") or doc.xpath("//text()")
     parts += doc.xpath("//title/text()")
