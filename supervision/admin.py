@@ -19,6 +19,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from referral import selectors as referral_selectors
 from regional.admin_display import shortened
+from regional.messages.catalog import ALL_INTERFACES
 from regional.models import Department, Doctor, Hospital
 from supervision import charts, reports, selectors, services
 from supervision.definitions import (
@@ -386,6 +387,9 @@ def _hospital_short(hospital) -> str:
     return format_html('<span title="{}（{}）">{}</span>', hospital.name, hospital.hospital_no, name)
 
 
+_INTERFACE_TITLES = {(i.side, i.name): i.title for i in ALL_INTERFACES}
+
+
 def _tail(order_no: str, keep: int = 10) -> str:
     """An order number by its last characters (they start alike: YY and the date); the whole on hover."""
     if len(order_no) <= keep + 1:
@@ -530,7 +534,7 @@ class SupervisedReferralAdmin(DrillAdmin):
 @admin.register(SupervisedMessage)
 class SupervisedMessageAdmin(DrillAdmin):
     figures = MESSAGE_FIGURES
-    list_display = ("when", "ok", "interface", "direction", "hospital_short", "result_code", "duration_ms",
+    list_display = ("when", "ok", "interface_named", "direction", "hospital_short", "result_code", "duration_ms",
                     "error_short")  # fmt: skip
     list_filter = (
         figure_filter(MESSAGE_FIGURES),
@@ -540,9 +544,19 @@ class SupervisedMessageAdmin(DrillAdmin):
     list_select_related = ("hospital",)
     ordering = ("-created_at",)
 
+    # The commission sees that a call was made and how it went, not the messages themselves.
+    exclude = ("request_text", "response_text")
+
     @admin.display(description="时间", ordering="created_at")
     def when(self, obj):
         return _short_time(obj.created_at)
+
+    @admin.display(description="接口", ordering="interface")
+    def interface_named(self, obj):
+        title = _INTERFACE_TITLES.get((obj.side, obj.interface))
+        if not title:
+            return format_html("<code>{}</code>", obj.interface)
+        return format_html("{}<br><small><code>{}</code></small>", title, obj.interface)
 
     @admin.display(description="错误")
     def error_short(self, obj):

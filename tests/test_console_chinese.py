@@ -33,11 +33,27 @@ from tests.referral.conftest import post, receiver, sender  # noqa: F401 - the r
 pytestmark = pytest.mark.slow
 
 # page label -> why it is still English. Labels: "<app>.<model>:<page>", "app:<app>", "view:<url name>".
-XFAIL: dict[str, str] = {}
+# Each is owned by another helper of #13; the integrator removes an entry once its branch is merged.
+XFAIL: dict[str, str] = {
+    "auth.group:add": "权限名称仍为 Django 生成的英文（Can add …）：角色与权限由 roles 分支改为中文",
+    "auth.group:change": "权限名称仍为 Django 生成的英文（Can add …）：角色与权限由 roles 分支改为中文",
+    "auth.user:change": "权限名称仍为 Django 生成的英文（Can add …）：角色与权限由 roles 分支改为中文",
+    "regional.hospital:change": "医院接口设置的帮助文字为英文（Expected … element, qualified）：医院管理归 hospital 分支",
+    "regional.inboundtransaction:changelist": "已处理的访问流水号列表表头为英文（CREATED AT …）：归 message-log 分支",
+    "regional.inboundtransaction:change": "已处理的访问流水号详情为英文（Body hash …）：归 message-log 分支",
+    "regional.messagelog:changelist": "接口报文日志以代码显示接口（referral），未附中文名称：归 message-log 分支",
+    "regional.auditentry:change": "审计记录的变更内容显示字段名和原始值（status: draft）：regional/admin.py 不在本分支",
+    "reconciliation.statementsource:add": "对账单来源的帮助文字含英文键（encoding, merchant）：归 reconciliation 分支",
+    "reconciliation.statementsource:change": "对账单来源的帮助文字含英文键（encoding, merchant）：归 reconciliation 分支",
+}
+# Names of keys and formats that Chinese text itself uses (按住 Control 键或 Mac 上的 Command 键; .xlsx),
+# and the demo administrator's user name (data, made by seed_demo).
+ALLOWED = {"Control", "Command", "Mac", "xlsx", "demo"}
 
 # A token with digits, separators or inner capitals is a code or identifier (W20261201, a hash,
-# Africa/Abidjan, booking.deliver_locks, HospitalInfo, SOAPAction); all-capitals is a code (NK, DEMO).
-_IDENTIFIER = re.compile(r"[a-z][A-Z]|[A-Z]{2,}[a-z]|[\d_/.@=$:#&%+]")
+# Africa/Abidjan, booking.deliver_locks, referral-query, HospitalInfo, SOAPAction); all-capitals is a
+# code (NK, DEMO).
+_IDENTIFIER = re.compile(r"[a-z][A-Z]|[A-Z]{2,}[a-z]|[\d_/.@=$:#&%+-]")
 _ASCII_RUN = re.compile(r"[A-Za-z0-9_./@=$:#&%+'\-]+")
 
 
@@ -67,12 +83,12 @@ def prose_words(text: str) -> list[str]:
 
 
 def english_on(content: bytes) -> list[str]:
-    return english_words(visible_text(content))
+    return english_words(visible_text(content), ALLOWED)
 
 
 class TokenFilterTests:
     def test_it_keeps_english_prose_and_drops_codes_and_identifiers(self):
-        text = "Select 预约订单 to view; By 状态 Dec. 4, 2026 NK W20261201 HospitalInfo booking.deliver_locks"
+        text = "Select 预约订单 to view; By 状态 Dec. 4, 2026 NK W20261201 HospitalInfo booking.deliver_locks referral-query"
         assert english_words(" ".join(prose_words(text))) == ["By", "Dec", "Select", "to", "view"]
 
     def test_scripts_and_raw_messages_are_not_read_but_buttons_and_options_are(self):
@@ -186,6 +202,8 @@ class ConsoleInChineseTests:
             response = english_browser.get(url)
             assert response.status_code == 200, url
             assert english_on(response.content) == [], url
+        login_page = Client(HTTP_ACCEPT_LANGUAGE="en-US").get("/admin/login/")
+        assert login_page.status_code == 200 and english_on(login_page.content) == []
 
     def test_the_lock_out_page_after_failed_logins_is_chinese(self, seeded, settings):
         settings.LOGIN_MAX_FAILURES = 2
