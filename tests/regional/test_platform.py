@@ -226,6 +226,25 @@ class AdminTests:
         ):
             assert name in page
 
+    def test_the_interface_catalogue_has_a_table_of_contents_with_an_anchor_per_interface(self, client):
+        from lxml import html
+
+        from regional.messages.catalog import ALL_INTERFACES
+
+        doc = html.fromstring(client.get("/interfaces/").content.decode())
+        targets = [a.get("href")[1:] for a in doc.xpath("//nav[@class='toc']//li/a")]
+        assert len(targets) == len(ALL_INTERFACES) == len(set(targets))
+        for target in targets:
+            # Each link targets a collapsed section (it opens as the link's target), titled by a link to itself.
+            assert doc.xpath(f"//section[@class='iface'][@id='{target}']/h3/a[@href='#{target}']"), target
+
+    def test_the_favicon_is_served_in_every_mode(self, client, settings):
+        settings.DEBUG = False
+        response = client.get("/favicon.ico")
+        assert response.status_code == 200 and response["Content-Type"] == "image/x-icon"
+        assert response.content[:4] == b"\x00\x00\x01\x00" and "max-age" in response["Cache-Control"]
+        assert client.head("/favicon.ico").status_code == 200
+
 
 class ProductionSettingsTests:
     def test_check_deploy_is_clean_with_production_settings(self, tmp_path):
