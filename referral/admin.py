@@ -26,6 +26,7 @@ from referral.models import (
     ReferralTransition,
 )
 from regional.admin import PersonalDataAdminMixin
+from regional.admin_display import shortened
 from regional.errors import DomainError
 from regional.models import Hospital
 from regional.pii import lookup_hash, mask
@@ -95,17 +96,16 @@ class BackFilter(admin.SimpleListFilter):
 class ReferralAdmin(PersonalDataAdminMixin, admin.ModelAdmin):
     personal_fields = PERSONAL_FIELDS
     change_list_template = "referral/admin/change_list.html"
+    # What the referral desk looks for first (state, patient, urgency, time), then the route; fits 1366 px.
     list_display = (
-        "order_id",
-        "sending_hospital",
-        "receiving_hospital",
-        "patient_masked",
-        "care_type",
-        "direction",
+        "code",
         "status",
+        "patient_masked",
         "urgency",
         "submitted_at",
         "overdue_mark",
+        "route",
+        "kind",
     )
     list_filter = (
         "status",
@@ -217,6 +217,22 @@ class ReferralAdmin(PersonalDataAdminMixin, admin.ModelAdmin):
             ),
             *super().get_urls(),
         ]
+
+    @admin.display(description="转诊编码", ordering="order_id")
+    def code(self, obj: Referral) -> str:
+        return shortened(obj.order_id, 14)
+
+    @admin.display(description="转出 → 转入")
+    def route(self, obj: Referral) -> str:
+        return format_html(
+            "{} → {}",
+            _hospital_short(obj.sending_hospital, obj.sending_hospital_name),
+            _hospital_short(obj.receiving_hospital),
+        )
+
+    @admin.display(description="类型")
+    def kind(self, obj: Referral) -> str:
+        return f"{obj.get_care_type_display()}·{obj.get_direction_display()}"
 
     @admin.display(description="患者")
     def patient_masked(self, obj: Referral) -> str:
@@ -331,6 +347,17 @@ def _statistics_csv(rows, date_from: dt.date, date_to: dt.date) -> HttpResponse:
     return response
 
 
+def _hospital_short(hospital: Hospital | None, fallback: str = "") -> str:
+    """A hospital's name cut to fit a list column; its full name and code on hover."""
+    if hospital is None:
+        return fallback or "-"
+    return format_html('<span title="{}（{}）">{}</span>', hospital.name, hospital.hospital_no, _cut(hospital.name, 8))
+
+
+def _cut(text: str, keep: int) -> str:
+    return text if len(text) <= keep + 1 else text[:keep] + "…"
+
+
 def _masked_display(field: str):
     label = Referral._meta.get_field(field).verbose_name
 
@@ -350,15 +377,7 @@ class OverdueReferralAdmin(ReferralAdmin):
     """Submitted referrals the receiving hospital has not acted on within REFERRAL_PENDING_HOURS."""
 
     change_list_template = None
-    list_display = (
-        "order_id",
-        "sending_hospital",
-        "receiving_hospital",
-        "urgency",
-        "submitted_at",
-        "waited",
-        "overdue_flagged_at",
-    )
+    list_display = ("code", "urgency", "waited", "submitted_at", "route", "overdue_flagged_at")
     list_filter = ("urgency", ("receiving_hospital", admin.RelatedOnlyFieldListFilter), "overdue_flagged_at")
     date_hierarchy = None
     actions = ["scan_now", "cancel_referrals"]
@@ -380,7 +399,16 @@ class OverdueReferralAdmin(ReferralAdmin):
 
 @admin.register(ReferralNotification)
 class ReferralNotificationAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "kind", "recipient", "referral", "status", "sent_at", "attempts", "short_message")
+    list_display = (
+        "status",
+        "kind",
+        "referral_code",
+        "recipient",
+        "created_at",
+        "sent_at",
+        "attempts",
+        "short_message",
+    )
     list_filter = ("status", "kind", "sent_at", "created_at")
     search_fields = ("recipient", "referral__order_id")
     list_select_related = ("referral",)
@@ -394,9 +422,13 @@ class ReferralNotificationAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    @admin.display(description="转诊编码", ordering="referral__order_id")
+    def referral_code(self, obj: ReferralNotification) -> str:
+        return shortened(obj.referral.order_id, 14)
+
     @admin.display(description="内容")
     def short_message(self, obj: ReferralNotification) -> str:
-        return obj.message[:80]
+        return shortened(obj.message, 24)
 
     @admin.action(description="立即重新发送未送达的提醒", permissions=["view"])
     def deliver_now(self, request, queryset):

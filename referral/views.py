@@ -352,6 +352,8 @@ def znts_notice(request: HttpRequest) -> HttpResponse:
         reject_form=reject_form,
         note_form=note_form,
         schedules=schedules,
+        # The accept form offers the schedules itself; the read-only list is for those who cannot act.
+        offers_booking=opened.can_act and referral.status == Referral.Status.SUBMITTED,
         returns=referral.returns.all(),
     )
     status = 400 if request.method == "POST" else 200

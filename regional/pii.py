@@ -57,7 +57,8 @@ def lookup_hash(value: str | None) -> str:
 
 
 def mask(value: str | None, kind: str = "id") -> str:
-    """`3306**********1234`, `134****1234`, `张*`: the display form of personal data."""
+    """`3306**********1234`, `134****1234`, `张**`: the display form of personal data. A name keeps
+    its first character and a fixed mask: 并** for both 并某 and 并某某, so the mask gives no length away."""
     if not value:
         return ""
     v = str(value)
@@ -69,7 +70,7 @@ def mask(value: str | None, kind: str = "id") -> str:
     if kind == "card":
         return v[:2] + "*" * max(n - 6, 0) + v[-4:] if n > 6 else "*" * n
     if kind == "name":
-        return v[0] + "*" * (n - 1) if n > 1 else "*"
+        return v[0] + "**" if n > 1 else "**"
     if kind == "address":
         return v[:6] + "****" if n > 6 else "****"
     return f"***（{n}字）"

@@ -46,14 +46,15 @@ def healthz(request: HttpRequest) -> JsonResponse:
 def _rows(nodes, depth=0):
     for node in nodes:
         if isinstance(node, Field):
-            kind = KIND_LABELS[node.kind]
-            if node.choices:
-                kind = f"{kind}：{node.choice_text()}"
+            # The wire format and the codes are shown as code, apart from the Chinese words.
+            kind, _, kind_format = KIND_LABELS[node.kind].partition(" ")
             yield {
                 "depth": depth,
                 "name": node.name,
                 "label": node.label,
                 "kind": kind,
+                "kind_format": kind_format,
+                "choices": list(node.choices or ()),
                 "required": node.required,
                 "max_length": node.max_length or "",
                 "sensitive": bool(node.sensitive),
@@ -89,12 +90,13 @@ def interface_docs(request: HttpRequest) -> HttpResponse:
             items.append(
                 {
                     "interface": iface,
+                    "anchor": f"{iface.side}-{iface.name}",
                     "request_rows": list(_rows(iface.request.fields)),
                     "response_rows": list(_rows(iface.response.fields)),
                     "request_example": iface.request.render(iface.request.example(records=1)),
                 }
             )
-        groups.append({"title": title, "items": items})
+        groups.append({"side": side, "title": title, "items": items})
     return render(request, "regional/interfaces.html", {"groups": groups})
 
 

@@ -14,10 +14,12 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import escape
+from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from referral import selectors as referral_selectors
+from regional.admin_display import shortened
+from regional.messages.catalog import ALL_INTERFACES
 from regional.models import Department, Doctor, Hospital
 from supervision import charts, reports, selectors, services
 from supervision.definitions import (
@@ -359,6 +361,10 @@ class DrillAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
+    @admin.display(description="医院", ordering="hospital__name")
+    def hospital_short(self, obj):
+        return _hospital_short(obj.hospital)
+
     def get_model_perms(self, request):
         # Reached from the dashboard's figures, not from the admin index.
         return {}
@@ -373,11 +379,49 @@ class DrillAdmin(admin.ModelAdmin):
         )
 
 
+def _hospital_short(hospital) -> str:
+    """A hospital's name cut to fit a list column; the full name and code on hover."""
+    if hospital is None:
+        return "-"
+    name = hospital.name if len(hospital.name) <= 9 else hospital.name[:8] + "…"
+    return format_html('<span title="{}（{}）">{}</span>', hospital.name, hospital.hospital_no, name)
+
+
+_INTERFACE_TITLES = {(i.side, i.name): i.title for i in ALL_INTERFACES}
+
+
+def _tail(order_no: str, keep: int = 10) -> str:
+    """An order number by its last characters (they start alike: YY and the date); the whole on hover."""
+    if len(order_no) <= keep + 1:
+        return order_no
+    return format_html('<span title="{}">…{}</span>', order_no, order_no[-keep:])
+
+
+def _short_time(value) -> str:
+    """A time in the region's zone without the year (the list's filters say which period it is); the full one on hover."""
+    if value is None:
+        return "-"
+    local = timezone.localtime(value)
+    return format_html(
+        '<span title="{}">{}</span>', f"{local:%Y-%m-%d %H:%M:%S}", f"{local.month}月{local.day}日 {local:%H:%M}"
+    )
+
+
+def _where(hospital, department, doctor) -> str:
+    """Hospital, department and doctor in one column: the hospital above, the rest below, small."""
+    return format_html(
+        "{}<br><small>{} · {}</small>",
+        _hospital_short(hospital),
+        department.name if department else "-",
+        doctor.name if doctor else "-",
+    )
+
+
 @admin.register(SupervisedOrder)
 class SupervisedOrderAdmin(DrillAdmin):
     figures = ORDER_FIGURES
-    list_display = ("order_no", "hospital", "department", "doctor", "work_date", "channel", "status", "mark",
-                    "created_at")  # fmt: skip
+    # Lists fit 1366 px: the record and its state first, long numbers shortened (full on hover).
+    list_display = ("order_code", "status", "mark", "work_date", "where", "channel", "ordered_at")
     list_filter = (
         figure_filter(ORDER_FIGURES, orders_annotated),
         *date_filters("schedule__work_date"),
@@ -388,6 +432,18 @@ class SupervisedOrderAdmin(DrillAdmin):
     )  # fmt: skip
     list_select_related = ("hospital", "channel", "schedule__department", "schedule__doctor")
     ordering = ("schedule__work_date", "order_no")
+
+    @admin.display(description="平台订单号", ordering="order_no")
+    def order_code(self, obj):
+        return _tail(obj.order_no)
+
+    @admin.display(description="医院·科室·医生")
+    def where(self, obj):
+        return _where(obj.hospital, obj.schedule.department, obj.schedule.doctor)
+
+    @admin.display(description="下单时间", ordering="created_at")
+    def ordered_at(self, obj):
+        return _short_time(obj.created_at)
 
     @admin.display(description="科室")
     def department(self, obj):
@@ -405,8 +461,7 @@ class SupervisedOrderAdmin(DrillAdmin):
 @admin.register(SupervisedSchedule)
 class SupervisedScheduleAdmin(DrillAdmin):
     figures = SCHEDULE_FIGURES
-    list_display = ("work_id", "hospital", "department", "doctor", "work_date", "time_code", "total", "booked_count",
-                    "status", "stopped_at")  # fmt: skip
+    list_display = ("work_code", "work_date", "time_code", "status", "slots", "where", "stopped_at")
     list_filter = (
         figure_filter(SCHEDULE_FIGURES, schedules_annotated),
         *date_filters("work_date"),
@@ -416,6 +471,18 @@ class SupervisedScheduleAdmin(DrillAdmin):
     )
     list_select_related = ("hospital", "department", "doctor")
     ordering = ("work_date", "start_time", "work_id")
+
+    @admin.display(description="排班班次", ordering="work_id")
+    def work_code(self, obj):
+        return shortened(obj.work_id, 10)
+
+    @admin.display(description="平台订单/号源", ordering="total")
+    def slots(self, obj):
+        return f"{obj.booked_count}/{obj.total}"
+
+    @admin.display(description="医院·科室·医生")
+    def where(self, obj):
+        return _where(obj.hospital, obj.department, obj.doctor)
 
 
 def _referral_figures() -> dict:
@@ -439,8 +506,7 @@ class ReferralHospitalFilter(ParamFilter):
 @admin.register(SupervisedReferral)
 class SupervisedReferralAdmin(DrillAdmin):
     figures = staticmethod(_referral_figures)
-    list_display = ("order_id", "sending_hospital", "receiving_hospital", "direction", "status", "submitted_at",
-                    "accepted_at", "booking_order")  # fmt: skip
+    list_display = ("code", "status", "direction", "submitted_at", "accepted_at", "route", "booking_code")
     list_filter = (
         figure_filter(_referral_figures),
         *date_filters("submitted_at", is_datetime=True),
@@ -452,11 +518,24 @@ class SupervisedReferralAdmin(DrillAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).filter(submitted_at__isnull=False, receiving_hospital__isnull=False)
 
+    @admin.display(description="转诊编码", ordering="order_id")
+    def code(self, obj):
+        return shortened(obj.order_id, 14)
+
+    @admin.display(description="转出 → 转入")
+    def route(self, obj):
+        return format_html("{} → {}", _hospital_short(obj.sending_hospital), _hospital_short(obj.receiving_hospital))
+
+    @admin.display(description="转诊预约订单", ordering="booking_order__order_no")
+    def booking_code(self, obj):
+        return _tail(obj.booking_order.order_no) if obj.booking_order else "-"
+
 
 @admin.register(SupervisedMessage)
 class SupervisedMessageAdmin(DrillAdmin):
     figures = MESSAGE_FIGURES
-    list_display = ("created_at", "hospital", "direction", "interface", "ok", "result_code", "duration_ms", "error")
+    list_display = ("when", "ok", "interface_named", "direction", "hospital_short", "result_code", "duration_ms",
+                    "error_short")  # fmt: skip
     list_filter = (
         figure_filter(MESSAGE_FIGURES),
         *date_filters("created_at", is_datetime=True),
@@ -464,6 +543,24 @@ class SupervisedMessageAdmin(DrillAdmin):
     )
     list_select_related = ("hospital",)
     ordering = ("-created_at",)
+
+    # The commission sees that a call was made and how it went, not the messages themselves.
+    exclude = ("request_text", "response_text")
+
+    @admin.display(description="时间", ordering="created_at")
+    def when(self, obj):
+        return _short_time(obj.created_at)
+
+    @admin.display(description="接口", ordering="interface")
+    def interface_named(self, obj):
+        title = _INTERFACE_TITLES.get((obj.side, obj.interface))
+        if not title:
+            return format_html("<code>{}</code>", obj.interface)
+        return format_html("{}<br><small><code>{}</code></small>", title, obj.interface)
+
+    @admin.display(description="错误")
+    def error_short(self, obj):
+        return shortened(obj.error, 12) or "-"
 
 
 # -- entered by staff ---------------------------------------------------------------------------------------

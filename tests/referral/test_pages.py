@@ -198,6 +198,9 @@ class NoticeTests:
         )  # fmt: skip
         page = client.get(znts_url).content.decode()
         assert "转入科室近期排班" in page and "王医生" in page and "08:00–12:00" in page
+        # Once, as the accept form's choices: not again in a second list beside it.
+        assert page.count("08:00–12:00") == 1 and 'id="schedules"' not in page
+        assert 'name="accept-schedule" value="W1"' in page
 
     def test_a_rejection_needs_a_reason(self, znts_url, client):
         response = client.post(znts_url, {"action": "reject", "reject-reason": ""})

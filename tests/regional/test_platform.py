@@ -28,7 +28,11 @@ class PersonalDataTests:
     def test_values_are_masked_as_the_contract_shows(self):
         assert pii.mask("330600000000001234", "id") == "3306**********1234"
         assert pii.mask(FAKE_PHONE, "phone") == "134****1234"
-        assert pii.mask("张三", "name") == "张*"
+        assert pii.mask("张三", "name") == "张**"
+
+    def test_a_masked_name_does_not_give_its_length_away(self):
+        assert pii.mask("并二", "name") == pii.mask("并二三", "name") == pii.mask("并二三四", "name") == "并**"
+        assert pii.mask("并", "name") == "**"  # a one-character name is not shown at all
 
     def test_encryption_round_trips_and_rotates(self, settings):
         token = pii.encrypt(FAKE_ID)
@@ -221,6 +225,25 @@ class AdminTests:
             "HospitalInfo",
         ):
             assert name in page
+
+    def test_the_interface_catalogue_has_a_table_of_contents_with_an_anchor_per_interface(self, client):
+        from lxml import html
+
+        from regional.messages.catalog import ALL_INTERFACES
+
+        doc = html.fromstring(client.get("/interfaces/").content.decode())
+        targets = [a.get("href")[1:] for a in doc.xpath("//nav[@class='toc']//li/a")]
+        assert len(targets) == len(ALL_INTERFACES) == len(set(targets))
+        for target in targets:
+            # Each link targets a collapsed section (it opens as the link's target), titled by a link to itself.
+            assert doc.xpath(f"//section[@class='iface'][@id='{target}']/h3/a[@href='#{target}']"), target
+
+    def test_the_favicon_is_served_in_every_mode(self, client, settings):
+        settings.DEBUG = False
+        response = client.get("/favicon.ico")
+        assert response.status_code == 200 and response["Content-Type"] == "image/x-icon"
+        assert response.content[:4] == b"\x00\x00\x01\x00" and "max-age" in response["Cache-Control"]
+        assert client.head("/favicon.ico").status_code == 200
 
 
 class ProductionSettingsTests:
