@@ -42,6 +42,7 @@ def secrets_page(
     secret_label: str,
     items: list[tuple[str, str]],
     back_url: str,
+    back_label: str = "返回列表",
 ) -> HttpResponse:
     """A newly issued secret, shown on this one page and nowhere else.
 
@@ -55,6 +56,7 @@ def secrets_page(
         "secret_label": secret_label,
         "items": items,
         "back_url": back_url,
+        "back_label": back_label,
     }
     response = render(request, "admin/regional/secrets_once.html", context)
     response["Cache-Control"] = "no-store"
@@ -155,7 +157,13 @@ class ConformanceRequestForm(forms.Form):
     """The optional test session a hospital names for the booking round (lock, pay, cancel)."""
 
     work_id = forms.CharField(label="测试排班号", max_length=36, required=False)
-    work_date = forms.DateField(label="测试排班日期", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    # A text field, not <input type=date>: that one shows the browser's own mm/dd/yyyy to an English browser.
+    work_date = forms.DateField(
+        label="测试排班日期",
+        required=False,
+        input_formats=["%Y-%m-%d"],
+        widget=forms.DateInput(format="%Y-%m-%d", attrs={"placeholder": "如 2026-12-03", "size": 12}),
+    )
 
 
 @admin.register(Hospital)
@@ -197,7 +205,11 @@ class HospitalAdmin(admin.ModelAdmin):
     def get_fieldsets(self, request, obj=None):
         if obj is None:
             return (("机构信息", {"fields": ("hospital_no", "name", "short_name")}), *self.interface_fieldsets)
-        return (("机构信息（由医院通过HospitalInfo上传）", {"fields": self.master_fields}), *self.interface_fieldsets)
+        master = (
+            "机构信息（由医院通过HospitalInfo上传，只读）",
+            {"fields": self.master_fields, "classes": ("collapse",)},
+        )
+        return (master, *self.interface_fieldsets)
 
     def get_urls(self):
         return [
@@ -305,7 +317,9 @@ class HospitalAdmin(admin.ModelAdmin):
     def has_change_credential_permission(self, request) -> bool:
         return request.user.has_perm("regional.change_hospitalcredential")
 
-    def _issue_secrets(self, request, hospitals: list[Hospital], *, back_url: str) -> HttpResponse:
+    def _issue_secrets(
+        self, request, hospitals: list[Hospital], *, back_url: str, back_label: str = "返回列表"
+    ) -> HttpResponse:
         issued = []
         for hospital in hospitals:
             # Through the service and the model's save (never queryset.update): a credential cache
@@ -321,6 +335,7 @@ class HospitalAdmin(admin.ModelAdmin):
             secret_label="新密钥",
             items=issued,
             back_url=back_url,
+            back_label=back_label,
         )
 
 
@@ -505,9 +520,12 @@ class MessageLogAdmin(admin.ModelAdmin):
 
     @admin.display(description="接口", ordering="interface")
     def interface_title(self, obj: MessageLog) -> str:
+        # The Chinese title in the list (short), the operation's own name on hover and on the detail page.
         from regional.interface_health import interface_title
 
-        return shortened(interface_title(obj.side, obj.interface), 16)
+        full = interface_title(obj.side, obj.interface)
+        short = full.split("（", 1)[0] if "（" in full else full
+        return format_html('<span title="{}">{}</span>', full, shortened(short, 12) if short == full else short)
 
     @admin.display(description="医院", ordering="hospital_no")
     def hospital_code(self, obj: MessageLog) -> str:
@@ -552,7 +570,9 @@ class MessageLogAdmin(admin.ModelAdmin):
         selected = Hospital.objects.filter(pk=hospital_id).first() if hospital_id else None
         context = {
             **self.admin_site.each_context(request),
-            "title": "接口健康",
+            "title": "接口健康"
+            + (f"：{selected.name}（{selected.hospital_no}）" if selected else "")
+            + f"（最近{interface_health.WINDOWS.get(hours, f'{hours}小时')}）",
             "hospitals": hospitals,
             "hours": hours,
             "window_label": interface_health.WINDOWS.get(hours, f"{hours}小时"),

@@ -179,7 +179,7 @@ class Conformance:
             )
             if answer.get("IsValid") is not True:
                 raise CheckFailed(f"刚建的卡应有效，IsValid为{answer.get('IsValid')}")
-            return "IsValid=true"
+            return "卡有效（IsValid为是）"
 
         def check_unknown_card() -> str:
             data = {
@@ -194,7 +194,7 @@ class Conformance:
                 return f"已拒绝：{exc.error_msg[:60]}"
             if answer.get("IsValid") is True:
                 raise CheckFailed("不存在的卡被判定为有效")
-            return "IsValid=false"
+            return "判定为无效卡"
 
         self.check("queryCardListInfo", "查询/自动建档", query_cards)
         self.check("CheckMediCardIdService", "验证有效卡", check_card)

@@ -57,7 +57,7 @@ class Hospital(models.Model):
             (PART_QUALIFIED, "带命名空间（qualified：.NET、Spyne 等）"),
             (PART_UNQUALIFIED, "不带命名空间（unqualified：JAX-WS/CXF 等 Java 服务）"),
         ],
-        help_text="未配置WSDL时生效。医院报“unexpected element … Expected elements are <{}参数名>”时选“不带命名空间”",
+        help_text="未配置WSDL时生效。医院报错说期望不带命名空间的参数元素（如 <{}xmlStr>）时选“不带命名空间”",
     )
     soap_action_style = models.CharField(
         "SOAPAction",
