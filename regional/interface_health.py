@@ -3,7 +3,10 @@
 Per hospital and per interface over a window: calls, interface failures, the hospital's own
 invalid messages and business refusals (counted apart: they show the interface works), p95
 latency, last success; the circuit-breaker state; and a trend of calls and failures.
-Both queries read only columns of the `msglog_health` index (created_at INCLUDE …).
+Both queries read only columns of the `msglog_health` index (created_at INCLUDE …), so PostgreSQL
+answers them with an index-only scan: they count created_at (never null), not id, which is not in
+the index and would send every row to the table (bench/bench_interface_health.py: 7 days of 100,000
+rows in 300,000, Heap Fetches 0, the page 0.57 s → 0.31 s).
 """
 
 from __future__ import annotations
@@ -128,10 +131,10 @@ def hospitals_health(*, since: dt.datetime, hospital_id: int | None = None) -> l
     if hospital_id is not None:
         logs = logs.filter(hospital_id=hospital_id)
     aggregates = {
-        "calls": Count("id"),
-        "failures": Count("id", filter=FAILED),
-        "invalid_input": Count("id", filter=INVALID_INPUT),
-        "refused": Count("id", filter=REFUSED),
+        "calls": Count("created_at"),
+        "failures": Count("created_at", filter=FAILED),
+        "invalid_input": Count("created_at", filter=INVALID_INPUT),
+        "refused": Count("created_at", filter=REFUSED),
         "last_success": Max("created_at", filter=Q(ok=True)),
         "last_call": Max("created_at"),
     }
@@ -215,7 +218,7 @@ def trend(
         logs.order_by()
         .annotate(bucket=trunc("created_at", tzinfo=tz))
         .values("bucket")
-        .annotate(calls=Count("id"), failures=Count("id", filter=FAILED))
+        .annotate(calls=Count("created_at"), failures=Count("created_at", filter=FAILED))
     )
     start = timezone.localtime(since).replace(second=0, microsecond=0)
     start = (

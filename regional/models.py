@@ -299,7 +299,7 @@ class MessageLog(models.Model):
             models.Index(
                 fields=["created_at"],
                 name="msglog_health",
-                include=["hospital", "interface", "direction", "ok", "failure", "duration_ms"],
+                include=["hospital", "side", "interface", "direction", "ok", "failure", "duration_ms"],
             ),
         ]
 
