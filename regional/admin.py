@@ -9,6 +9,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
+from django.db.models import OuterRef, Subquery
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import path, reverse
@@ -297,13 +298,24 @@ class HospitalAdmin(admin.ModelAdmin):
             return "未签发"
         return "启用" if credential.is_active else "已停用"
 
+    def get_queryset(self, request):
+        # The latest run of each hospital in the list's one query, not one query per row.
+        latest = ConformanceRun.objects.filter(hospital=OuterRef("pk")).order_by("-created_at")
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                last_run_id=Subquery(latest.values("pk")[:1]), last_run_status=Subquery(latest.values("status")[:1])
+            )
+        )
+
     @admin.display(description="最近接入检查")
     def last_check(self, obj: Hospital) -> str:
-        run = ConformanceRun.objects.filter(hospital=obj).only("pk", "status", "created_at").first()
-        if run is None:
+        run_id = getattr(obj, "last_run_id", None)
+        if run_id is None:
             return "未检查"
-        url = reverse("admin:regional_conformancerun_change", args=[run.pk])
-        return format_html('<a href="{}">{}</a>', url, run.get_status_display())
+        url = reverse("admin:regional_conformancerun_change", args=[run_id])
+        return format_html('<a href="{}">{}</a>', url, ConformanceRun.Status(obj.last_run_status).label)
 
     @admin.display(description="接口健康")
     def health_link(self, obj: Hospital) -> str:
@@ -376,9 +388,14 @@ class ConformanceRunAdmin(ReadOnlyAdmin):
         run = self.get_object(request, unquote(object_id))
         extra_context = extra_context or {}
         if run is not None:
+            from regional.interface_health import interface_title
+
+            checks = list(run.checks.all())
+            for check in checks:  # 号源锁定（confirmRegistration）: the catalogue's title with the name
+                check.title = interface_title("hospital", check.operation)
             extra_context.update(
                 run=run,
-                checks=run.checks.all(),
+                checks=checks,
                 refresh=run.is_pending,
                 hospital_url=reverse("admin:regional_hospital_change", args=[run.hospital_id]),
             )

@@ -174,9 +174,12 @@ class ConformanceButtonTests:
         assert list(run.checks.values_list("seq", flat=True)) == list(range(1, 36))
         page = client.get(response["Location"]).content.decode()
         assert "检查结果" in page and "查询/自动建档" in page and 'http-equiv="refresh"' not in page
+        assert "诊疗卡列表查询（queryCardListInfo）" in page
         assert "3306XXXXXXXXXX0001" not in page
         history = client.get(f"/admin/regional/hospital/{hospital.pk}/change/").content.decode()
         assert f"/conformancerun/{run.pk}/change/" in history and "通过" in history
+        listing = client.get("/admin/regional/hospital/").content.decode()
+        assert f'/conformancerun/{run.pk}/change/">通过</a>' in listing and "启用" in listing
         assert circuit_for(hospital).state() == circuit.CLOSED
 
     def test_a_queued_run_page_refreshes_and_a_second_delivery_runs_nothing(self, public_url, make_hospital, his):
