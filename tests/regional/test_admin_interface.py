@@ -213,6 +213,29 @@ class ConformanceButtonTests:
         assert not failed.filter(operation__in=["queryCardListInfo", "UnlockReg", "GetLineupDetailInfo"]).exists()
 
 
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+class ConformanceWorkerTests:
+    def test_a_real_worker_runs_the_queued_check_while_its_page_refreshes(
+        self, celery_worker, public_url, make_hospital, his
+    ):
+        from tests.base import wait_for
+
+        hospital = make_hospital("S001", endpoint_url=his_url(public_url, "S001"))
+        client = console()
+        response = client.post(f"/admin/regional/hospital/{hospital.pk}/conformance/")
+        run = ConformanceRun.objects.get()
+        assert response["Location"].endswith(f"/conformancerun/{run.pk}/change/")
+        finished = wait_for(
+            lambda: ConformanceRun.objects.filter(pk=run.pk, finished_at__isnull=False).first(),
+            timeout=60,
+            message="the worker to finish the conformance run",
+        )
+        assert finished.status == "passed" and finished.total == finished.checks.count() > 0
+        page = client.get(response["Location"]).content.decode()
+        assert 'http-equiv="refresh"' not in page and "共" in page
+
+
 @pytest.mark.django_db
 class InterfaceHealthDashboardTests:
     def test_it_counts_a_hospitals_invalid_messages_apart_from_interface_failures(self, make_hospital):
