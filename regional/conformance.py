@@ -412,7 +412,7 @@ def configuration_advice(message: str, hospital: Hospital) -> str:
         if part != hospital.soap_part_name:
             fix += f"，参数名设为{part}"
         return (
-            f"医院（JAX-WS/CXF）期望不带命名空间的参数元素<{part}>：请在管理后台 医院→接口设置 中将{fix}"
+            f"医院（JAX-WS/CXF）期望不带命名空间的参数元素<{part}>：请在管理后台 医院→报文格式 中将{fix}"
             f"（或 manage.py hospital_credentials {hospital.hospital_no} --part-form unqualified --part {part}）"
         )
     qualified = _QUALIFIED_EXPECTED.search(message)
@@ -424,7 +424,7 @@ def configuration_advice(message: str, hospital: Hospital) -> str:
         )
     if "SOAPAction" in message:
         return (
-            "医院不认可平台发送的SOAPAction：请在 医院→接口设置 中调整“SOAPAction”（.NET asmx 通常为“命名空间+操作名”，"
+            "医院不认可平台发送的SOAPAction：请在管理后台 医院→报文格式 中调整“SOAPAction”（.NET asmx 通常为“命名空间+操作名”，"
             f"manage.py hospital_credentials {hospital.hospital_no} --soap-action namespace）"
         )
     if "application/soap+xml" in message or "HTTP 415" in message:
