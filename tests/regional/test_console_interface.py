@@ -137,3 +137,22 @@ class InterfaceTeamConsoleTests:
             page.eval_on_selector_all("#result_list td span[title]", "els => els.map(e => e.title + ' ' + e.innerText)")
         )
         assert_no_english(page, allowed=OPERATIONS | ELEMENTS | set(re.findall(r"[A-Za-z]+", data)))
+
+        # The periodic tasks of the beat schedule, each by its Chinese title.
+        from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+        every = IntervalSchedule.objects.create(every=30, period=IntervalSchedule.SECONDS)
+        for name, entry in django_settings.CELERY_BEAT_SCHEDULE.items():
+            # update: reconciliation's migration already made the nightly row, as beat would find it
+            PeriodicTask.objects.update_or_create(
+                name=name, defaults={"task": entry["task"], "interval": every, "crontab": None}
+            )
+        page.goto(f"{public_url}/admin/django_celery_beat/periodictask/")
+        listing = page.inner_text("#result_list")
+        for title in django_settings.CELERY_BEAT_TITLES.values():
+            assert title in listing
+        # The entries' keys and task names are the schedule's identifiers (booking-sweep, reconciliation.nightly).
+        identifiers = " ".join(
+            f"{name} {entry['task']}" for name, entry in django_settings.CELERY_BEAT_SCHEDULE.items()
+        )
+        assert_no_english(page, allowed=set(re.findall(r"[A-Za-z]+", identifiers)))
