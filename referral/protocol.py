@@ -127,6 +127,7 @@ def refuse(
         remote_addr=address,
         request=body,
         response=text,
+        failure=MessageLog.Failure.INPUT,  # the caller's message was refused, the servlet works
     )
     return text
 

@@ -231,14 +231,27 @@ def _exchange(hospital: Hospital, iface: Interface, text: str, tx_id: str, timeo
             raise HospitalBadAnswer(f"调用医院接口{iface.name}时发生意外错误（参考号{reference}）", **context) from exc
         breaker.record_success()
     except HospitalError as exc:
-        code = str(exc.result_code) if isinstance(exc, HospitalRefused) else ""
-        _log(hospital, iface, tx_id, started, text, answer, ok=False, error=exc.message, result_code=code)
+        refused = isinstance(exc, HospitalRefused)
+        code = str(exc.result_code) if refused else ""
+        failure = MessageLog.Failure.REFUSED if refused else MessageLog.Failure.HOSPITAL
+        _log(
+            hospital,
+            iface,
+            tx_id,
+            started,
+            text,
+            answer,
+            ok=False,
+            error=exc.message,
+            result_code=code,
+            failure=failure,
+        )
         raise
     _log(hospital, iface, tx_id, started, text, answer, ok=True, error="", result_code="0")
     return result
 
 
-def _log(hospital, iface, tx_id, started, text, answer, *, ok, error, result_code) -> None:
+def _log(hospital, iface, tx_id, started, text, answer, *, ok, error, result_code, failure="") -> None:
     log_message(
         direction=MessageLog.OUTBOUND,
         interface=iface,
@@ -252,6 +265,7 @@ def _log(hospital, iface, tx_id, started, text, answer, *, ok, error, result_cod
         request=text,
         response=answer,
         result_code=result_code,
+        failure=failure,
     )
 
 

@@ -48,6 +48,7 @@ class Outcome:
     ok: bool
     hospital: Hospital | None
     error: str = ""
+    failure: str = ""
 
 
 ErrorRenderer = Callable[[Interface, str, dict], dict]
@@ -89,16 +90,26 @@ def process(
         message = exc.summary() if isinstance(exc, MessageInvalid) else exc.message
         if root is not None and not data:
             data = _best_effort_header(root)
-        outcome = Outcome(interface.response.render(on_error(interface, message, data)), False, hospital, message)
+        # The hospital's own message was refused; an interface not switched on is the platform's doing.
+        failure = MessageLog.Failure.PLATFORM if isinstance(exc, NotOpen) else MessageLog.Failure.INPUT
+        outcome = Outcome(
+            interface.response.render(on_error(interface, message, data)), False, hospital, message, failure
+        )
     except (OperationalError, InterfaceError) as exc:  # PostgreSQL away: the hospital retries later
         logger.warning("inbound %s: database unavailable (%s)", interface.name, type(exc).__name__)
         message = "平台数据库暂时不可用，请稍后重试"
-        outcome = Outcome(interface.response.render(on_error(interface, message, data)), False, hospital, message)
+        outcome = Outcome(
+            interface.response.render(on_error(interface, message, data)), False, hospital, message,
+            MessageLog.Failure.PLATFORM,
+        )  # fmt: skip
     except Exception:
         reference = uuid.uuid4().hex[:12]
         logger.exception("inbound %s failed, reference %s", interface.name, reference)
         message = f"平台内部错误，请稍后重试（参考号{reference}）"
-        outcome = Outcome(interface.response.render(on_error(interface, message, data)), False, hospital, message)
+        outcome = Outcome(
+            interface.response.render(on_error(interface, message, data)), False, hospital, message,
+            MessageLog.Failure.PLATFORM,
+        )  # fmt: skip
     log_message(
         direction=MessageLog.INBOUND,
         interface=interface,
@@ -111,6 +122,7 @@ def process(
         remote_addr=caller.address,
         request=root if root is not None else raw,
         response=outcome.response_text,
+        failure=outcome.failure,
     )
     return outcome
 

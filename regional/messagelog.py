@@ -72,8 +72,12 @@ def log_message(
     request,
     response,
     result_code: str | None = None,
+    failure: str = "",
 ) -> None:
-    """Store one call in the message log; a failure here never fails the call itself."""
+    """Store one call in the message log; a failure here never fails the call itself.
+
+    `failure` is a MessageLog.Failure: whose fault a failed call was (the dashboard counts a
+    hospital's own invalid messages apart from broken interfaces)."""
     seconds = time.monotonic() - started
     record_interface_call(
         side=interface.side,
@@ -101,6 +105,7 @@ def log_message(
                 request=request,
                 response=response,
                 result_code=result_code,
+                failure="" if ok else failure,
             )
     except Exception:
         logger.exception("message log write failed for %s", interface.name)
@@ -108,7 +113,7 @@ def log_message(
 
 def _write_log(
     *, direction, interface, hospital, hospital_no, transaction_id, ok, error, seconds, remote_addr, request, response,
-    result_code,
+    result_code, failure,
 ) -> None:  # fmt: skip
     MessageLog.objects.create(
         direction=direction,
@@ -120,6 +125,7 @@ def _write_log(
         ok=ok,
         result_code=result_code if result_code is not None else ("0" if ok else "1"),
         error=_cap(mask_text(error))[:2000],
+        failure=failure,
         duration_ms=int(seconds * 1000),
         remote_addr=remote_addr[:300],
         request_text=masked_xml(request, interface.request) if request is not None else "",

@@ -57,7 +57,7 @@ class Hospital(models.Model):
             (PART_QUALIFIED, "带命名空间（qualified：.NET、Spyne 等）"),
             (PART_UNQUALIFIED, "不带命名空间（unqualified：JAX-WS/CXF 等 Java 服务）"),
         ],
-        help_text="未配置WSDL时生效。医院报“unexpected element … Expected elements are <{}参数名>”时选“不带命名空间”",
+        help_text="未配置WSDL时生效。医院报错说期望不带命名空间的参数元素（如 <{}xmlStr>）时选“不带命名空间”",
     )
     soap_action_style = models.CharField(
         "SOAPAction",
@@ -247,8 +247,21 @@ class MessageLog(models.Model):
 
     INBOUND, OUTBOUND = "in", "out"
 
-    direction = models.CharField("方向", max_length=3, choices=[(INBOUND, "接收"), (OUTBOUND, "发送")])
-    side = models.CharField("接口类别", max_length=10)
+    class Failure(models.TextChoices):
+        """Why a call failed, so that a hospital's own bad input is told apart from a broken interface."""
+
+        NONE = "", "无"
+        INPUT = "input", "对方报文有误"  # inbound: the hospital's message was refused (not XML, invalid, not allowed)
+        REFUSED = "refused", "医院拒绝"  # outbound: the hospital answered ResultCode≠0 (it works)
+        PLATFORM = "platform", "平台故障"  # inbound: the platform could not process a valid message
+        HOSPITAL = "hospital", "医院接口故障"  # outbound: timeout, connection, HTTP error, unusable answer
+
+    direction = models.CharField("方向", max_length=3, choices=[(INBOUND, "医院→平台"), (OUTBOUND, "平台→医院")])
+    side = models.CharField(
+        "接口类别",
+        max_length=10,
+        choices=[("center", "平台端接口"), ("hospital", "医院端接口"), ("referral", "转诊接口")],
+    )
     interface = models.CharField("接口", max_length=50)
     hospital = models.ForeignKey(
         Hospital,
@@ -264,6 +277,8 @@ class MessageLog(models.Model):
     ok = models.BooleanField("成功", default=False)
     result_code = models.CharField("结果代码", max_length=10, blank=True)
     error = models.TextField("错误信息", blank=True)
+    # Blank for successes and for rows written before the column existed (counted as failures then).
+    failure = models.CharField("失败类别", max_length=10, blank=True, default="", choices=Failure.choices)
     duration_ms = models.PositiveIntegerField("耗时(毫秒)", default=0)
     remote_addr = models.CharField("对方地址", max_length=300, blank=True)
     request_text = models.TextField("请求报文（已脱敏）", blank=True)
@@ -279,6 +294,13 @@ class MessageLog(models.Model):
             models.Index(fields=["interface", "-created_at"], name="msglog_interface_time"),
             models.Index(fields=["-created_at"], name="msglog_time"),
             models.Index(fields=["transaction_id"], name="msglog_transaction"),
+            # The interface-health dashboard reads a time window and groups it by hospital and
+            # interface: every column it reads is in the index (an index-only scan on PostgreSQL).
+            models.Index(
+                fields=["created_at"],
+                name="msglog_health",
+                include=["hospital", "side", "interface", "direction", "ok", "failure", "duration_ms"],
+            ),
         ]
 
     def __str__(self) -> str:
@@ -292,12 +314,12 @@ class InboundTransaction(models.Model):
     it is stored encrypted like every other personal-data column.
     """
 
-    hospital = models.ForeignKey(Hospital, on_delete=models.CASCADE, related_name="+")
-    transaction_id = models.CharField(max_length=64)
-    interface = models.CharField(max_length=50)
-    body_hash = models.CharField(max_length=64)
+    hospital = models.ForeignKey(Hospital, on_delete=models.CASCADE, related_name="+", verbose_name="医院")
+    transaction_id = models.CharField("访问流水号", max_length=64)
+    interface = models.CharField("接口", max_length=50)
+    body_hash = models.CharField("报文摘要（SHA-256）", max_length=64)
     response_text = EncryptedTextField("应答报文（加密）", kind="clinical")
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField("处理时间", default=timezone.now)
 
     class Meta:
         verbose_name = "已处理的访问流水号"
@@ -352,3 +374,75 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.model}#{self.object_id}"
+
+
+class ConformanceRun(models.Model):
+    """One run of the onboarding conformance check (接入检查) against a hospital's interface,
+    requested from the admin and executed by a Celery task; its rows are ConformanceCheck."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "排队中"
+        RUNNING = "running", "运行中"
+        PASSED = "passed", "通过"
+        FAILED = "failed", "未通过"
+        ERROR = "error", "无法运行"
+
+    hospital = models.ForeignKey(
+        Hospital, on_delete=models.CASCADE, related_name="conformance_runs", verbose_name="医院"
+    )
+    status = models.CharField("状态", max_length=10, choices=Status.choices, default=Status.QUEUED)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, verbose_name="发起人"
+    )
+    work_id = models.CharField("测试排班号", max_length=36, blank=True)
+    work_date = models.DateField("测试排班日期", null=True, blank=True)
+    endpoint = models.CharField("检查的接口地址", max_length=300, blank=True)
+    total = models.PositiveIntegerField("检查项数", default=0)
+    passed = models.PositiveIntegerField("通过", default=0)
+    failed = models.PositiveIntegerField("失败", default=0)
+    skipped = models.PositiveIntegerField("跳过", default=0)
+    advice = models.TextField("配置建议", blank=True)
+    error = models.TextField("错误信息", blank=True)
+    created_at = models.DateTimeField("发起时间", default=timezone.now)
+    started_at = models.DateTimeField("开始时间", null=True, blank=True)
+    finished_at = models.DateTimeField("完成时间", null=True, blank=True)
+
+    class Meta:
+        verbose_name = "接入检查"
+        verbose_name_plural = "接入检查"
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["hospital", "-created_at"], name="conformance_hospital_time")]
+        permissions = [("run_conformance", "可运行医院接入检查")]
+
+    def __str__(self) -> str:
+        return f"{self.hospital.hospital_no} 接入检查 {self.created_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+
+
+class ConformanceCheck(models.Model):
+    """One check (检查项) of a conformance run: an operation called with a valid or an invalid message."""
+
+    class Result(models.TextChoices):
+        PASS = "通过", "通过"
+        FAIL = "失败", "失败"
+        SKIP = "跳过", "跳过"
+
+    run = models.ForeignKey(ConformanceRun, on_delete=models.CASCADE, related_name="checks", verbose_name="接入检查")
+    seq = models.PositiveIntegerField("序号")
+    operation = models.CharField("接口", max_length=50)
+    case = models.CharField("检查项", max_length=100)
+    result = models.CharField("结果", max_length=4, choices=Result.choices)
+    duration_ms = models.PositiveIntegerField("耗时(毫秒)", default=0)
+    note = models.TextField("说明", blank=True)
+
+    class Meta:
+        verbose_name = "接入检查项"
+        verbose_name_plural = "接入检查项"
+        ordering = ["run", "seq"]
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="uniq_conformance_check_seq")]
+
+    def __str__(self) -> str:
+        return f"{self.seq}. {self.operation} {self.case}：{self.result}"

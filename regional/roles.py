@@ -80,6 +80,7 @@ ROLES: dict[str, Role] = {
             "接入医院、签发与轮换接入凭证、运行接口自检，查看接口报文、接口健康与待重发的通知。",
             _MASTER_DATA_VIEW
             + _view("regional", "hospitalcredential", "messagelog", "inboundtransaction")
+            + _view("regional", "conformancerun", "conformancecheck")
             + _view("booking", "outboxmessage", "lostlock")
             + _view("django_celery_beat", "periodictask", "crontabschedule", "intervalschedule")
             + (
@@ -87,6 +88,7 @@ ROLES: dict[str, Role] = {
                 "regional.change_hospital",
                 "regional.add_hospitalcredential",
                 "regional.change_hospitalcredential",
+                "regional.run_conformance",
                 "booking.retry_outboxmessage",
                 "booking.change_lostlock",
             ),
