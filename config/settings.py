@@ -303,16 +303,6 @@ CELERY_BEAT_SCHEDULE = {
     # 2.4 reports and before the commission's staff arrive.
     "supervision-nightly": {"task": "supervision.nightly", "schedule": crontab(hour=2, minute=30)},
 }
-# What 周期任务 in the admin calls each entry (regional/admin.py shows these instead of the keys).
-CELERY_BEAT_TITLES = {
-    "booking-expire-locks": "释放超时未支付的锁号",
-    "booking-sweep": "补发未送达的通知、处理中断的锁号",
-    "booking-waitlist-sweep": "候补：通知有号的候补患者、关闭过期候补",
-    "booking-remind": "发送就诊前一天的提醒短信",
-    "referral-overdue-scan": "查找超时未处理的转诊单",
-    RECONCILIATION_NIGHTLY_NAME: RECONCILIATION_NIGHTLY_NAME,
-    "supervision-nightly": "重算监管统计（近14天与未来31天）",
-}
 
 # Production hardening; nginx terminates TLS (deploy/nginx.conf) and sets X-Forwarded-Proto.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
