@@ -26,10 +26,12 @@ from reconciliation.models import (
     LedgerEntryRecord,
     ReconciliationRun,
     Statement,
+    StatementImport,
     StatementLine,
     StatementSource,
 )
 from regional.admin import PersonalDataAdminMixin, ReadOnlyAdmin
+from regional.admin_display import shortened
 from regional.errors import DomainError
 from regional.models import Hospital
 
@@ -69,9 +71,10 @@ class StatementSourceAdmin(admin.ModelAdmin):
 class StatementAdmin(ReadOnlyAdmin):
     change_list_template = "reconciliation/admin/statement_change_list.html"
     list_display = (
-        "bill_date", "pay_channel", "layout", "encoding", "line_count", "payment_count", "payment_total_display",
-        "refund_count", "refund_total_display", "origin", "imported_at", "imported_by", "lines_link",
+        "bill_date", "pay_channel", "line_count", "payment_count", "payment_total_display", "refund_count",
+        "refund_total_display", "origin", "imported_at", "lines_link",
     )  # fmt: skip
+    ordering = ("-bill_date", "pay_channel")
     list_filter = ("pay_channel", "origin", ("bill_date", admin.DateFieldListFilter))
     date_hierarchy = "bill_date"
     list_select_related = ("imported_by",)
@@ -112,7 +115,7 @@ class StatementAdmin(ReadOnlyAdmin):
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             try:
-                statement, replaced = services.statement_import(
+                job = services.statement_upload_request(
                     source=data["source"],
                     bill_date=data["bill_date"],
                     file=data["file"].file,
@@ -122,14 +125,7 @@ class StatementAdmin(ReadOnlyAdmin):
             except DomainError as exc:
                 form.add_error("file", exc.message)
             else:
-                verb = "替换" if replaced else "导入"
-                self.message_user(
-                    request,
-                    f"已{verb}{statement}：{statement.payment_count}笔支付共{statement.payment_total}元，"
-                    f"{statement.refund_count}笔退款共{statement.refund_total}元",
-                    messages.SUCCESS,
-                )
-                return HttpResponseRedirect(reverse("admin:reconciliation_statement_changelist"))
+                return _to_import(job)
         return TemplateResponse(
             request,
             "reconciliation/admin/form.html",
@@ -142,19 +138,58 @@ class StatementAdmin(ReadOnlyAdmin):
         form = FetchForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
-                statement = services.statement_fetch(
+                job = services.statement_fetch_request(
                     source=form.cleaned_data["source"], bill_date=form.cleaned_data["bill_date"], user=request.user
                 )
             except DomainError as exc:
                 form.add_error(None, exc.message)
             else:
-                self.message_user(request, f"已获取{statement}：{statement.line_count}笔明细", messages.SUCCESS)
-                return HttpResponseRedirect(reverse("admin:reconciliation_statement_changelist"))
+                return _to_import(job)
         return TemplateResponse(
             request,
             "reconciliation/admin/form.html",
             _context(self, request, title="从渠道获取对账单", form=form, submit="获取并导入"),
         )
+
+
+def _to_import(job: StatementImport) -> HttpResponseRedirect:
+    """The import's own page, which follows it until it is done."""
+    return HttpResponseRedirect(reverse("admin:reconciliation_statementimport_change", args=[job.pk]))
+
+
+@admin.register(StatementImport)
+class StatementImportAdmin(ReadOnlyAdmin):
+    """Bill imports (uploads and fetches) and their progress; each runs as a background task."""
+
+    change_form_template = "reconciliation/admin/import_change_form.html"
+    list_display = (
+        "created_at", "bill_date", "source", "kind", "status_display", "rows_read", "statement_link", "short_error",
+        "created_by",
+    )  # fmt: skip
+    list_filter = ("status", "kind", "source")
+    list_select_related = ("source", "statement", "created_by")
+    ordering = ("-created_at",)
+    fields = (
+        "source", "bill_date", "kind", "filename", "size", "status", "phase", "rows_read", "statement_link",
+        "replaced", "error", "created_by", "created_at", "started_at", "finished_at",
+    )  # fmt: skip
+    readonly_fields = fields
+
+    @admin.display(description="状态", ordering="status")
+    def status_display(self, obj: StatementImport) -> str:
+        colours = {"done": "#2e7d32", "failed": "#ba2121", "running": "#b26a00", "queued": "#666"}
+        return format_html('<b style="color:{}">{}</b>', colours.get(obj.status, "inherit"), obj.get_status_display())
+
+    @admin.display(description="对账单")
+    def statement_link(self, obj: StatementImport) -> str:
+        if not obj.statement_id:
+            return "-"
+        url = reverse("admin:reconciliation_statementline_changelist") + f"?statement__id__exact={obj.statement_id}"
+        return format_html('<a href="{}">{}（{}笔明细）</a>', url, obj.statement, obj.statement.line_count)
+
+    @admin.display(description="错误")
+    def short_error(self, obj: StatementImport) -> str:
+        return shortened(obj.error, 24) if obj.error else "-"
 
 
 @admin.register(StatementLine)
@@ -198,16 +233,34 @@ class ReconciliationRunAdmin(ReadOnlyAdmin):
     change_list_template = "reconciliation/admin/run_change_list.html"
     change_form_template = "reconciliation/admin/run_change_form.html"
     list_display = (
-        "__str__", "date_from", "date_to", "hospital", "pay_channel", "trigger", "status", "result_display",
-        "ledger_net_display", "statement_net_display", "matched_count", "discrepancies_link", "finished_at",
+        "__str__", "status_display", "result_display", "ledger_net_display", "statement_net_display",
+        "matched_count", "discrepancies_link", "hospital", "pay_channel", "trigger", "finished_at",
     )  # fmt: skip
+    ordering = ("-created_at", "-pk")
     list_filter = ("status", "result", "trigger", "pay_channel", ("date_from", admin.DateFieldListFilter), "hospital")
     list_select_related = ("hospital", "started_by")
     actions = ["rerun"]
     inlines = [DiscrepancyInline]
     fieldsets = (
         ("范围", {"fields": ("date_from", "date_to", "hospital", "pay_channel", "hospital_check")}),
-        ("执行", {"fields": ("trigger", "started_by", "status", "result", "created_at", "started_at", "finished_at")}),
+        (
+            "执行",
+            {
+                "fields": (
+                    "trigger",
+                    "started_by",
+                    "status",
+                    "result",
+                    "phase",
+                    "checks_done",
+                    "checks_total",
+                    "rows_read",
+                    "created_at",
+                    "started_at",
+                    "finished_at",
+                )  # fmt: skip
+            },
+        ),
         (
             "平台流水",
             {"fields": ("ledger_payment_count", "ledger_payment_total", "ledger_refund_count", "ledger_refund_total")},
@@ -244,6 +297,12 @@ class ReconciliationRunAdmin(ReadOnlyAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+    @admin.display(description="状态", ordering="status")
+    def status_display(self, obj: ReconciliationRun) -> str:
+        if obj.in_progress and obj.checks_total:
+            return f"{obj.get_status_display()}（{obj.checks_done}/{obj.checks_total}）"
+        return obj.get_status_display()
 
     @admin.display(description="结果", ordering="result")
     def result_display(self, obj: ReconciliationRun) -> str:
@@ -405,10 +464,13 @@ class ReconciliationRunAdmin(ReadOnlyAdmin):
 @admin.register(Discrepancy)
 class DiscrepancyAdmin(ReadOnlyAdmin):
     change_list_template = "reconciliation/admin/discrepancy_change_list.html"
+    # The money and the state first: they must fit 1366 px (long trade numbers shortened, whole on hover).
     list_display = (
-        "day", "type", "entry_kind", "pay_channel", "hospital", "batch", "ledger_amount", "statement_amount",
-        "difference", "hospital_status", "status", "resolved_by", "run",
+        "day", "short_type", "short_batch", "ledger_amount", "statement_amount", "difference", "status_display",
+        "pay_channel", "short_hospital", "hospital_status", "resolved_by",
     )  # fmt: skip
+    list_display_links = ("day", "short_batch")
+    ordering = ("status", "-day", "type", "batch")  # open ones first, newest day first
     list_filter = ("status", "type", "pay_channel", ("day", admin.DateFieldListFilter), "hospital")
     search_fields = ("=batch", "=pay_trade_no")
     search_help_text = "按交易流水号或渠道交易号精确搜索"
@@ -426,6 +488,23 @@ class DiscrepancyAdmin(ReadOnlyAdmin):
             "ledger_amount", "statement_amount", "difference", "hospital_status", "detail", "run", "created_at",
             "status", "resolution", "resolved_by", "resolved_at",
         ]  # fmt: skip
+
+    @admin.display(description="差异类型", ordering="type")
+    def short_type(self, obj: Discrepancy) -> str:
+        return shortened(obj.get_type_display(), 12)
+
+    @admin.display(description="交易流水号", ordering="batch")
+    def short_batch(self, obj: Discrepancy) -> str:
+        return shortened(obj.batch, 12)
+
+    @admin.display(description="医院", ordering="hospital")
+    def short_hospital(self, obj: Discrepancy) -> str:
+        return shortened(obj.hospital.name, 8) if obj.hospital_id else "（未识别）"
+
+    @admin.display(description="处理状态", ordering="status")
+    def status_display(self, obj: Discrepancy) -> str:
+        colour = "#ba2121" if obj.status == Discrepancy.Status.OPEN else "#2e7d32"
+        return format_html('<b style="color:{}">{}</b>', colour, obj.get_status_display())
 
     @admin.display(description="订单")
     def order_link(self, obj: Discrepancy) -> str:
@@ -484,6 +563,8 @@ class DiscrepancyAdmin(ReadOnlyAdmin):
             else:
                 note = f"，{skipped}条此前已处理，未改动" if skipped else ""
                 self.message_user(request, f"已处理{done}条差异{note}", messages.SUCCESS)
+                if len(ids) == 1:  # resolved from its own page: back to it, showing the resolution
+                    return HttpResponseRedirect(reverse("admin:reconciliation_discrepancy_change", args=ids))
                 return HttpResponseRedirect(reverse("admin:reconciliation_discrepancy_changelist"))
         return TemplateResponse(
             request,

@@ -64,6 +64,7 @@ ROLES: dict[str, Role] = {
             + _view("booking", "order", "ledgerentry", "channel")
             + _view("reconciliation", "statementsource", "statement", "statementline", "reconciliationrun")
             + _view("reconciliation", "discrepancy", "ledgerentryrecord")
+            + _view("reconciliation", "statementimport")
             + (
                 "reconciliation.add_statement",
                 "reconciliation.add_reconciliationrun",
