@@ -70,10 +70,7 @@ class StatementSourceAdmin(admin.ModelAdmin):
 @admin.register(Statement)
 class StatementAdmin(ReadOnlyAdmin):
     change_list_template = "reconciliation/admin/statement_change_list.html"
-    list_display = (
-        "bill_date", "pay_channel", "line_count", "payment_count", "payment_total_display", "refund_count",
-        "refund_total_display", "origin", "imported_at", "lines_link",
-    )  # fmt: skip
+    list_display = ("bill_date", "pay_channel", "payments", "refunds", "lines_link", "origin", "imported_at")
     ordering = ("-bill_date", "pay_channel")
     list_filter = ("pay_channel", "origin", ("bill_date", admin.DateFieldListFilter))
     date_hierarchy = "bill_date"
@@ -84,13 +81,13 @@ class StatementAdmin(ReadOnlyAdmin):
     )  # fmt: skip
     readonly_fields = fields
 
-    @admin.display(description="支付金额（元）", ordering="payment_total")
-    def payment_total_display(self, obj: Statement) -> str:
-        return _money(obj.payment_total)
+    @admin.display(description="支付", ordering="payment_total")
+    def payments(self, obj: Statement) -> str:
+        return f"{obj.payment_count}笔 {_money(obj.payment_total)}元"
 
-    @admin.display(description="退款金额（元）", ordering="refund_total")
-    def refund_total_display(self, obj: Statement) -> str:
-        return _money(obj.refund_total)
+    @admin.display(description="退款", ordering="refund_total")
+    def refunds(self, obj: Statement) -> str:
+        return f"{obj.refund_count}笔 {_money(obj.refund_total)}元"
 
     @admin.display(description="明细")
     def lines_link(self, obj: Statement) -> str:
@@ -232,9 +229,10 @@ class DiscrepancyInline(admin.TabularInline):
 class ReconciliationRunAdmin(ReadOnlyAdmin):
     change_list_template = "reconciliation/admin/run_change_list.html"
     change_form_template = "reconciliation/admin/run_change_form.html"
+    # Scope (hospital, channel), trigger and counts are on the run's page and in the filters.
     list_display = (
         "__str__", "status_display", "result_display", "ledger_net_display", "statement_net_display",
-        "matched_count", "discrepancies_link", "hospital", "pay_channel", "trigger", "finished_at",
+        "discrepancies_link", "finished_at",
     )  # fmt: skip
     ordering = ("-created_at", "-pk")
     list_filter = ("status", "result", "trigger", "pay_channel", ("date_from", admin.DateFieldListFilter), "hospital")
@@ -309,11 +307,11 @@ class ReconciliationRunAdmin(ReadOnlyAdmin):
         colours = {"balanced": "#2e7d32", "discrepancies": "#ba2121", "incomplete": "#b26a00", "failed": "#ba2121"}
         return format_html('<b style="color:{}">{}</b>', colours.get(obj.result, "inherit"), obj.get_result_display())
 
-    @admin.display(description="平台净额（元）")
+    @admin.display(description="平台净额")
     def ledger_net_display(self, obj: ReconciliationRun) -> str:
         return _money(obj.ledger_net)
 
-    @admin.display(description="渠道净额（元）")
+    @admin.display(description="渠道净额")
     def statement_net_display(self, obj: ReconciliationRun) -> str:
         return _money(obj.statement_net)
 
@@ -465,9 +463,9 @@ class ReconciliationRunAdmin(ReadOnlyAdmin):
 class DiscrepancyAdmin(ReadOnlyAdmin):
     change_list_template = "reconciliation/admin/discrepancy_change_list.html"
     # The money and the state first: they must fit 1366 px (long trade numbers shortened, whole on hover).
+    # (Hospital, channel, the hospital's status and who resolved it: on the detail page and in the filters.)
     list_display = (
-        "day", "short_type", "short_batch", "ledger_amount", "statement_amount", "difference", "status_display",
-        "pay_channel", "short_hospital", "hospital_status", "resolved_by",
+        "day", "short_type", "short_batch", "ledger_amount", "statement_amount", "difference_display", "status_display",
     )  # fmt: skip
     list_display_links = ("day", "short_batch")
     ordering = ("status", "-day", "type", "batch")  # open ones first, newest day first
@@ -497,9 +495,10 @@ class DiscrepancyAdmin(ReadOnlyAdmin):
     def short_batch(self, obj: Discrepancy) -> str:
         return shortened(obj.batch, 12)
 
-    @admin.display(description="医院", ordering="hospital")
-    def short_hospital(self, obj: Discrepancy) -> str:
-        return shortened(obj.hospital.name, 8) if obj.hospital_id else "（未识别）"
+    @admin.display(description="差额", ordering="difference")
+    def difference_display(self, obj: Discrepancy) -> str:
+        # The header stays short to fit; the sign's meaning is on hover (and in the totals line).
+        return format_html('<span title="平台−渠道">{}</span>', obj.difference)
 
     @admin.display(description="处理状态", ordering="status")
     def status_display(self, obj: Discrepancy) -> str:
