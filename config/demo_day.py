@@ -31,10 +31,12 @@ from booking.services.patients import Patient
 from booking.services.waitlist import waitlist_join
 from reconciliation import services as finance
 from reconciliation.models import ReconciliationRun, Statement, StatementSource
+from referral import services as referrals
+from referral.models import Referral
 from regional import hospital_wsdl, idnumber
 from regional.errors import DomainError
 from regional.messages.codes import PayChannel
-from regional.models import Hospital
+from regional.models import Department, Hospital
 from regional.roles import ROLES, ensure_roles
 from sandbox.inprocess import DjangoInProcessAdapter
 from sandbox.models import SandboxSchedule
@@ -100,8 +102,8 @@ def local(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
 class DemoDays:
     """The days before today, built once (a second seed finds the demo's orders and leaves them)."""
 
-    def __init__(self, *, base_url: str, say: Say, warn: Say):
-        self.base_url, self.say, self.warn = base_url, say, warn
+    def __init__(self, *, base_url: str, say: Say, warn: Say, secret: Callable[[str], str]):
+        self.base_url, self.say, self.warn, self.secret = base_url, say, warn, secret
         self.channels = list(Channel.objects.filter(code__in=("JKMZWX", "JKMYAPP")).order_by("code"))
         self.hospitals = {h.hospital_no: h for h in Hospital.objects.filter(hospital_no__startswith="DEMO")}
         self.n = 0
@@ -119,6 +121,7 @@ class DemoDays:
             self.waitlist()
             self.stopped_session()
             self.reconcile(yesterday, downloads)
+            self.referrals(downloads)
         self.say(
             f"财务演示：{two_days_ago:%Y-%m-%d}和{yesterday:%Y-%m-%d}有支付和退款，{yesterday:%Y-%m-%d}已对账（含差异），"
             f"{two_days_ago:%Y-%m-%d}尚未对账，可在“对账批次 › 立即对账”中对它对账"
@@ -227,6 +230,63 @@ class DemoDays:
             self.say(f"停诊演示：{schedule.hospital.name}排班{schedule.work_id}已停诊，影响{affected}位患者（已通知）")
         else:
             self.warn(f"停诊演示未成功：{answer.summary()}")
+
+    # -- referrals -----------------------------------------------------------------------------
+
+    def referrals(self, http: requests.Session) -> None:
+        """Referrals from the community centre to the city hospital in several states: the HIS posts
+        each over the referral servlet, the doctors act through the services their forms call."""
+        sender, receiver = self.hospitals["DEMO003"], self.hospitals["DEMO001"]
+        department = Department.objects.filter(hospital=receiver, is_deleted=False).order_by("department_id").first()
+        doctor = referrals.Actor.doctor(sender, "DEMOYS01", "测试医生一")
+        desk = referrals.Actor.doctor(receiver, "DEMOYS02", "测试医生二")
+        plan = ("draft", "submitted", "submitted", "accepted", "rejected", "completed")
+        done = []
+        for i, state in enumerate(plan, 1):
+            self.n += 1
+            person = patient(self.n)
+            values = {
+                "orderid": f"DEMO-ZZ-{i:03d}", "fqyydm": sender.hospital_no, "fqyymc": sender.name,
+                "fqksdm": "NK", "fqksmc": "内科", "fqysgh": "DEMOYS01", "fqysxm": "测试医生一", "brlx": "1",
+                "hzxm": person.name, "jzkh": f"DEMO{self.n:06d}", "jzklx": "0", "sfzh": person.id_card,
+                "csrq": person.id_card[6:14], "lxdh": person.phone, "jtdz": "演示市演示路1号",
+                "cbzd": "高血压（演示）", "bszy": "头晕三天（演示）", "zyjws": "无", "zlqk": "口服降压药",
+                "zzmd": "进一步诊治", "jjcd": "2", "mzzycxbz": "mz",
+            }  # fmt: skip
+            body = "<referral>" + "".join(f"<{k}>{v}</{k}>" for k, v in values.items()) + "</referral>"
+            response = http.post(
+                f"{self.base_url}/referral/api/SxzzAppServlet",
+                data=body.encode("utf-8"),
+                headers={"Content-Type": "text/xml; charset=UTF-8"},
+                auth=(sender.hospital_no, self.secret(sender.hospital_no)),
+                timeout=30,
+            )
+            referral = Referral.objects.filter(sending_hospital=sender, order_id=values["orderid"]).first()
+            if response.status_code != 200 or referral is None:
+                self.warn(f"演示转诊单{values['orderid']}未能创建（HTTP {response.status_code}）")
+                continue
+            try:
+                if state != "draft":
+                    referral = referrals.referral_submit(
+                        referral=referral,
+                        actor=doctor,
+                        receiving_hospital=receiver,
+                        receiving_department=department,
+                        urgency=referral.urgency or "2",
+                        purpose="进一步诊治",
+                    )
+                if state in ("accepted", "completed"):
+                    referral = referrals.referral_accept(referral=referral, actor=desk, note="请患者明日上午来院")
+                if state == "completed":
+                    referral = referrals.referral_arrive(referral=referral, actor=desk)
+                    referral = referrals.referral_complete(referral=referral, actor=desk, note="诊治完毕")
+                if state == "rejected":
+                    referral = referrals.referral_reject(referral=referral, actor=desk, reason="本院该科室床位已满")
+            except DomainError as exc:
+                self.warn(f"演示转诊单{values['orderid']}：{exc.message}")
+                continue
+            done.append(referral.get_status_display())
+        self.say(f"转诊演示：{sender.name}转往{receiver.name}的转诊单{len(done)}份（{'、'.join(done)}）")
 
     # -- finance -------------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from booking.models import BookingRules, Channel, LedgerEntry, Order, PatientNot
 from booking.services.waitlist import waitlist_join
 from config import demo_day
 from reconciliation.models import Discrepancy, ReconciliationRun, Statement
+from referral.models import Referral
 from regional import hospital_client
 from regional.errors import DomainError
 from regional.models import Department, Doctor, Hospital
@@ -151,6 +152,10 @@ class SeedDemoTests:
         stopped = Schedule.objects.get(status=Schedule.STOPPED)
         assert stopped.hospital.hospital_no == "DEMO002" and Order.objects.filter(schedule=stopped).count() == 3
         assert PatientNotification.objects.filter(order__schedule=stopped).exists()
+        # Referrals from the community centre in several states (posted over the servlet, then acted on).
+        assert set(Referral.objects.values_list("status", flat=True)) == {
+            "draft", "submitted", "accepted", "rejected", "completed",
+        }  # fmt: skip
         # Elsewhere the refusal says which rule opens the waitlist and where staff set it.
         closed = Schedule.objects.filter(hospital__hospital_no="DEMO001", status=Schedule.NORMAL).first()
         with pytest.raises(DomainError) as refused:
@@ -171,6 +176,7 @@ class SeedDemoTests:
             "hotline": [("admin:booking_order_changelist", "演示"), ("admin:booking_waitlistentry_changelist", "候补")],
             "regional_admin": [("admin:booking_bookingrules_changelist", "演示街道社区卫生服务中心")],
             "interface": [("admin:regional_messagelog_changelist", "stopWorkNotice")],
+            "referral_desk": [("admin:referral_referral_changelist", "待接收")],
         }
         for key, expected in pages.items():
             client.force_login(get_user_model().objects.get(username=demo_day.staff_username(key)))

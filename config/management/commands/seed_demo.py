@@ -10,7 +10,8 @@ Django in process (sandbox/inprocess.py); the envelopes are the same as over the
 Then the days before today (config/demo_day.py): paid and refunded bookings on the past two days,
 the sandbox channel's bills with a few injected differences and yesterday reconciled, a booking rule
 that opens the waitlist at DEMO003 with a full session and its queue, a session stopped by DEMO002
-with its patients told; and a staff account per role of regional/roles.py.
+with its patients told, referrals from DEMO003 to DEMO001 in several states; and a staff account
+per role of regional/roles.py.
 
 Demo credentials (also in the README):
     admin:     demo / demo-admin-2026
@@ -96,7 +97,9 @@ class Command(BaseCommand):
             stdout=self.stdout,
         )  # fmt: skip
         demo_day.staff_accounts(self.stdout.write)
-        days = demo_day.DemoDays(base_url=base, say=self.stdout.write, warn=lambda m: self.stderr.write(m))
+        days = demo_day.DemoDays(
+            base_url=base, say=self.stdout.write, warn=lambda m: self.stderr.write(m), secret=demo_secret
+        )
         if days.already_built():
             self.stdout.write("演示业务数据（预约、支付、对账、候补、停诊）已存在，未重复生成")
         else:
