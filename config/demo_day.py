@@ -156,7 +156,7 @@ class DemoDays:
                     amount=order.fee,
                     pay_trade_no=f"DEMO{at:%Y%m%d%H%M}{self.n:04d}",
                     pay_channel=pay_channel,
-                    now=at + dt.timedelta(minutes=2),
+                    now=at + dt.timedelta(seconds=30),  # within the shortest lock time (1 minute)
                 )
         except DomainError as exc:
             self.warn(f"演示预约未成功（{schedule.work_id}）：{exc.message}")
@@ -164,11 +164,10 @@ class DemoDays:
         return order
 
     def paid_day(self, day: dt.date) -> None:
-        """Six paid bookings a day (both payment channels, two hospitals), and one of them cancelled
-        the same evening with its refund."""
-        sessions = self.schedules("DEMO001", timezone.localdate() + dt.timedelta(days=2), 3) + self.schedules(
-            "DEMO002", timezone.localdate() + dt.timedelta(days=2), 3
-        )
+        """Six paid bookings a day (both payment channels), and two of them cancelled the same evening
+        with their refunds."""
+        # Sessions of tomorrow on (`seed_demo --days 2` builds only today and tomorrow), booked ahead.
+        sessions = self.schedules("DEMO001", timezone.localdate() + dt.timedelta(days=1), 6)
         paid = []
         for i, schedule in enumerate(sessions):
             channel = PayChannel.WEPAY if i % 2 == 0 else PayChannel.ALIPAY
@@ -216,7 +215,7 @@ class DemoDays:
 
     def stopped_session(self) -> None:
         """A session with patients booked, then stopped by its hospital (stopWorkNotice over SOAP)."""
-        found = self.schedules(STOP_HOSPITAL, timezone.localdate() + dt.timedelta(days=3), 1)
+        found = self.schedules(STOP_HOSPITAL, timezone.localdate() + dt.timedelta(days=1), 1)
         if not found:
             return
         schedule = found[0]
