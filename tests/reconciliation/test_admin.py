@@ -333,7 +333,13 @@ class AdminPagesTests:
         run = services.reconciliation_run(date_from=day, date_to=day)
         discrepancy = Discrepancy.objects.get()
         statement = Statement.objects.get()
+        content, _ = bill("wepay", day)
+        job = services.statement_upload_request(
+            source=statement.source, bill_date=day, file=io.BytesIO(content), filename="ALL.csv"
+        )
         for name, args in (
+            ("admin:reconciliation_statementimport_changelist", []),
+            ("admin:reconciliation_statementimport_change", [job.pk]),
             ("admin:reconciliation_statementsource_changelist", []),
             ("admin:reconciliation_statement_changelist", []),
             ("admin:reconciliation_statement_change", [statement.pk]),
