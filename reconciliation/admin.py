@@ -161,7 +161,6 @@ class StatementImportAdmin(ReadOnlyAdmin):
     change_form_template = "reconciliation/admin/import_change_form.html"
     list_display = (
         "created_at", "bill_date", "source", "kind", "status_display", "rows_read", "statement_link", "short_error",
-        "created_by",
     )  # fmt: skip
     list_filter = ("status", "kind", "source")
     list_select_related = ("source", "statement", "created_by")
