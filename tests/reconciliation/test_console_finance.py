@@ -1,5 +1,6 @@
 """Finance's day in the staff console (#13), in Chromium at 1366×768 with an English browser, as a
-member of the 财务人员 role: reconcile a past day from the admin's button and watch the run's page
+member of the 财务人员 role: upload the day's bill and watch its import finish, reconcile a past
+day from the admin's button and watch the run's page
 follow the real Celery worker to the end, resolve a difference from its page, export the run to
 Excel and find there the times the admin shows (the region's local time). No English on the pages.
 
@@ -14,16 +15,17 @@ import re
 import pytest
 from openpyxl import load_workbook
 
-from reconciliation.models import Discrepancy, ReconciliationRun
-from tests.base import import_bill, yesterday
+from reconciliation.models import Discrepancy, ReconciliationRun, StatementSource
+from tests.base import bill, yesterday
 from tests.base import local as at
 from tests.console import assert_no_english, english_page, login, shot, staff  # noqa: F401 - fixture
-from tests.factories import pay, refund
+from tests.factories import pay, refund, source
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-# 导出Excel is upper-cased by the admin's object-tools style; SBX… is the sandbox channel's trade number (data).
-ALLOWED = {"EXCEL", "SBX"}
+# 导出Excel is upper-cased by the admin's object-tools style; SBX… is the sandbox channel's trade number
+# (data); GBK and UTF-8 are the bills' encodings by their names.
+ALLOWED = {"EXCEL", "SBX", "GBK", "UTF"}
 ADMIN_TIME = re.compile(r"(\d{4})年(\d{1,2})月(\d{1,2})日\s*(\d{1,2}):(\d{2})")
 
 
@@ -55,17 +57,34 @@ class FinanceConsoleTests:
         english_page,  # noqa: F811 - the fixture imported from tests.console
         public_url,
         hospital,
+        tmp_path,
     ):
         page = english_page
         day = yesterday()
         payments = [pay(hospital, day=day, amount=f"{10 + i}.00") for i in range(6)]
         refund(payments[-1], when=at(day, 21))
-        import_bill("wepay", day, missing_payment=1, extra_payment=1)
-        user = staff(
-            "finance", username="财务小李"
-        )  # shown upper-cased in the header: a Latin name would read as English
+        # The channel's bill leaves out one payment and has one the platform never saw.
+        content, _ = bill("wepay", day, missing_payment=1, extra_payment=1)
+        upload = tmp_path / "微信支付交易账单.csv"  # the file name is shown on the import page
+        upload.write_bytes(content)
+        source("wepay", adapter=StatementSource.UPLOAD)
+        # A Chinese user name: the admin's header shows it upper-cased, a Latin one would read as English.
+        user = staff("finance", username="财务小李")
         login(page, public_url, user, next_path="/admin/reconciliation/statement/")
+
+        # The bill is uploaded; the worker imports it while its page follows.
+        page.click(".object-tools a:has-text('上传对账单')")
+        page.fill("#id_bill_date", f"{day:%Y-%m-%d}")
+        page.set_input_files("#id_file", str(upload))
+        assert_no_english(page, ALLOWED)
+        page.click("input[type=submit][value=上传并导入]")
+        page.wait_for_url(re.compile(r"/statementimport/\d+/change/"))
+        page.wait_for_selector(".recon-progress:has-text('已完成')", timeout=60_000)
+        assert "已读取明细行数：7" in page.inner_text(".recon-progress")
+        assert_no_english(page, ALLOWED)
+        page.goto(f"{public_url}/admin/reconciliation/statement/")
         fits(page, "#result_list")  # the day's bills, every column on the screen
+        assert "查看7笔" in page.inner_text("#result_list")
         assert_no_english(page, ALLOWED)
         page.goto(f"{public_url}/admin/reconciliation/reconciliationrun/")
         assert_no_english(page, ALLOWED)
