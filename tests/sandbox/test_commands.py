@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from booking.models import BookingRules, Channel, LedgerEntry, Order, PatientNotification, Schedule, WaitlistEntry
 from booking.services.waitlist import waitlist_join
-from config import demo_day
+from config.management.commands import _demo_day as demo_day
 from reconciliation.models import Discrepancy, ReconciliationRun, Statement
 from referral.models import Referral
 from regional import hospital_client

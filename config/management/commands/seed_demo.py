@@ -7,7 +7,7 @@ sandbox hospital pushes HospitalInfo, DepartmentInfo, DoctorInfo and synchronize
 envelopes to /ws/center. The web server is not running yet, so the HTTP exchanges are handed to
 Django in process (sandbox/inprocess.py); the envelopes are the same as over the network.
 
-Then the days before today (config/demo_day.py): paid and refunded bookings on the past two days,
+Then the days before today (_demo_day.py beside it): paid and refunded bookings on the past two days,
 the sandbox channel's bills with a few injected differences and yesterday reconciled, a booking rule
 that opens the waitlist at DEMO003 with a full session and its queue, a session stopped by DEMO002
 with its patients told, referrals from DEMO003 to DEMO001 in several states; and a staff account
@@ -28,7 +28,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from config import demo_day
+from config.management.commands import _demo_day as demo_day
 from config.management.commands import reconciliation_sandbox
 from regional.errors import DomainError
 from regional.services import hospital_onboard
