@@ -26,10 +26,12 @@ from reconciliation.models import (
     LedgerEntryRecord,
     ReconciliationRun,
     Statement,
+    StatementImport,
     StatementLine,
     StatementSource,
 )
 from regional.admin import PersonalDataAdminMixin, ReadOnlyAdmin
+from regional.admin_display import shortened
 from regional.errors import DomainError
 from regional.models import Hospital
 
@@ -68,10 +70,8 @@ class StatementSourceAdmin(admin.ModelAdmin):
 @admin.register(Statement)
 class StatementAdmin(ReadOnlyAdmin):
     change_list_template = "reconciliation/admin/statement_change_list.html"
-    list_display = (
-        "bill_date", "pay_channel", "layout", "encoding", "line_count", "payment_count", "payment_total_display",
-        "refund_count", "refund_total_display", "origin", "imported_at", "imported_by", "lines_link",
-    )  # fmt: skip
+    list_display = ("bill_date", "pay_channel", "payments", "refunds", "lines_link", "origin", "imported_at")
+    ordering = ("-bill_date", "pay_channel")
     list_filter = ("pay_channel", "origin", ("bill_date", admin.DateFieldListFilter))
     date_hierarchy = "bill_date"
     list_select_related = ("imported_by",)
@@ -81,13 +81,13 @@ class StatementAdmin(ReadOnlyAdmin):
     )  # fmt: skip
     readonly_fields = fields
 
-    @admin.display(description="支付金额（元）", ordering="payment_total")
-    def payment_total_display(self, obj: Statement) -> str:
-        return _money(obj.payment_total)
+    @admin.display(description="支付", ordering="payment_total")
+    def payments(self, obj: Statement) -> str:
+        return f"{obj.payment_count}笔 {_money(obj.payment_total)}元"
 
-    @admin.display(description="退款金额（元）", ordering="refund_total")
-    def refund_total_display(self, obj: Statement) -> str:
-        return _money(obj.refund_total)
+    @admin.display(description="退款", ordering="refund_total")
+    def refunds(self, obj: Statement) -> str:
+        return f"{obj.refund_count}笔 {_money(obj.refund_total)}元"
 
     @admin.display(description="明细")
     def lines_link(self, obj: Statement) -> str:
@@ -112,7 +112,7 @@ class StatementAdmin(ReadOnlyAdmin):
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             try:
-                statement, replaced = services.statement_import(
+                job = services.statement_upload_request(
                     source=data["source"],
                     bill_date=data["bill_date"],
                     file=data["file"].file,
@@ -122,14 +122,7 @@ class StatementAdmin(ReadOnlyAdmin):
             except DomainError as exc:
                 form.add_error("file", exc.message)
             else:
-                verb = "替换" if replaced else "导入"
-                self.message_user(
-                    request,
-                    f"已{verb}{statement}：{statement.payment_count}笔支付共{statement.payment_total}元，"
-                    f"{statement.refund_count}笔退款共{statement.refund_total}元",
-                    messages.SUCCESS,
-                )
-                return HttpResponseRedirect(reverse("admin:reconciliation_statement_changelist"))
+                return _to_import(job)
         return TemplateResponse(
             request,
             "reconciliation/admin/form.html",
@@ -142,19 +135,57 @@ class StatementAdmin(ReadOnlyAdmin):
         form = FetchForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
-                statement = services.statement_fetch(
+                job = services.statement_fetch_request(
                     source=form.cleaned_data["source"], bill_date=form.cleaned_data["bill_date"], user=request.user
                 )
             except DomainError as exc:
                 form.add_error(None, exc.message)
             else:
-                self.message_user(request, f"已获取{statement}：{statement.line_count}笔明细", messages.SUCCESS)
-                return HttpResponseRedirect(reverse("admin:reconciliation_statement_changelist"))
+                return _to_import(job)
         return TemplateResponse(
             request,
             "reconciliation/admin/form.html",
             _context(self, request, title="从渠道获取对账单", form=form, submit="获取并导入"),
         )
+
+
+def _to_import(job: StatementImport) -> HttpResponseRedirect:
+    """The import's own page, which follows it until it is done."""
+    return HttpResponseRedirect(reverse("admin:reconciliation_statementimport_change", args=[job.pk]))
+
+
+@admin.register(StatementImport)
+class StatementImportAdmin(ReadOnlyAdmin):
+    """Bill imports (uploads and fetches) and their progress; each runs as a background task."""
+
+    change_form_template = "reconciliation/admin/import_change_form.html"
+    list_display = (
+        "created_at", "bill_date", "source", "kind", "status_display", "rows_read", "statement_link", "short_error",
+    )  # fmt: skip
+    list_filter = ("status", "kind", "source")
+    list_select_related = ("source", "statement", "created_by")
+    ordering = ("-created_at",)
+    fields = (
+        "source", "bill_date", "kind", "filename", "size", "status", "phase", "rows_read", "statement_link",
+        "replaced", "error", "created_by", "created_at", "started_at", "finished_at",
+    )  # fmt: skip
+    readonly_fields = fields
+
+    @admin.display(description="状态", ordering="status")
+    def status_display(self, obj: StatementImport) -> str:
+        colours = {"done": "#2e7d32", "failed": "#ba2121", "running": "#b26a00", "queued": "#666"}
+        return format_html('<b style="color:{}">{}</b>', colours.get(obj.status, "inherit"), obj.get_status_display())
+
+    @admin.display(description="对账单")
+    def statement_link(self, obj: StatementImport) -> str:
+        if not obj.statement_id:
+            return "-"
+        url = reverse("admin:reconciliation_statementline_changelist") + f"?statement__id__exact={obj.statement_id}"
+        return format_html('<a href="{}">{}（{}笔明细）</a>', url, obj.statement, obj.statement.line_count)
+
+    @admin.display(description="错误")
+    def short_error(self, obj: StatementImport) -> str:
+        return shortened(obj.error, 24) if obj.error else "-"
 
 
 @admin.register(StatementLine)
@@ -197,17 +228,36 @@ class DiscrepancyInline(admin.TabularInline):
 class ReconciliationRunAdmin(ReadOnlyAdmin):
     change_list_template = "reconciliation/admin/run_change_list.html"
     change_form_template = "reconciliation/admin/run_change_form.html"
+    # Scope (hospital, channel), trigger and counts are on the run's page and in the filters.
     list_display = (
-        "__str__", "date_from", "date_to", "hospital", "pay_channel", "trigger", "status", "result_display",
-        "ledger_net_display", "statement_net_display", "matched_count", "discrepancies_link", "finished_at",
+        "__str__", "status_display", "result_display", "ledger_net_display", "statement_net_display",
+        "discrepancies_link", "finished_at",
     )  # fmt: skip
+    ordering = ("-created_at", "-pk")
     list_filter = ("status", "result", "trigger", "pay_channel", ("date_from", admin.DateFieldListFilter), "hospital")
     list_select_related = ("hospital", "started_by")
     actions = ["rerun"]
     inlines = [DiscrepancyInline]
     fieldsets = (
         ("范围", {"fields": ("date_from", "date_to", "hospital", "pay_channel", "hospital_check")}),
-        ("执行", {"fields": ("trigger", "started_by", "status", "result", "created_at", "started_at", "finished_at")}),
+        (
+            "执行",
+            {
+                "fields": (
+                    "trigger",
+                    "started_by",
+                    "status",
+                    "result",
+                    "phase",
+                    "checks_done",
+                    "checks_total",
+                    "rows_read",
+                    "created_at",
+                    "started_at",
+                    "finished_at",
+                )  # fmt: skip
+            },
+        ),
         (
             "平台流水",
             {"fields": ("ledger_payment_count", "ledger_payment_total", "ledger_refund_count", "ledger_refund_total")},
@@ -245,16 +295,22 @@ class ReconciliationRunAdmin(ReadOnlyAdmin):
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
 
+    @admin.display(description="状态", ordering="status")
+    def status_display(self, obj: ReconciliationRun) -> str:
+        if obj.in_progress and obj.checks_total:
+            return f"{obj.get_status_display()}（{obj.checks_done}/{obj.checks_total}）"
+        return obj.get_status_display()
+
     @admin.display(description="结果", ordering="result")
     def result_display(self, obj: ReconciliationRun) -> str:
         colours = {"balanced": "#2e7d32", "discrepancies": "#ba2121", "incomplete": "#b26a00", "failed": "#ba2121"}
         return format_html('<b style="color:{}">{}</b>', colours.get(obj.result, "inherit"), obj.get_result_display())
 
-    @admin.display(description="平台净额（元）")
+    @admin.display(description="平台净额")
     def ledger_net_display(self, obj: ReconciliationRun) -> str:
         return _money(obj.ledger_net)
 
-    @admin.display(description="渠道净额（元）")
+    @admin.display(description="渠道净额")
     def statement_net_display(self, obj: ReconciliationRun) -> str:
         return _money(obj.statement_net)
 
@@ -405,10 +461,13 @@ class ReconciliationRunAdmin(ReadOnlyAdmin):
 @admin.register(Discrepancy)
 class DiscrepancyAdmin(ReadOnlyAdmin):
     change_list_template = "reconciliation/admin/discrepancy_change_list.html"
+    # The money and the state first: they must fit 1366 px (long trade numbers shortened, whole on hover).
+    # (Hospital, channel, the hospital's status and who resolved it: on the detail page and in the filters.)
     list_display = (
-        "day", "type", "entry_kind", "pay_channel", "hospital", "batch", "ledger_amount", "statement_amount",
-        "difference", "hospital_status", "status", "resolved_by", "run",
+        "day", "short_type", "short_batch", "ledger_amount", "statement_amount", "difference_display", "status_display",
     )  # fmt: skip
+    list_display_links = ("day", "short_batch")
+    ordering = ("status", "-day", "type", "batch")  # open ones first, newest day first
     list_filter = ("status", "type", "pay_channel", ("day", admin.DateFieldListFilter), "hospital")
     search_fields = ("=batch", "=pay_trade_no")
     search_help_text = "按交易流水号或渠道交易号精确搜索"
@@ -426,6 +485,24 @@ class DiscrepancyAdmin(ReadOnlyAdmin):
             "ledger_amount", "statement_amount", "difference", "hospital_status", "detail", "run", "created_at",
             "status", "resolution", "resolved_by", "resolved_at",
         ]  # fmt: skip
+
+    @admin.display(description="差异类型", ordering="type")
+    def short_type(self, obj: Discrepancy) -> str:
+        return shortened(obj.get_type_display(), 12)
+
+    @admin.display(description="交易流水号", ordering="batch")
+    def short_batch(self, obj: Discrepancy) -> str:
+        return shortened(obj.batch, 12)
+
+    @admin.display(description="差额", ordering="difference")
+    def difference_display(self, obj: Discrepancy) -> str:
+        # The header stays short to fit; the sign's meaning is on hover (and in the totals line).
+        return format_html('<span title="平台−渠道">{}</span>', obj.difference)
+
+    @admin.display(description="处理状态", ordering="status")
+    def status_display(self, obj: Discrepancy) -> str:
+        colour = "#ba2121" if obj.status == Discrepancy.Status.OPEN else "#2e7d32"
+        return format_html('<b style="color:{}">{}</b>', colour, obj.get_status_display())
 
     @admin.display(description="订单")
     def order_link(self, obj: Discrepancy) -> str:
@@ -484,6 +561,8 @@ class DiscrepancyAdmin(ReadOnlyAdmin):
             else:
                 note = f"，{skipped}条此前已处理，未改动" if skipped else ""
                 self.message_user(request, f"已处理{done}条差异{note}", messages.SUCCESS)
+                if len(ids) == 1:  # resolved from its own page: back to it, showing the resolution
+                    return HttpResponseRedirect(reverse("admin:reconciliation_discrepancy_change", args=ids))
                 return HttpResponseRedirect(reverse("admin:reconciliation_discrepancy_changelist"))
         return TemplateResponse(
             request,

@@ -266,6 +266,11 @@ class ReconciliationRun(models.Model):
     hospital_unchecked = models.PositiveIntegerField("医院状态未能核对", default=0)
     missing_statements = models.TextField("缺少的对账单", blank=True)
     note = models.TextField("说明", blank=True)
+    # Progress, written in committed updates while the worker runs (the run's page reads them).
+    phase = models.CharField("当前步骤", max_length=200, blank=True)
+    checks_done = models.PositiveIntegerField("已核对（渠道·日）", default=0)
+    checks_total = models.PositiveIntegerField("需核对（渠道·日）", default=0)
+    rows_read = models.PositiveIntegerField("已读取交易笔数", default=0)
 
     class Meta:
         verbose_name = "对账批次"
@@ -279,12 +284,79 @@ class ReconciliationRun(models.Model):
         return f"对账 {span}（#{self.pk}）"
 
     @property
+    def in_progress(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+
+    @property
+    def failure(self) -> str:
+        """Why a failed run stopped (its note), for its page."""
+        return self.note if self.status == self.Status.FAILED else ""
+
+    @property
     def ledger_net(self):
         return self.ledger_payment_total - self.ledger_refund_total
 
     @property
     def statement_net(self):
         return self.statement_payment_total - self.statement_refund_total
+
+
+class StatementImport(models.Model):
+    """One import of a day's bill, uploaded by finance staff or fetched from the source's adapter,
+    as a background task: the file as received, its progress (rows read) and its outcome.
+
+    The upload is kept here until the worker has imported it, so the request only stores it; a
+    failed import leaves no statement and says why.
+    """
+
+    UPLOAD, FETCH = "upload", "fetch"
+    KINDS = [(UPLOAD, "上传文件"), (FETCH, "从渠道获取")]
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "排队中"
+        RUNNING = "running", "导入中"
+        DONE = "done", "已完成"
+        FAILED = "failed", "失败"
+
+    source = models.ForeignKey(StatementSource, on_delete=models.PROTECT, related_name="+", verbose_name="来源")
+    bill_date = models.DateField("账单日期")
+    kind = models.CharField("方式", max_length=10, choices=KINDS)
+    filename = models.CharField("文件名", max_length=255, blank=True)
+    content = models.BinaryField("文件内容", null=True, editable=False)
+    size = models.PositiveBigIntegerField("文件大小（字节）", default=0)
+    status = models.CharField("状态", max_length=10, choices=Status.choices, default=Status.QUEUED)
+    phase = models.CharField("当前步骤", max_length=200, blank=True)
+    rows_read = models.PositiveIntegerField("已读取明细行数", default=0)
+    statement = models.ForeignKey(
+        Statement, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name="对账单"
+    )
+    replaced = models.BooleanField("替换了原对账单", default=False)
+    error = models.CharField("错误", max_length=500, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name="发起人",
+    )
+    created_at = models.DateTimeField("创建时间", default=timezone.now)
+    started_at = models.DateTimeField("开始时间", null=True, blank=True)
+    finished_at = models.DateTimeField("完成时间", null=True, blank=True)
+
+    class Meta:
+        verbose_name = "对账单导入"
+        verbose_name_plural = "对账单导入"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.get_kind_display()} {self.source.get_pay_channel_display()} {self.bill_date:%Y-%m-%d}（#{self.pk}）"
+        )
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
 
 
 class Discrepancy(models.Model):

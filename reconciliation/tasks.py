@@ -13,7 +13,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from reconciliation import services
-from reconciliation.models import ReconciliationRun
+from reconciliation.models import ReconciliationRun, StatementImport
 
 NIGHTLY = "reconciliation.nightly"
 
@@ -34,3 +34,10 @@ def run_reconciliation(run_id: int, fetch: bool = False) -> str:
     """Execute a queued run (`services.reconciliation_request`)."""
     run = ReconciliationRun.objects.get(pk=run_id)
     return services.reconciliation_execute(run=run, fetch=fetch).status
+
+
+@shared_task(name="reconciliation.import_statement")
+def import_statement(job_id: int) -> str:
+    """Import a queued bill (`services.statement_upload_request`, `statement_fetch_request`)."""
+    job = StatementImport.objects.get(pk=job_id)
+    return services.statement_import_execute(job=job).status

@@ -63,7 +63,14 @@ ROLES: dict[str, Role] = {
             "导入对账单、发起对账、处理差异、导出对账结果；看得到金额与订单（脱敏），看不到转诊的临床信息。",
             _view("regional", "hospital")
             + _view("booking", "order", "ledgerentry", "channel")
-            + _view("reconciliation", "statementsource", "statement", "statementline", "reconciliationrun")
+            + _view(
+                "reconciliation",
+                "statementsource",
+                "statement",
+                "statementline",
+                "reconciliationrun",
+                "statementimport",
+            )
             + _view("reconciliation", "discrepancy", "ledgerentryrecord")
             + (
                 "reconciliation.add_statement",

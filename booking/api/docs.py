@@ -40,7 +40,7 @@ ERROR_CODES: tuple[tuple[str, int, str], ...] = (
     ("region_rule", 409, "全区域预约规则不允许本次预约（因患者经其他渠道的预约；不透露细节）"),
     ("cancel_deadline", 409, "已过退号截止时间"),
     ("patient_banned", 409, "患者因多次爽约被限制预约"),
-    ("waitlist_closed", 409, "该排班未开放候补（医院未设置候补规则）或候补已截止"),
+    ("waitlist_closed", 409, "该排班未开放候补（预约规则未设置“候补截止（开诊前分钟数）”）或候补已截止"),
     ("waitlist_not_needed", 409, "排班仍有号源，请直接预约"),
     ("channel_quota", 409, "本渠道在该排班的号源份额已用完"),
     ("hospital_refused", 409, "医院拒绝了请求，`message` 为医院给出的原因"),
@@ -112,8 +112,9 @@ DESCRIPTION = f"""\
 - **幂等**：`POST /api/v1/orders/` 可带 `Idempotency-Key` 头。首次创建答 **201**；同一个键、同样的请求
   再次提交答 **200**，返回同一订单，并带头 `Idempotent-Replayed: true`；同一个键、不同的请求答 409
   `idempotency_conflict`。
-- **候补**：排班号源已满时可加入候补（`POST /api/v1/schedules/{{id}}/waitlist/`）。只有医院设置了候补规则
-  （候补截止时间）的排班才开放候补，否则答 409 `waitlist_closed`；仍有号源时答 409 `waitlist_not_needed`。
+- **候补**：排班号源已满时可加入候补（`POST /api/v1/schedules/{{id}}/waitlist/`）。只有设置了候补规则——预约规则中的
+  “候补截止（开诊前分钟数）”——的医院的排班才开放候补（区域管理员在管理后台“预约挂号 › 预约规则”中为全区域或某家医院设置，
+  医院的规则留空时沿用全区域的），否则答 409 `waitlist_closed`，`message` 说明缺少哪条规则；仍有号源时答 409 `waitlist_not_needed`。
   有号源释放时平台按顺位为候补患者锁号（候补状态 `offered`，订单状态 `1`），患者须在锁号时间内支付。
 - **身份证号**：18 位（末位可为 X）或 15 位旧号码，按 GB 11643 校验：18 位号码核对校验码，两种号码都核对出生
   日期；`3306XXXXXXXXXXXX` 这类占位号码不被接受。不合格时答 400 `invalid_request`，`errors` 中

@@ -35,7 +35,11 @@ def _waitlist_schedule(schedule_id: int, now: dt.datetime) -> tuple[Schedule, dt
     _check_bookable(schedule, now)
     closes = waitlist_closes_at(rules_for(schedule.hospital_id), schedule.work_date, schedule.start_time)
     if closes is None:
-        raise WaitlistClosed("该排班未开放候补")
+        # Say which rule opens it and where staff set it: a channel cannot tell otherwise.
+        raise WaitlistClosed(
+            f"该排班未开放候补：{schedule.hospital.name}及全区域的预约规则均未设置“候补截止（开诊前分钟数）”，"
+            "由区域管理员在管理后台“预约挂号 › 预约规则”中为该医院或全区域设置后开放"
+        )
     if now >= closes:
         raise WaitlistClosed(f"排班{schedule.work_id}的候补已于{when_text(closes)}截止")
     return schedule, closes

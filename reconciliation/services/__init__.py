@@ -4,6 +4,8 @@ admin, the SOAP handler and the tests.
 One module per concern; callers use the names re-exported here.
 
 - `statement_import` / `statement_fetch` (statements): a channel's daily bill in, all or nothing.
+- `statement_upload_request` / `statement_fetch_request` / `statement_import_execute` (imports): the
+  same as a background task with its progress (the admin's upload and fetch go this way).
 - `reconciliation_request` (queue a run) / `reconciliation_run` (run now) / `reconciliation_execute`
   (runs, with hospital_check for the hospitals' view): three-way reconciliation of a date range.
   Per payment channel and day with a bill, the ledger and the bill are merged trade by trade (`engine.match`); differences at the edge of the day are
@@ -18,6 +20,7 @@ One module per concern; callers use the names re-exported here.
 
 from reconciliation.services.discrepancies import discrepancies_resolve, discrepancy_resolve
 from reconciliation.services.hospital_check import compare_hospital
+from reconciliation.services.imports import statement_fetch_request, statement_import_execute, statement_upload_request
 from reconciliation.services.info import reconciliation_info
 from reconciliation.services.runs import reconciliation_execute, reconciliation_request, reconciliation_run
 from reconciliation.services.statements import statement_fetch, statement_import, statements_fetch_due
@@ -31,6 +34,9 @@ __all__ = [
     "reconciliation_request",
     "reconciliation_run",
     "statement_fetch",
+    "statement_fetch_request",
     "statement_import",
+    "statement_import_execute",
+    "statement_upload_request",
     "statements_fetch_due",
 ]

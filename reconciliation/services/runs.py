@@ -127,6 +127,7 @@ def reconciliation_execute(*, run: ReconciliationRun, fetch: bool = False) -> Re
         return run
     try:
         if fetch:
+            _progress(run, phase="正在从渠道获取缺少的对账单")
             _fetch_missing(run)
         _reconcile(run)
     except Exception as exc:
@@ -138,6 +139,7 @@ def reconciliation_execute(*, run: ReconciliationRun, fetch: bool = False) -> Re
             result=Run.Result.FAILED,
             finished_at=timezone.now(),
             note=f"对账失败：{message}"[:2000],
+            phase="已停止（未保存任何差异）",
         )
         run.refresh_from_db()
         audit_record(
@@ -151,6 +153,12 @@ def reconciliation_execute(*, run: ReconciliationRun, fetch: bool = False) -> Re
         if not isinstance(exc, DomainError):
             raise
     return run
+
+
+def _progress(run: ReconciliationRun, **fields) -> None:
+    """Record how far the run is. The run executes outside a transaction (only `_store` opens one),
+    so each update commits at once and the run's page, which refreshes itself, reads it."""
+    Run.objects.filter(pk=run.pk).update(**fields)
 
 
 def _fetch_missing(run: ReconciliationRun) -> None:
@@ -184,8 +192,13 @@ def _reconcile(run: ReconciliationRun) -> None:
     statement_lines_attribute(statement_ids=list(billed.values()))
     limit = _setting("RECONCILIATION_MAX_DISCREPANCIES", 50_000)
     tally, findings, covered, missing = Tally(), [], [], []
+    total, done = len(channels) * len(days), 0
+    _progress(run, phase="正在核对平台流水与渠道对账单", checks_total=total, checks_done=0, rows_read=0)
     for channel in channels:
         for day in days:
+            if done:
+                _progress(run, checks_done=done, rows_read=_rows(tally))
+            done += 1
             if (channel, day) not in billed:
                 totals = selectors.ledger_day_totals(pay_channel=channel, day=day, hospital=run.hospital)
                 if totals["pay_count"] or totals["refund_count"]:
@@ -208,9 +221,22 @@ def _reconcile(run: ReconciliationRun) -> None:
                     raise DomainError(
                         f"差异超过{limit}笔，已停止：请检查{PayChannel(channel).provider}{day:%Y-%m-%d}的对账单是否选错日期或来源"
                     )
+    _progress(run, checks_done=done, rows_read=_rows(tally), phase="正在识别跨日入账")
     findings = _cross_day(findings)
+    _progress(run, phase=f"正在向医院核对订单状态（{len(findings)}条待定差异）")
     checked, unchecked, findings = hospitals_check(run, findings, covered)
+    _progress(run, phase="正在保存对账结果")
     _store(run, tally, findings, covered, missing, checked, unchecked)
+
+
+def _rows(tally: Tally) -> int:
+    """Trades read so far on both sides (the ledger's and the bills')."""
+    return (
+        tally.ledger_payment_count
+        + tally.ledger_refund_count
+        + tally.statement_payment_count
+        + tally.statement_refund_count
+    )
 
 
 def _cross_day(findings: list[Finding]) -> list[Finding]:
@@ -292,6 +318,9 @@ def _store(run, tally: Tally, findings: list[Finding], covered, missing, checked
         run.hospital_checked, run.hospital_unchecked = checked, len(unchecked)
         run.missing_statements = "、".join(f"{PayChannel(c).provider}{d:%Y-%m-%d}" for c, d in missing)
         run.status, run.finished_at = Run.Status.DONE, timezone.now()
+        run.phase, run.rows_read = "已完成", _rows(tally)
+        channels = 1 if run.pay_channel else len(PayChannel.values)
+        run.checks_total = run.checks_done = len(_days(run.date_from, run.date_to)) * channels
         if missing or unchecked:
             run.result = Run.Result.INCOMPLETE
         else:

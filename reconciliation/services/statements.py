@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import BinaryIO
 
 from django.db import connection, transaction
@@ -32,12 +32,13 @@ def statement_import(
     filename: str = "",
     origin: str = StatementSource.UPLOAD,
     user=None,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[Statement, bool]:
     """Import one day's bill of `source` from `file` (binary, seekable). Returns (statement, replaced).
 
     The whole file is checked as it is written; any bad line refuses the file and nothing of it
     stays (one transaction). The same file again is a no-op; another file for the same day
-    replaces the previous one and its lines.
+    replaces the previous one and its lines. `progress(rows_read)` is called every few thousand rows.
     """
     digest, size = _digest(file)
     existing = Statement.objects.filter(source=source, bill_date=bill_date).first()
@@ -62,7 +63,8 @@ def statement_import(
                 origin=origin,
                 imported_by=user if getattr(user, "is_authenticated", False) else None,
             )
-            _write_lines(statement, bill.rows())
+            rows = bill.rows()
+            _write_lines(statement, _counted(rows, progress) if progress else rows)
             if connection.vendor != "postgresql":
                 statement_lines_attribute(statement_ids=[statement.pk])
             totals = bill.totals
@@ -83,6 +85,18 @@ def statement_import(
     finally:
         bill.close()
     return statement, previous is not None
+
+
+PROGRESS_EVERY = 5000
+
+
+def _counted(rows: Iterator[StatementRow], progress: Callable[[int], None]) -> Iterator[StatementRow]:
+    count = 0
+    for count, row in enumerate(rows, 1):  # noqa: B007 - the last count is reported below
+        yield row
+        if count % PROGRESS_EVERY == 0:
+            progress(count)
+    progress(count)
 
 
 def _digest(file: BinaryIO) -> tuple[str, int]:
@@ -189,7 +203,9 @@ def statement_lines_attribute(*, statement_ids: Sequence[int]) -> None:
     lines.filter(hospital__isnull=True).exclude(hospital_hint="").update(hospital_id=Subquery(by_code))
 
 
-def statement_fetch(*, source: StatementSource, bill_date: dt.date, user=None) -> Statement:
+def statement_fetch(
+    *, source: StatementSource, bill_date: dt.date, user=None, progress: Callable[[int], None] | None = None
+) -> Statement:
     """Fetch the bill of `bill_date` through the source's adapter and import it.
 
     The download happens before, and outside, the import's transaction. The outcome is kept on
@@ -202,7 +218,13 @@ def statement_fetch(*, source: StatementSource, bill_date: dt.date, user=None) -
         raise
     try:
         statement, _ = statement_import(
-            source=source, bill_date=bill_date, file=file, filename=name, origin=source.adapter, user=user
+            source=source,
+            bill_date=bill_date,
+            file=file,
+            filename=name,
+            origin=source.adapter,
+            user=user,
+            progress=progress,
         )
     except DomainError as exc:  # a bad file, mostly (StatementFileError)
         StatementSource.objects.filter(pk=source.pk).update(last_error=exc.message[:500])

@@ -13,7 +13,7 @@ from django.urls import reverse
 from openpyxl import load_workbook
 
 from reconciliation import services
-from reconciliation.models import Discrepancy, ReconciliationRun, Statement, StatementSource
+from reconciliation.models import Discrepancy, ReconciliationRun, Statement, StatementImport, StatementSource
 from regional.models import AuditEntry
 from tests.base import bill, import_bill, yesterday
 from tests.base import local as at
@@ -61,6 +61,34 @@ class RunAdminTests:
         assert "平账" in detail and "导出CSV" in detail and "导出Excel" in detail
         listing = admin_client.get(reverse("admin:reconciliation_reconciliationrun_changelist")).content.decode()
         assert "平账" in listing and "月度汇总" in listing
+
+    def test_a_run_page_refreshes_while_queued_and_shows_its_progress_when_done(
+        self, hospital, admin_client, django_capture_on_commit_callbacks
+    ):
+        day = a_day(hospital)
+        import_bill("wepay", day)
+        queued = services.reconciliation_request(date_from=day, date_to=day)  # not committed: no task yet
+        page = admin_client.get(reverse("admin:reconciliation_reconciliationrun_change", args=[queued.pk]))
+        text = page.content.decode()
+        assert '<meta http-equiv="refresh" content="2">' in text and "排队中" in text and "导出Excel" not in text
+        services.reconciliation_execute(run=queued)
+        queued.refresh_from_db()
+        # Both channels of the one day were checked; 6 payments and 1 refund on each side.
+        assert (queued.phase, queued.checks_done, queued.checks_total, queued.rows_read) == ("已完成", 2, 2, 14)
+        text = admin_client.get(page.wsgi_request.path).content.decode()
+        assert 'http-equiv="refresh"' not in text and "2/2" in text and "已读取交易笔数（平台流水与对账单）：14" in text
+        listing = admin_client.get(reverse("admin:reconciliation_reconciliationrun_changelist")).content.decode()
+        assert "已完成" in listing
+
+    def test_a_failed_run_says_why_in_chinese_and_stores_nothing(self, hospital, admin_client, settings):
+        day = a_day(hospital)
+        import_bill("wepay", day, extra_payment=3)
+        settings.RECONCILIATION_MAX_DISCREPANCIES = 1
+        run = services.reconciliation_run(date_from=day, date_to=day)
+        assert (run.status, run.result) == (Run.Status.FAILED, Run.Result.FAILED)
+        assert not Discrepancy.objects.exists() and run.phase == "已停止（未保存任何差异）"
+        text = admin_client.get(reverse("admin:reconciliation_reconciliationrun_change", args=[run.pk])).content
+        assert "对账失败：差异超过1笔，已停止" in text.decode() and "errornote" in text.decode()
 
     def test_a_range_ending_today_is_refused_on_the_form(self, hospital, admin_client):
         from django.utils import timezone
@@ -145,21 +173,30 @@ class ExportTests:
 
 @pytest.mark.django_db
 class StatementAdminTests:
-    def test_staff_upload_a_bill_and_a_bad_one_is_refused_with_its_line(self, hospital, client):
-        client.force_login(finance("view_statement", "add_statement"))
+    def test_staff_upload_a_bill_and_a_bad_one_is_refused_with_its_line(
+        self, hospital, client, django_capture_on_commit_callbacks
+    ):
+        client.force_login(finance("view_statement", "add_statement", "view_statementimport"))
         day = a_day(hospital)
         wepay = source("wepay", adapter=StatementSource.UPLOAD)
         content, _ = bill("wepay", day, encoding="gbk")
         url = reverse("admin:reconciliation_statement_upload")
         bad = content.decode("gbk").replace("`SUCCESS", "`PAYING", 1).encode("gbk")
-        page = client.post(
-            url, {"source": wepay.pk, "bill_date": day, "file": SimpleUploadedFile("ALL.csv", bad, "text/csv")}
-        )
-        assert "对账单第2行：交易状态“PAYING”无法识别" in page.content.decode()
+        # The request only keeps the file and queues its import; the import's page follows the task.
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(
+                url, {"source": wepay.pk, "bill_date": day, "file": SimpleUploadedFile("ALL.csv", bad, "text/csv")}
+            )
+        failed = StatementImport.objects.get()
+        assert response.status_code == 302 and response.url.endswith(f"/{failed.pk}/change/")
+        page = client.get(response.url).content.decode()
+        assert "失败" in page and "对账单第2行：交易状态“PAYING”无法识别" in page and "原有数据不变" in page
+        assert 'http-equiv="refresh"' not in page  # finished: the page stops refreshing
         assert not Statement.objects.exists()
-        response = client.post(
-            url, {"source": wepay.pk, "bill_date": day, "file": SimpleUploadedFile("ALL.csv", content, "text/csv")}
-        )
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(
+                url, {"source": wepay.pk, "bill_date": day, "file": SimpleUploadedFile("ALL.csv", content, "text/csv")}
+            )
         assert response.status_code == 302
         statement = Statement.objects.get()
         assert (statement.origin, statement.filename, statement.imported_by.username) == (
@@ -167,8 +204,40 @@ class StatementAdminTests:
             "ALL.csv",
             "finance",
         )
+        done = StatementImport.objects.exclude(pk=failed.pk).get()
+        assert (done.status, done.rows_read, done.statement, done.content) == ("done", 7, statement, None)
+        page = client.get(response.url).content.decode()
+        assert "已完成" in page and "已导入" in page and "已读取明细行数：7" in page
         listing = client.get(reverse("admin:reconciliation_statement_changelist")).content.decode()
-        assert "上传对账单" in listing and "查看7笔" in listing
+        assert "上传对账单" in listing and "查看7笔" in listing and "导入记录" in listing
+
+    def test_a_queued_import_page_refreshes_itself_until_the_worker_is_done(self, hospital, client):
+        client.force_login(finance("view_statement", "add_statement", "view_statementimport"))
+        wepay = source("wepay", adapter=StatementSource.UPLOAD)
+        content, _ = bill("wepay", a_day(hospital))
+        # Without the commit callbacks the task is never sent: the import stays queued, as before a worker takes it.
+        response = client.post(
+            reverse("admin:reconciliation_statement_upload"),
+            {"source": wepay.pk, "bill_date": yesterday(), "file": SimpleUploadedFile("ALL.csv", content, "text/csv")},
+        )
+        page = client.get(response.url).content.decode()
+        assert '<meta http-equiv="refresh" content="2">' in page and "排队中" in page and "自动刷新" in page
+        assert not Statement.objects.exists()
+
+    def test_fetching_a_bill_runs_as_a_task_and_its_page_shows_the_result(
+        self, hospital, client, django_capture_on_commit_callbacks, settings
+    ):
+        client.force_login(finance("view_statement", "add_statement", "view_statementimport"))
+        settings.PUBLIC_BASE_URL = "http://127.0.0.1:9"  # nothing listens: the channel is unreachable
+        wepay = source("wepay", adapter=StatementSource.SANDBOX)
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(
+                reverse("admin:reconciliation_statement_fetch"), {"source": wepay.pk, "bill_date": a_day(hospital)}
+            )
+        job = StatementImport.objects.get()
+        assert (job.kind, job.status) == ("fetch", "failed") and "无法连接" in job.error
+        page = client.get(response.url).content.decode()
+        assert "无法连接" in page and "失败" in page and not Statement.objects.exists()
 
     def test_a_sources_secret_is_stored_encrypted_and_never_shown(self, admin_client):
         response = admin_client.post(
@@ -264,7 +333,13 @@ class AdminPagesTests:
         run = services.reconciliation_run(date_from=day, date_to=day)
         discrepancy = Discrepancy.objects.get()
         statement = Statement.objects.get()
+        content, _ = bill("wepay", day)
+        job = services.statement_upload_request(
+            source=statement.source, bill_date=day, file=io.BytesIO(content), filename="ALL.csv"
+        )
         for name, args in (
+            ("admin:reconciliation_statementimport_changelist", []),
+            ("admin:reconciliation_statementimport_change", [job.pk]),
             ("admin:reconciliation_statementsource_changelist", []),
             ("admin:reconciliation_statement_changelist", []),
             ("admin:reconciliation_statement_change", [statement.pk]),

@@ -3,6 +3,7 @@ running the sandbox as its own server process."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import os
 import pathlib
@@ -18,9 +19,18 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.urls import reverse
+from django.utils import timezone
 
+from booking.models import BookingRules, Channel, LedgerEntry, Order, PatientNotification, Schedule, WaitlistEntry
+from booking.services.waitlist import waitlist_join
+from config.management.commands import _demo_day as demo_day
+from reconciliation.models import Discrepancy, ReconciliationRun, Statement
+from referral.models import Referral
 from regional import hospital_client
+from regional.errors import DomainError
 from regional.models import Department, Doctor, Hospital
+from regional.roles import ROLES
 from sandbox import services
 from sandbox.models import SandboxHospital, SandboxSchedule
 from tests.base import his_url
@@ -117,6 +127,73 @@ class SeedDemoTests:
             demo, "getRegistrationInfo", {"WorkId": schedule.work_id, "WorkDate": schedule.work_date}
         )
         assert answer["WorkInfo"][0]["RegistrationNumber"] == 10
+
+    def test_the_demo_gives_every_role_a_day_of_work_and_is_built_once(self, settings, live_server, client):
+        settings.DEBUG = True
+        port = int(live_server.url.rsplit(":", 1)[1])
+        out = io.StringIO()
+        call_command("seed_demo", "--serve-port", str(port), "--days", "2", stdout=out, stderr=io.StringIO())
+        output = out.getvalue()
+        for key, role in ROLES.items():
+            assert f"岗位账号 {role.group}：{demo_day.staff_username(key)} / {demo_day.staff_password(key)}" in output
+        yesterday, before = timezone.localdate() - dt.timedelta(days=1), timezone.localdate() - dt.timedelta(days=2)
+        # Finance: both past days paid and refunded, yesterday's bills imported and reconciled with differences.
+        for day in (yesterday, before):
+            entries = LedgerEntry.objects.filter(created_at__date=day)
+            assert entries.filter(kind="payment").count() == 6 and entries.filter(kind="refund").count() == 2
+        run = ReconciliationRun.objects.get()
+        assert (run.date_from, run.status, run.result) == (yesterday, "done", "discrepancies"), run.note
+        assert Statement.objects.filter(bill_date=yesterday).count() == 2
+        assert {d.type for d in Discrepancy.objects.all()} >= {"platform_only", "channel_only", "amount_mismatch"}
+        # The waitlist is open at one hospital by its booking rule, with a full session and a queue.
+        rules = BookingRules.objects.get(hospital__hospital_no="DEMO003")
+        assert rules.waitlist_close_minutes == 60
+        assert WaitlistEntry.objects.filter(status="waiting", schedule__hospital=rules.hospital).count() == 2
+        stopped = Schedule.objects.get(status=Schedule.STOPPED)
+        assert stopped.hospital.hospital_no == "DEMO002" and Order.objects.filter(schedule=stopped).count() == 3
+        assert PatientNotification.objects.filter(order__schedule=stopped).exists()
+        # The platform's counts still agree with the hospitals' for every open session (a stopped
+        # one has no bookable count: the hospital zeroes it).
+        hospital_counts = dict(SandboxSchedule.objects.values_list("work_id", "remaining"))
+        open_sessions = Schedule.objects.filter(status=Schedule.NORMAL)
+        assert not [s.work_id for s in open_sessions if s.remaining != hospital_counts.get(s.work_id)]
+        # Referrals from the community centre in several states (posted over the servlet, then acted on).
+        assert set(Referral.objects.values_list("status", flat=True)) == {
+            "draft", "submitted", "accepted", "rejected", "completed",
+        }  # fmt: skip
+        # Elsewhere the refusal says which rule opens the waitlist and where staff set it.
+        closed = Schedule.objects.filter(hospital__hospital_no="DEMO001", status=Schedule.NORMAL).first()
+        with pytest.raises(DomainError) as refused:
+            waitlist_join(
+                channel=Channel.objects.get(code="JKMZWX"), schedule_id=closed.pk, patient=demo_day.patient(900)
+            )
+        assert "候补截止（开诊前分钟数）" in refused.value.message and "预约规则" in refused.value.message
+        assert "演示市第一人民医院" in refused.value.message
+
+        # Each role's own pages have something to work on.
+        pages = {
+            "finance": [
+                ("admin:reconciliation_discrepancy_changelist", "待处理"),
+                ("admin:reconciliation_reconciliationrun_changelist", "有差异"),
+                ("admin:reconciliation_statement_changelist", "查看"),
+                ("admin:reconciliation_run_monthly", "演示市第一人民医院"),
+            ],
+            "hotline": [("admin:booking_order_changelist", "演示"), ("admin:booking_waitlistentry_changelist", "候补")],
+            "regional_admin": [("admin:booking_bookingrules_changelist", "演示街道社区卫生服务中心")],
+            "interface": [("admin:regional_messagelog_changelist", "stopWorkNotice")],
+            "referral_desk": [("admin:referral_referral_changelist", "待接收")],
+        }
+        for key, expected in pages.items():
+            client.force_login(get_user_model().objects.get(username=demo_day.staff_username(key)))
+            for name, text in expected:
+                page = client.get(reverse(name))
+                assert page.status_code == 200 and text in page.content.decode(), (key, name)
+
+        counts = (Order.objects.count(), LedgerEntry.objects.count(), Discrepancy.objects.count())
+        again = io.StringIO()
+        call_command("seed_demo", "--serve-port", str(port), "--days", "2", stdout=again, stderr=io.StringIO())
+        assert "未重复生成" in again.getvalue()
+        assert (Order.objects.count(), LedgerEntry.objects.count(), Discrepancy.objects.count()) == counts
 
     def test_demo_data_contains_no_real_looking_personal_data(self, settings, live_server):
         settings.DEBUG = True

@@ -7,8 +7,15 @@ sandbox hospital pushes HospitalInfo, DepartmentInfo, DoctorInfo and synchronize
 envelopes to /ws/center. The web server is not running yet, so the HTTP exchanges are handed to
 Django in process (sandbox/inprocess.py); the envelopes are the same as over the network.
 
+Then the days before today (_demo_day.py beside it): paid and refunded bookings on the past two days,
+the sandbox channel's bills with a few injected differences and yesterday reconciled, a booking rule
+that opens the waitlist at DEMO003 with a full session and its queue, a session stopped by DEMO002
+with its patients told, referrals from DEMO003 to DEMO001 in several states; and a staff account
+per role of regional/roles.py.
+
 Demo credentials (also in the README):
     admin:     demo / demo-admin-2026
+    staff:     demo-<role> / demo-<role>-2026 (demo-finance, demo-hotline, demo-referral-desk, …)
     hospitals: DEMO001 / demo-secret-DEMO001, DEMO002 / demo-secret-DEMO002, DEMO003 / demo-secret-DEMO003
 """
 
@@ -21,6 +28,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from config.management.commands import _demo_day as demo_day
 from config.management.commands import reconciliation_sandbox
 from regional.errors import DomainError
 from regional.services import hospital_onboard
@@ -81,8 +89,21 @@ class Command(BaseCommand):
             failures += self.push(sandbox, adapter)
         if failures:
             raise CommandError("以下推送失败：" + "；".join(failures))
-        # Finance: both payment channels' daily bills come from the sandbox channel in the demo.
-        call_command(reconciliation_sandbox.Command(), stdout=self.stdout)
+        # Finance: both payment channels' daily bills come from the sandbox channel in the demo, which
+        # leaves out one payment, adds one and alters one per channel and day (差异 to work on).
+        call_command(
+            reconciliation_sandbox.Command(),
+            "--missing-payment", "1", "--extra-payment", "1", "--amount-mismatch", "1",
+            stdout=self.stdout,
+        )  # fmt: skip
+        demo_day.staff_accounts(self.stdout.write)
+        days = demo_day.DemoDays(
+            base_url=base, say=self.stdout.write, warn=lambda m: self.stderr.write(m), secret=demo_secret
+        )
+        if days.already_built():
+            self.stdout.write("演示业务数据（预约、支付、对账、候补、停诊）已存在，未重复生成")
+        else:
+            days.build()
         self.stdout.write(self.style.SUCCESS("演示数据已就绪。管理后台账号 demo / demo-admin-2026"))
 
     @staticmethod
