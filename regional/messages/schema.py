@@ -432,8 +432,27 @@ def _compile_nodes(nodes: tuple[Node, ...], encoding: str | None, version: str |
         else:
             steps.append((node.name.lower(), node.name, 2, _compile_nodes(node.fields, encoding, version), node))
     names: dict[str, str] = {}  # tag as written → lower-cased local name
+    # A record of leaves only (a schedule, a doctor) whose children are each there once and spelt as
+    # the description spells them, the common case by far, takes a shorter way: no case folding.
+    exact = frozenset(node.name for node in nodes)
+    flat = None
+    if all(kind == 0 for _key, _name, kind, _run, _node in steps) and len({key for key, *_ in steps}) == len(steps):
+        flat = [(name, run) for _key, name, _kind, run, _node in steps]
 
     def parse(element: etree._Element, prefix: str, out: list[Violation]) -> dict:
+        if flat is not None:
+            by_tag = {child.tag: child for child in element}
+            if len(by_tag) == len(element) and exact.issuperset(by_tag):
+                data = {}
+                for name, run in flat:
+                    found = by_tag.get(name)
+                    if found is None:
+                        data[name] = run(None, prefix, out)
+                    elif len(found):
+                        data[name] = run("".join(found.itertext()), prefix, out)
+                    else:
+                        data[name] = run(found.text or "", prefix, out)
+                return data
         children: dict[str, etree._Element] = {}
         repeated: set[str] | None = None
         for child in element:
@@ -481,7 +500,8 @@ def _parse_records(
     items: list[dict] = []
     if container is not None:
         item = node.item.lower()
-        records = [c for c in container if c.tag.__class__ is str and local_name(c).lower() == item]
+        exact = node.item
+        records = [c for c in container if c.tag == exact or (c.tag.__class__ is str and local_name(c).lower() == item)]
         if len(records) > node.max_items:
             out.append(Violation(path, f"记录数不能超过{node.max_items}条（实际{len(records)}条）"))
             records = []
