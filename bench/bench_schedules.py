@@ -205,12 +205,13 @@ def main(mode: str = "measure") -> None:
 
         def baseline_parse_copy() -> None:
             with transaction.atomic(), connection.cursor() as cursor:
+                ready = parsed_rows(message[0])  # its two look-ups before COPY holds the connection
                 raw = cursor.cursor
                 raw.execute(
                     f"CREATE TEMP TABLE incoming ON COMMIT DROP AS SELECT {columns} FROM booking_schedule WITH NO DATA"
                 )
                 with raw.copy(f"COPY incoming ({columns}) FROM STDIN") as copy:
-                    for row in parsed_rows(message[0]):
+                    for row in ready:
                         copy.write_row(row)
                 raw.execute(
                     f"INSERT INTO booking_schedule ({columns}) SELECT {columns} FROM incoming "
