@@ -7,6 +7,8 @@ A failure to write the log never fails the exchange itself.
 from __future__ import annotations
 
 import contextlib
+import copy
+import itertools
 import logging
 import re
 import time
@@ -16,6 +18,7 @@ from lxml import etree
 
 from regional.messages import XmlReadError, read_xml
 from regional.messages.catalog import Interface
+from regional.messages.reader import local_name
 from regional.messages.schema import Message
 from regional.models import Hospital, MessageLog
 from regional.observability import record_interface_call
@@ -27,7 +30,13 @@ LOG_TEXT_LIMIT = 64 * 1024
 
 
 def masked_xml(source: etree._Element | str | bytes, message: Message | None) -> str:
-    """The text of a message with every personal-data element masked, for the message log."""
+    """The text of a message with every personal-data element masked, for the message log.
+
+    The log keeps at most LOG_TEXT_LIMIT characters, so of a big message (a 10,000-record schedule
+    push) only its head is copied, masked and serialised, and a note says how much was left out: the
+    cost follows what is kept, not the size of the message. The whole message is still identified by
+    its TransactionId, whose body hash the replay check stores (InboundTransaction.body_hash).
+    """
     sensitive = message.sensitive_names() if message else {}
     root = source
     if not isinstance(source, etree._Element):
@@ -36,12 +45,40 @@ def masked_xml(source: etree._Element | str | bytes, message: Message | None) ->
         except XmlReadError:
             text = source.decode("utf-8", "replace") if isinstance(source, bytes) else source
             return _cap(mask_text(_mask_unparsed(text, sensitive)))
+    # A copy in either case: the caller's tree is never altered.
+    budget = LOG_TEXT_LIMIT // 32  # elements: about what the log keeps of a record list
+    note = ""
+    if sum(1 for _ in itertools.islice(root.iter(), budget + 1)) <= budget:
+        root = etree.fromstring(etree.tostring(root))
     else:
-        root = etree.fromstring(etree.tostring(source))  # never alter the caller's tree
+        # Whole children while they fit the budget; a big container that does not fit is entered,
+        # and from the first child that does not fit on, the message is left out of the log.
+        head = etree.Element(root.tag, dict(root.attrib), nsmap=root.nsmap)
+        head.text = root.text
+        target, current, kept = head, root, 1
+        while current is not None:
+            container, copied = None, 0
+            for child in current:
+                room = budget - kept
+                size = sum(1 for _ in itertools.islice(child.iter(), room + 1)) if len(child) else 1
+                if size <= room:
+                    target.append(copy.deepcopy(child))
+                    kept, copied = kept + size, copied + 1
+                    continue
+                if size > budget // 2 and room > 1:  # a record list, not one of its records
+                    container = child
+                    shell = etree.SubElement(target, child.tag, dict(child.attrib), nsmap=child.nsmap)
+                    shell.text = child.text
+                    target, kept = shell, kept + 1
+                break
+            if container is None:
+                note = f"\n…（报文过长，日志只保留开头部分：<{local_name(current)}>的{len(current)}项中记录了前{copied}项，其后的内容未记录）"
+            current = container
+        root = head
     for element in root.iter():
         if isinstance(element.tag, str) and element.text and element.tag.lower() in sensitive:
             element.text = mask(element.text.strip(), sensitive[element.tag.lower()])
-    return _cap(mask_text(etree.tostring(root, encoding="unicode")))
+    return _cap(mask_text(etree.tostring(root, encoding="unicode"))) + note
 
 
 def _mask_unparsed(text: str, sensitive: dict[str, str]) -> str:

@@ -64,23 +64,30 @@ def schedule_violations(record: dict, path: str) -> list[Violation]:
 
 def _schedule_values(record: dict, *, doctor_pk: int, department_pk: int) -> dict:
     """Model field → value for one schedule record (the fields the hospital owns)."""
-    return {
-        "work_addr": record.get("WorkAddr") or "",
-        "doctor_id": doctor_pk,
-        "doctor_code": record["DoctorId"],
-        "department_id": department_pk,
-        "department_code": record["DepartmentId"],
-        "work_date": record["WorkDate"],
-        "time_code": int(record["WorkTimeCode"]),
-        "start_time": record["WorkStartDate"],
-        "stop_time": record["WorkStopDate"],
-        "registration_type_id": record.get("RegistrationTypeId") or "",
-        "registration_type_name": record.get("RegistrationTypeName") or "",
-        "price": record["RegistrationPrice"],
-        "remaining": record["RegistrationNumber"],
-        "total": record["RegistrationCount"],
-        "hospital_reserved": record.get("HosLockedCount") or 0,
-    }
+    row = _schedule_row(record, {record["DoctorId"]: doctor_pk}, {record["DepartmentId"]: department_pk})
+    return dict(zip(SYNCED_FIELDS, row[1:], strict=True))
+
+
+def _schedule_row(record: dict, doctors: dict[str, int], departments: dict[str, int]) -> tuple:
+    """WorkId, then the values of SYNCED_FIELDS in their order: a COPY row, built from the parsed record."""
+    return (
+        record["WorkId"],
+        record.get("WorkAddr") or "",
+        doctors[record["DoctorId"]],
+        record["DoctorId"],
+        departments[record["DepartmentId"]],
+        record["DepartmentId"],
+        record["WorkDate"],
+        int(record["WorkTimeCode"]),
+        record["WorkStartDate"],
+        record["WorkStopDate"],
+        record.get("RegistrationTypeId") or "",
+        record.get("RegistrationTypeName") or "",
+        record["RegistrationPrice"],
+        record["RegistrationNumber"],
+        record["RegistrationCount"],
+        record.get("HosLockedCount") or 0,
+    )
 
 
 # The attributes a re-sent record overwrites; booked_count, status and the stop/change history stay.
@@ -124,18 +131,20 @@ def schedules_sync(*, hospital: Hospital, records: Sequence[dict], clear_future:
     )
     if clear_future:
         _schedules_clear_future(hospital=hospital, now=now)
-    last = {r["WorkId"]: position for position, r in enumerate(records)}
-    rows = (
-        (
-            r["WorkId"],
-            _schedule_values(r, doctor_pk=doctors[r["DoctorId"]], department_pk=departments[r["DepartmentId"]]),
-        )
-        for position, r in enumerate(records)
-        if last[r["WorkId"]] == position
-    )
     if connection.vendor == "postgresql":
-        _upsert_copy(hospital=hospital, rows=rows, now=now)
+        # Straight from the parsed records to COPY rows, no second dict per record; a WorkId sent twice
+        # was refused above, so every row is a distinct key for the one INSERT … ON CONFLICT.
+        _upsert_copy(hospital=hospital, rows=(_schedule_row(r, doctors, departments) for r in records), now=now)
     else:
+        last = {r["WorkId"]: position for position, r in enumerate(records)}
+        rows = (
+            (
+                r["WorkId"],
+                _schedule_values(r, doctor_pk=doctors[r["DoctorId"]], department_pk=departments[r["DepartmentId"]]),
+            )
+            for position, r in enumerate(records)
+            if last[r["WorkId"]] == position
+        )
         _upsert_batches(hospital=hospital, rows=rows, now=now)
     return len(records)
 
@@ -162,7 +171,7 @@ _COPY_COLUMNS = ["work_id", *(_FIELDS_BY_ATTNAME[a].column for a in SYNCED_FIELD
 _UPDATE_FIELDS = [*(_FIELDS_BY_ATTNAME[a].name for a in SYNCED_FIELDS), "updated_at"]
 
 
-def _upsert_copy(*, hospital: Hospital, rows: Iterable[tuple[str, dict]], now: dt.datetime) -> None:
+def _upsert_copy(*, hospital: Hospital, rows: Iterable[tuple], now: dt.datetime) -> None:
     """PostgreSQL: COPY the batch into a temporary table, then one INSERT … ON CONFLICT DO UPDATE."""
     quote = connection.ops.quote_name
     table = quote(Schedule._meta.db_table)
@@ -174,8 +183,8 @@ def _upsert_copy(*, hospital: Hospital, rows: Iterable[tuple[str, dict]], now: d
             f"CREATE TEMP TABLE booking_schedule_incoming ON COMMIT DROP AS SELECT {columns} FROM {table} WITH NO DATA"
         )
         with raw.copy(f"COPY booking_schedule_incoming ({columns}) FROM STDIN") as copy:
-            for work_id, values in rows:
-                copy.write_row([work_id, *(values[f] for f in SYNCED_FIELDS)])
+            for row in rows:
+                copy.write_row(row)
         raw.execute(
             f"INSERT INTO {table} AS s (hospital_id, {columns}, booked_count, status, stop_reason, change_reason,"
             f" created_at, updated_at)"

@@ -117,18 +117,21 @@ def _is_utf8_text(data: bytes) -> bool:
 def read_xml(data: bytes | str, *, charset: str | None = None, max_bytes: int | None = None) -> etree._Element:
     """Parse one message and return its root element; raise XmlReadError with a Chinese reason."""
     limit = max_bytes if max_bytes is not None else settings.MESSAGE_MAX_BYTES
-    size = len(data.encode("utf-8")) if isinstance(data, str) else len(data)
+    encoded = data.encode("utf-8") if isinstance(data, str) else None
+    size = len(encoded) if encoded is not None else len(data)
     if size > limit:
         raise XmlReadError(f"报文过大：{size}字节，上限为{limit}字节")
-    text = data if isinstance(data, str) else decode_body(data, charset=charset)
+    original = text = data if isinstance(data, str) else decode_body(data, charset=charset)
     text = _DECLARATION_TEXT.sub("", text, count=1).strip()
     if not text:
         raise XmlReadError("报文为空")
     if _FORBIDDEN.search(text):
         raise XmlReadError("报文不得包含DTD或实体声明（DOCTYPE/ENTITY）")
     text = _SPACED_END_TAG.sub(r"</\1>", text)
+    if text is not original or encoded is None:  # re.sub and strip hand back the same str when they change nothing
+        encoded = text.encode("utf-8")
     try:
-        root = etree.fromstring(text.encode("utf-8"), _parser())
+        root = etree.fromstring(encoded, _parser())
     except etree.XMLSyntaxError as first:
         repaired = _UNCLOSED_LEAF.sub(r"<\1>\2</\1>", text)
         if repaired == text:

@@ -318,6 +318,8 @@ def _text(element: etree._Element) -> str:
 def _parse_nodes(
     nodes: tuple[Node, ...], element: etree._Element, prefix: str, out: list[Violation], options: dict
 ) -> dict:
+    """The description interpreted element by element: the reference `_compile_nodes` must agree with
+    (tests/regional/test_messages.py compares the two on every interface)."""
     children = _children_by_name(element)
     data: dict[str, Any] = {}
     for node in nodes:
@@ -349,6 +351,168 @@ def _parse_nodes(
                 out.append(Violation(path, f"至少应有一条{node.item}（{node.label}）"))
             data[node.name] = items
     return data
+
+
+# -- compiled parsing ------------------------------------------------------------------------------
+# `Message.parse` interprets the description through the functions above once per message type and
+# options: each node becomes a closure that knows its element name, kind, limits and codes, so a
+# 10,000-record message walks every element once and builds no path text until a rule is broken.
+# A value that does not take the fast path is handed to `Field.clean` (or `_parse_nodes`' rules)
+# with its full path, so every violation reads exactly as the interpreted parse would say it.
+
+FieldParser = Callable[[str | None, str, list[Violation]], Any]
+NodesParser = Callable[[etree._Element, str, list[Violation]], dict]
+_MEMO_LIMIT = 4096  # distinct converted values kept per field (dates, times, prices repeat across records)
+
+
+def _fast_field(f: Field, encoding: str | None, version: str | None) -> FieldParser:
+    name, required, limit = f.name, f.required, f.max_length
+
+    def slow(raw: str | None, prefix: str, out: list[Violation]) -> Any:
+        return f.clean(raw, prefix + name, out, encoding=encoding, version=version)
+
+    if (encoding and f.kind == STRING) or (version and f.choices_since) or f.kind in {BLOB, BOOL, DATETIME}:
+        return slow  # byte lengths, version-bound codes and the rare kinds: the interpreted path
+    if f.kind in {DATE, DATETIME, TIME}:
+        limit = None  # bounded by their format (Field.clean)
+    if f.kind == STRING:
+
+        def clean_string(raw: str | None, prefix: str, out: list[Violation]) -> Any:
+            value = raw.strip() if raw is not None else ""
+            if value and (limit is None or len(value) <= limit):
+                return value
+            if not value and not required:
+                return None
+            return slow(raw, prefix, out)
+
+        return clean_string
+    if f.kind == ENUM:
+        codes = {code.lower(): code for code, _label in reversed(f.choices)}  # the first code wins, as in _clean_enum
+
+        def convert(value: str) -> Any:
+            return codes[value.lower()]
+
+    else:
+        cleaner = _CLEANERS[f.kind]
+
+        def convert(value: str) -> Any:
+            return cleaner(f, value)
+
+    memo: dict[str, Any] = {}
+
+    def clean_value(raw: str | None, prefix: str, out: list[Violation]) -> Any:
+        value = raw.strip() if raw is not None else ""
+        if value and (limit is None or len(value) <= limit):
+            try:
+                return memo[value]
+            except KeyError:
+                pass
+            try:
+                cleaned = convert(value)
+            except (KeyError, ValueError):
+                return slow(raw, prefix, out)
+            if len(memo) < _MEMO_LIMIT:
+                memo[value] = cleaned
+            return cleaned
+        if not value and not required:
+            return None
+        return slow(raw, prefix, out)
+
+    return clean_value
+
+
+def _compile_nodes(nodes: tuple[Node, ...], encoding: str | None, version: str | None) -> NodesParser:
+    """One closure parsing the children of an element as `_parse_nodes` does, in the same order."""
+    steps: list[tuple[str, str, int, Any, Node]] = []
+    for node in nodes:
+        if isinstance(node, Field):
+            steps.append((node.name.lower(), node.name, 0, _fast_field(node, encoding, version), node))
+        elif isinstance(node, Group):
+            steps.append((node.name.lower(), node.name, 1, _compile_nodes(node.fields, encoding, version), node))
+        else:
+            steps.append((node.name.lower(), node.name, 2, _compile_nodes(node.fields, encoding, version), node))
+    names: dict[str, str] = {}  # tag as written → lower-cased local name
+    # A record of leaves only (a schedule, a doctor) whose children are each there once and spelt as
+    # the description spells them, the common case by far, takes a shorter way: no case folding.
+    exact = frozenset(node.name for node in nodes)
+    flat = None
+    if all(kind == 0 for _key, _name, kind, _run, _node in steps) and len({key for key, *_ in steps}) == len(steps):
+        flat = [(name, run) for _key, name, _kind, run, _node in steps]
+
+    def parse(element: etree._Element, prefix: str, out: list[Violation]) -> dict:
+        if flat is not None:
+            by_tag = {child.tag: child for child in element}
+            if len(by_tag) == len(element) and exact.issuperset(by_tag):
+                data = {}
+                for name, run in flat:
+                    found = by_tag.get(name)
+                    if found is None:
+                        data[name] = run(None, prefix, out)
+                    elif len(found):
+                        data[name] = run("".join(found.itertext()), prefix, out)
+                    else:
+                        data[name] = run(found.text or "", prefix, out)
+                return data
+        children: dict[str, etree._Element] = {}
+        repeated: set[str] | None = None
+        for child in element:
+            tag = child.tag
+            if tag.__class__ is not str:
+                continue
+            key = names.get(tag)
+            if key is None:
+                key = names[tag] = tag.rsplit("}", 1)[-1].lower()
+                if len(names) > 1024:  # a hostile message inventing names does not grow it for ever
+                    names.clear()
+            if key in children:
+                if repeated is None:
+                    repeated = set()
+                repeated.add(key)
+            else:
+                children[key] = child
+        data: dict[str, Any] = {}
+        for key, name, kind, run, node in steps:
+            found = children.get(key)
+            if kind == 0:
+                if repeated is not None and key in repeated:
+                    out.append(Violation(prefix + name, "出现了多次"))
+                if found is None:
+                    data[name] = run(None, prefix, out)
+                else:
+                    data[name] = run("".join(found.itertext()) if len(found) else (found.text or ""), prefix, out)
+            elif kind == 1:
+                if found is None or (len(found) == 0 and not (found.text or "").strip()):
+                    if node.required:
+                        out.append(Violation(prefix + name, f"为必填项（{node.label}）"))
+                    data[name] = None
+                else:
+                    data[name] = run(found, prefix + name + "/", out)
+            else:
+                data[name] = _parse_records(node, run, found, prefix + name, out)
+        return data
+
+    return parse
+
+
+def _parse_records(
+    node: RecordList, run: NodesParser, container: etree._Element | None, path: str, out: list[Violation]
+) -> list[dict]:
+    items: list[dict] = []
+    if container is not None:
+        item = node.item.lower()
+        exact = node.item
+        records = [c for c in container if c.tag == exact or (c.tag.__class__ is str and local_name(c).lower() == item)]
+        if len(records) > node.max_items:
+            out.append(Violation(path, f"记录数不能超过{node.max_items}条（实际{len(records)}条）"))
+            records = []
+        head = f"{path}/{node.item}["
+        for index, record in enumerate(records, start=1):
+            data = run(record, f"{head}{index}]/", out)
+            data["_index"] = index
+            items.append(data)
+    if node.required and not items:
+        out.append(Violation(path, f"至少应有一条{node.item}（{node.label}）"))
+    return items
 
 
 def _render_nodes(
@@ -404,7 +568,7 @@ class Message:
         name = local_name(source)
         if name.lower() != self.root.lower():
             raise MessageInvalid([Violation("", f"根元素应为<{self.root}>，实际为<{name}>")])
-        data = _parse_nodes(self.fields, source, "", out, {"encoding": encoding, "version": version})
+        data = self._compiled(encoding, version)(source, "", out)
         failed = [v.path for v in out]
         for check in self.checks:
             # A check about an element that already failed (OrderInfo when OrderInfo/StartDate is not a
@@ -413,6 +577,16 @@ class Message:
         if out:
             raise MessageInvalid(out)
         return data
+
+    def _compiled(self, encoding: str | None, version: str | None) -> NodesParser:
+        """The description compiled once per message type and options (see `_compile_nodes`)."""
+        parsers = self.__dict__.get("_parsers")
+        if parsers is None:
+            parsers = self.__dict__.setdefault("_parsers", {})  # frozen: a cache beside the fields, not one
+        parser = parsers.get((encoding, version))
+        if parser is None:
+            parser = parsers[(encoding, version)] = _compile_nodes(self.fields, encoding, version)
+        return parser
 
     def render(self, data: dict, *, version: str | None = None, encoding: str | None = None) -> str:
         """Build the XML text of this message from `data` (keys are element names); elements newer than
