@@ -163,16 +163,18 @@ def order_lock(
     _check_bookable(schedule, now)
     rules = rules_for(hospital)
     _check_booking_window(schedule, rules, now)
-    _check_not_banned(lookup_hash(patient.id_card), now)
     if schedule.remaining <= 0:
         if idempotency_key:
             # A retry whose first request took the last number: the answer is that request's order.
             existing = Order.objects.filter(channel=channel, idempotency_key=idempotency_key).first()
             if existing is not None:
                 return _idempotent_replay(existing, fingerprint, wait=True), False
-        # Just read: a rush's losers are answered without a transaction. Only a refusal is decided
-        # here; a slot is only ever taken by the conditional UPDATE in `_order_reserve`.
+        # Just read: a rush's losers are answered from the platform's own count, without a
+        # transaction, the hospital or any further query (the ban check below costs one, and a
+        # banned patient could not have this number either). Only a refusal is decided here; a slot
+        # is only ever taken by the conditional UPDATE in `_order_reserve`.
         raise ScheduleFull(f"排班{work_id}号源已满，请选择其他排班或时段")
+    _check_not_banned(lookup_hash(patient.id_card), now)
     refuse_if_circuit_open(hospital)
     try:
         order = _order_reserve(
