@@ -46,7 +46,7 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))]
 
 
-def fire(url: str, bodies: list[dict], headers: dict) -> tuple[float, list[tuple[float, float, int]]]:
+def fire(base: str, path: str, bodies: list[dict], headers: dict) -> tuple[float, list[tuple[float, float, int]]]:
     """POST every body from CLIENTS threads (one keep-alive session each), released together;
     (wall seconds, [(finished at, latency, status)])."""
     barrier = threading.Barrier(CLIENTS + 1)
@@ -56,8 +56,10 @@ def fire(url: str, bodies: list[dict], headers: dict) -> tuple[float, list[tuple
 
     def client() -> None:
         session = requests.Session()
-        session.get(url.rsplit("/", 3)[0] + "/healthz", timeout=30)  # connect before the start
-        barrier.wait()
+        try:
+            session.get(f"{base}/healthz", timeout=30)  # connect before the start
+        finally:
+            barrier.wait()
         while True:
             with lock:
                 body = next(todo, None)
@@ -65,7 +67,7 @@ def fire(url: str, bodies: list[dict], headers: dict) -> tuple[float, list[tuple
                 break
             started = time.perf_counter()
             try:
-                status = session.post(url, json=body, headers=headers, timeout=120).status_code
+                status = session.post(f"{base}{path}", json=body, headers=headers, timeout=120).status_code
             except requests.RequestException:
                 status = 0
             finished = time.perf_counter()
@@ -162,13 +164,13 @@ def main() -> None:
                 ]  # fmt: skip
 
             warm = new_session(CLIENTS)  # every thread opens its connection, zeep builds its client
-            fire(f"{base}/api/v1/orders/", bodies(warm, CLIENTS * 2), headers)
-            fire(f"{base}/bench/bare-lock-refusal", bodies(warm, CLIENTS * 2), headers)
+            fire(base, "/api/v1/orders/", bodies(warm, CLIENTS * 2), headers)
+            fire(base, "/bench/bare-lock-refusal", bodies(warm, CLIENTS * 2), headers)
 
             rounds = []
             for _ in range(ROUNDS):
                 schedule = new_session(SLOTS)
-                wall, results = fire(f"{base}/api/v1/orders/", bodies(schedule, REQUESTS), headers)
+                wall, results = fire(base, "/api/v1/orders/", bodies(schedule, REQUESTS), headers)
                 codes = Counter(code for _, _, code in results)
                 assert codes == {201: SLOTS, 409: REQUESTS - SLOTS}, codes
                 schedule.refresh_from_db()
@@ -185,11 +187,11 @@ def main() -> None:
                 }
                 # The pool is empty: refusals alone, the platform against the bare view.
                 before = redis_commands(broker)
-                wall, refused = fire(f"{base}/api/v1/orders/", bodies(schedule, REFUSALS), headers)
+                wall, refused = fire(base, "/api/v1/orders/", bodies(schedule, REFUSALS), headers)
                 redis_per_refusal = (redis_commands(broker) - before) / REFUSALS
                 assert Counter(code for _, _, code in refused) == {409: REFUSALS}
                 subject = figures(wall, refused)
-                wall, bare = fire(f"{base}/bench/bare-lock-refusal", bodies(schedule, REFUSALS), headers)
+                wall, bare = fire(base, "/bench/bare-lock-refusal", bodies(schedule, REFUSALS), headers)
                 assert Counter(code for _, _, code in bare) == {409: REFUSALS}
                 baseline = figures(wall, bare)
                 rounds.append({
