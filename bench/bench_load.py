@@ -190,6 +190,85 @@ def soap_vs_bare(config: dict, seconds: float, out: multiprocessing.Queue) -> No
     out.put(dict(samples))
 
 
+def reads_vs_bare(config: dict, seconds: float, out: multiprocessing.Queue) -> None:
+    """The mixed load's read endpoint against a bare view running the same query (bench/urls.py
+    `bare_schedules_by_day`), THREADS clients each, one after the other, same schedules."""
+    import requests
+
+    samples: dict[str, list] = defaultdict(list)
+    lock = threading.Lock()
+    auth = {"Authorization": f"Token {config['token']}"}
+    for name, url in (
+        ("GET /api/v1/schedules/", f"{config['base']}/api/v1/schedules/"),
+        ("bare view, same query", f"{config['base']}/bench/bare-schedules-by-day"),
+    ):
+        stop_at = time.monotonic() + seconds
+
+        def worker(n: int, name=name, url=url, stop_at=stop_at) -> None:
+            session = requests.Session()
+            rnd = random.Random(n)
+            while time.monotonic() < stop_at:
+                hospital_no, _work_id, work_date, _fee = rnd.choice(config["schedules"])
+                started = time.perf_counter()
+                r = session.get(url, params={"hospital": hospital_no, "date": work_date}, headers=auth, timeout=30)
+                with lock:
+                    samples[name].append(((time.perf_counter() - started) * 1000, r.status_code))
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(THREADS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    out.put(dict(samples))
+
+
+def lock_above_hospital_call(config: dict, locks: int = 40) -> dict:
+    """One client, one lock after another on a quiet stack: the lock's p50 against the p50 of its own
+    confirmRegistration calls as the platform's hospital client timed them (the message log)."""
+    import requests
+
+    from booking.models import Order, Schedule
+    from regional.models import MessageLog
+
+    schedule = (
+        Schedule.objects.select_related("hospital")
+        .filter(status=Schedule.NORMAL, remaining__gte=locks, work_date__gt=__import__("datetime").date.today())
+        .order_by("-remaining")
+        .first()
+    )
+    latencies, order_nos = [], []
+    with requests.Session() as session:
+        for i in range(locks):
+            body = {
+                "hospital_no": schedule.hospital.hospital_no,
+                "work_id": schedule.work_id,
+                "patient": {"name": "压测患者", "id_card": fake_id(42_000_000 + i), "phone": f"1350000{i:04d}"},
+            }
+            started = time.perf_counter()
+            r = session.post(
+                f"{config['base']}/api/v1/orders/", json=body, headers={"Authorization": f"Token {config['token']}"},
+                timeout=30,
+            )  # fmt: skip
+            latencies.append((time.perf_counter() - started) * 1000)
+            assert r.status_code == 201, r.text[:300]
+            order_nos.append(r.json()["order_no"])
+    transaction_ids = Order.objects.filter(order_no__in=order_nos).values_list("lock_transaction_id", flat=True)
+    calls = list(
+        MessageLog.objects.filter(direction=MessageLog.OUTBOUND, transaction_id__in=list(transaction_ids)).values_list(
+            "duration_ms", flat=True
+        )
+    )
+    assert len(calls) == locks, (len(calls), locks)
+    lock_p50, call_p50 = percentile(latencies, 50), percentile([float(c) for c in calls], 50)
+    return {
+        "locks": locks,
+        "lock_p50_ms": round(lock_p50, 1),
+        "hospital_call_p50_ms": round(call_p50, 1),
+        "lock_cost_above_hospital_call_p50_ms": round(lock_p50 - call_p50, 1),
+        "goal": "≤ 50 ms",
+    }
+
+
 def run_in_process(target, config: dict, seconds: float) -> dict:
     queue: multiprocessing.Queue = multiprocessing.Queue()
     proc = multiprocessing.get_context("fork").Process(target=target, args=(config, seconds, queue))
@@ -373,6 +452,14 @@ def main() -> None:
     ratio = run_in_process(soap_vs_bare, config, seconds / 3)
     soap, bare = ratio["SOAP /ws/center HospitalInfo"], ratio["bare Django view, same XML"]
     report["soap_vs_bare"] = {**ratio, "throughput_ratio": round(soap["per_second"] / bare["per_second"], 2)}
+    reads = run_in_process(reads_vs_bare, config, seconds / 3)
+    browse, bare = reads["GET /api/v1/schedules/"], reads["bare view, same query"]
+    report["browse_vs_bare"] = {
+        **reads,
+        "throughput_ratio": round(browse["per_second"] / bare["per_second"], 2),
+        "goal": "≥ 0.5",
+    }
+    report["lock_vs_hospital_call"] = lock_above_hospital_call(config)
     events: list = []
     faults = inject_faults(stack, seconds, events)
     report["load_with_faults"] = run_in_process(generate, config, seconds)

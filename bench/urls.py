@@ -72,9 +72,53 @@ def bare_schedules(request):
     return HttpResponse(json.dumps({"next": None, "results": results}, default=str), content_type="application/json")
 
 
+SCHEDULES_BY_DAY_SQL = """
+SELECT s.id, s.work_id, h.hospital_no, s.department_code, d.name, s.doctor_code, doc.name, s.work_date,
+       s.time_code, s.start_time, s.stop_time, s.registration_type_name, s.price, s.remaining, s.total,
+       s.status, s.stop_reason
+FROM booking_schedule s
+JOIN regional_hospital h ON h.id = s.hospital_id
+LEFT JOIN regional_department d ON d.id = s.department_id
+LEFT JOIN regional_doctor doc ON doc.id = s.doctor_id
+WHERE s.status IN ('normal', 'stopped') AND s.work_date = %s AND h.hospital_no = %s
+ORDER BY s.work_date, s.start_time, s.id
+LIMIT 51
+"""
+
+
+def bare_schedules_by_day(request):
+    """The mixed load's browse baseline: `?hospital=…&date=…` (no department), raw, one page as JSON."""
+    q = request.GET
+    with connection.cursor() as cursor:
+        cursor.execute(SCHEDULES_BY_DAY_SQL, [q["date"], q["hospital"]])
+        rows = cursor.fetchall()
+    results = [dict(zip(SCHEDULE_KEYS, row, strict=True)) for row in rows[:50]]
+    return HttpResponse(json.dumps({"next": None, "results": results}, default=str), content_type="application/json")
+
+
+@csrf_exempt
+def bare_lock_refusal(request):
+    """The rush's refusal baseline: read the JSON body, one query for the session's count, answer
+    409 once it is empty (what refusing from the platform's own count cannot avoid)."""
+    body = json.loads(request.body)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT s.remaining FROM booking_schedule s JOIN regional_hospital h ON h.id = s.hospital_id"
+            " WHERE h.hospital_no = %s AND s.work_id = %s",
+            [body["hospital_no"], body["work_id"]],
+        )
+        row = cursor.fetchone()
+    if row is None or row[0] <= 0:
+        answer = {"code": "schedule_full", "message": f"排班{body['work_id']}号源已满，请选择其他排班或时段"}
+        return HttpResponse(json.dumps(answer, ensure_ascii=False), status=409, content_type="application/json")
+    return HttpResponse(status=204)
+
+
 urlpatterns = [
     path("bench/bare", bare),
     path("bench/bare-schedules", bare_schedules),
     path("bench/bare-upsert", bare_upsert),
+    path("bench/bare-schedules-by-day", bare_schedules_by_day),
+    path("bench/bare-lock-refusal", bare_lock_refusal),
     *platform,
 ]

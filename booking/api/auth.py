@@ -6,6 +6,7 @@ from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions, throttling
 
+from booking.api.channel_cache import channel_by_token_hash
 from booking.models import Channel, hash_token
 from regional import ratelimit
 
@@ -40,7 +41,7 @@ class ChannelTokenAuthentication(authentication.BaseAuthentication):
             token = header[1].decode()
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("令牌格式不正确") from None
-        channel = Channel.objects.filter(token_hash=hash_token(token)).first()
+        channel = channel_by_token_hash(hash_token(token))
         if channel is None or not channel.is_active:
             raise exceptions.AuthenticationFailed("令牌无效或渠道已停用")
         return ChannelPrincipal(channel), channel

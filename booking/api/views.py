@@ -9,7 +9,7 @@ from django.db.models import prefetch_related_objects
 from django.http import HttpRequest, JsonResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import generics, pagination, serializers
+from rest_framework import generics, pagination, renderers, serializers
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -19,6 +19,7 @@ from booking import selectors
 from booking.api.auth import ChannelRateThrottle, ChannelTokenAuthentication, IsChannel
 from booking.api.errors import InvalidCursor, exception_handler
 from booking.api.parsers import BoundedJSONParser
+from booking.api.renderers import ChannelJSONRenderer
 from booking.api.serializers import (
     CancelIn,
     CardCheckIn,
@@ -96,6 +97,7 @@ class ChannelMixin:
     permission_classes = [IsChannel]
     throttle_classes = [ChannelRateThrottle]
     parser_classes = [BoundedJSONParser]
+    renderer_classes = [ChannelJSONRenderer, renderers.BrowsableAPIRenderer]
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
@@ -172,14 +174,15 @@ class ScheduleList(ChannelMixin, generics.ListAPIView):
 
     def get_queryset(self):
         params = self.request.query_params
-        queryset = selectors.schedules(
+        # Rows, not objects (the cursor page reads its position from dicts too), from SQL compiled
+        # once per combination of filters.
+        return selectors.schedule_rows(
+            columns=ScheduleOut.COLUMNS,
             hospital_no=params.get("hospital", ""),
             department_id=params.get("department", ""),
             doctor_id=params.get("doctor", ""),
             date=params.get("date", ""),
         )
-        # Rows, not objects: the cursor page reads its position from dicts too.
-        return queryset.values(*ScheduleOut.COLUMNS)
 
 
 class ScheduleDetail(ChannelMixin, APIView):

@@ -84,6 +84,7 @@ from regional.hospital_client import (
 )
 from regional.messages import MessageInvalid, Violation
 from regional.messages.codes import ChannelCode, PayChannel, PayType
+from regional.models import Hospital
 from regional.observability import LOCK_EXPIRIES
 from regional.pii import lookup_hash
 from regional.selectors import hospital_by_no
@@ -151,6 +152,13 @@ def order_lock(
         existing = Order.objects.filter(channel=channel, idempotency_key=idempotency_key).first()
         if existing is not None:
             return _idempotent_replay(existing, fingerprint, wait=True), False
+    if _refuse_if_full(hospital_no=hospital_no, work_id=work_id, now=now):
+        if idempotency_key:
+            # A retry whose first request took the last number: the answer is that request's order.
+            existing = Order.objects.filter(channel=channel, idempotency_key=idempotency_key).first()
+            if existing is not None:
+                return _idempotent_replay(existing, fingerprint, wait=True), False
+        raise ScheduleFull(f"排班{work_id}号源已满，请选择其他排班或时段")
     schedule = (
         Schedule.objects.select_related("hospital")
         .filter(hospital__hospital_no=hospital_no, hospital__is_deleted=False, work_id=work_id)
@@ -163,16 +171,18 @@ def order_lock(
     _check_bookable(schedule, now)
     rules = rules_for(hospital)
     _check_booking_window(schedule, rules, now)
-    _check_not_banned(lookup_hash(patient.id_card), now)
     if schedule.remaining <= 0:
         if idempotency_key:
             # A retry whose first request took the last number: the answer is that request's order.
             existing = Order.objects.filter(channel=channel, idempotency_key=idempotency_key).first()
             if existing is not None:
                 return _idempotent_replay(existing, fingerprint, wait=True), False
-        # Just read: a rush's losers are answered without a transaction. Only a refusal is decided
-        # here; a slot is only ever taken by the conditional UPDATE in `_order_reserve`.
+        # Just read: a rush's losers are answered from the platform's own count, without a
+        # transaction, the hospital or any further query (the ban check below costs one, and a
+        # banned patient could not have this number either). Only a refusal is decided here; a slot
+        # is only ever taken by the conditional UPDATE in `_order_reserve`.
         raise ScheduleFull(f"排班{work_id}号源已满，请选择其他排班或时段")
+    _check_not_banned(lookup_hash(patient.id_card), now)
     refuse_if_circuit_open(hospital)
     try:
         order = _order_reserve(
@@ -213,6 +223,37 @@ def order_lock(
     if order.status != Order.BOOKED:
         raise HospitalUnavailableForBooking("医院锁号应答超时，本次预约已撤销，请重新预约")
     return order, True
+
+
+# The platform's own count of a session, with what the refusals before "full" need: one narrow
+# query, compiled once (the ORM's schedule-and-hospital row cost three times the bare refusal).
+_COUNT_SQL = (
+    "SELECT s.id, s.hospital_id, s.status, s.work_date, s.start_time, s.stop_time, s.remaining"
+    f" FROM {Schedule._meta.db_table} s JOIN {Hospital._meta.db_table} h ON h.id = s.hospital_id"
+    " WHERE h.hospital_no = %s AND NOT h.is_deleted AND s.work_id = %s ORDER BY s.id LIMIT 1"
+)
+
+
+def _refuse_if_full(*, hospital_no: str, work_id: str, now: dt.datetime) -> bool:
+    """True when the session's count is zero (the caller refuses: 号源已满). A rush's losers stop
+    here, from the platform's own count: one query, no transaction, no hospital call. The refusals
+    that come before "full" (not bookable, outside the booking window) keep their precedence; every
+    other case (unknown session, numbers left) goes on to the full path, which decides. Only a
+    refusal is decided from this read; a slot is only ever taken by the conditional UPDATE in
+    `_order_reserve`."""
+    with connection.cursor() as cursor:
+        cursor.execute(_COUNT_SQL, [hospital_no, work_id])
+        row = cursor.fetchone()
+    if row is None or row[6] > 0:
+        return False
+    pk, hospital_id, status, work_date, start_time, stop_time, remaining = row
+    schedule = Schedule(
+        pk=pk, hospital_id=hospital_id, work_id=work_id, status=status, work_date=work_date,
+        start_time=start_time, stop_time=stop_time, remaining=remaining,
+    )  # fmt: skip
+    _check_bookable(schedule, now)
+    _check_booking_window(schedule, rules_for(hospital_id), now)
+    return True
 
 
 # Waits before each further attempt to record a lock the hospital confirmed (a busy database, e.g.
