@@ -621,8 +621,9 @@ def _ledger_write(order: Order, *, kind: str, reason: str, created_at: dt.dateti
     return entry
 
 
-def _refund_if_paid(order: Order, reason: str) -> LedgerEntry | None:
-    return _ledger_write(order, kind=LedgerEntry.REFUND, reason=reason) if order.paid_online else None
+def _refund_if_paid(order: Order, reason: str, *, now: dt.datetime | None = None) -> LedgerEntry | None:
+    # Stamped with the operation's time (the same clock as the cancellation), not the wall clock.
+    return _ledger_write(order, kind=LedgerEntry.REFUND, reason=reason, created_at=now) if order.paid_online else None
 
 
 # -- cancellation by the patient (3.5 getPromiseNotice / 3.2 UnlockReg) --------------------------
@@ -664,7 +665,7 @@ def _order_cancel(
     _outbox_supersede_payment(order)
     WaitlistEntry.objects.filter(order=order, status=WaitlistEntry.OFFERED).update(status=WaitlistEntry.CANCELLED)
     _release_count(order.schedule_id)
-    refund = _refund_if_paid(order, f"{refund_reason}：{reason}")
+    refund = _refund_if_paid(order, f"{refund_reason}：{reason}", now=now)
     if previous == Order.PAID or order.pay_type == Order.PAY_ONSITE:
         payload = {
             "WorkFlowId": order.workflow_id,

@@ -24,7 +24,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
-from booking.models import BookingRules, Channel, LedgerEntry, Order, Schedule, WaitlistEntry
+from booking.models import BookingRules, Channel, Order, Schedule, WaitlistEntry
 from booking.rules import rules_cache_clear
 from booking.services.orders import order_cancel, order_lock, order_pay
 from booking.services.patients import Patient
@@ -184,9 +184,6 @@ class DemoDays:
         except DomainError as exc:
             self.warn(f"演示退号未成功（{order.order_no}）：{exc.message}")
             return
-        # The refund is stamped with the wall clock (the cancellation itself takes `now`): the demo
-        # moves its ledger entry to the evening it belongs to, as the channel's bill has it.
-        LedgerEntry.objects.filter(batch=order.order_no, kind=LedgerEntry.REFUND).update(created_at=at)
 
     def waitlist(self) -> None:
         """A booking rule opens the waitlist at one hospital; one of its sessions is full and has a queue."""
