@@ -6,7 +6,13 @@ class RegionalConfig(AppConfig):
     verbose_name = "区域主数据与接口"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
+        from regional.roles import roles_after_migrate
         from regional import operations  # noqa: F401  (registers the 5.x handlers)
         from regional.audit import install_admin_audit
 
         install_admin_audit()
+        # After every migrate and every flush of a test database: Chinese permission names and the
+        # roles' groups (regional/roles.py). Connected for this app only; it handles every app.
+        post_migrate.connect(roles_after_migrate, sender=self, dispatch_uid="regional.roles")
