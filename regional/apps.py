@@ -8,9 +8,9 @@ class RegionalConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
-        from regional.roles import roles_after_migrate
         from regional import operations  # noqa: F401  (registers the 5.x handlers)
         from regional.audit import install_admin_audit
+        from regional.roles import roles_after_migrate
 
         install_admin_audit()
         # After every migrate and every flush of a test database: Chinese permission names and the
