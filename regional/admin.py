@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Max, Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import render
 from django.urls import path, reverse
 from django.utils import timezone
@@ -55,11 +56,23 @@ def secrets_page(
     return response
 
 
+class RevealForm(forms.Form):
+    reason = forms.CharField(
+        label="查看原因",
+        max_length=300,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="例如：患者来电核对身份，工单号12345。原因与查看人、时间一并记录。",
+        error_messages={"required": "请填写查看原因", "max_length": "查看原因不能超过300个字"},
+    )
+
+
 class PersonalDataAdminMixin:
     """Masked display of personal data, with a recorded reveal for users holding the permission.
 
     Declare `personal_fields = {"id_card": "id", "phone": "phone"}`; use `masked_<field>` in
-    list_display/readonly_fields, and the change page gets a 查看完整信息 link per field.
+    list_display/readonly_fields, and the change page gets a 查看完整信息 button per field. The button
+    opens a form asking the reason (GET: nothing is shown or recorded); the value is shown only in
+    the answer to that form's POST, which records who, when, which record and why.
     """
 
     personal_fields: dict[str, str] = {}
@@ -77,19 +90,38 @@ class PersonalDataAdminMixin:
 
     def reveal_view(self, request: HttpRequest, object_id: str, field: str) -> HttpResponse:
         if field not in self.personal_fields or not request.user.has_perm("regional.reveal_personal_data"):
-            return HttpResponse("无权查看完整个人信息", status=403, content_type="text/plain; charset=utf-8")
+            raise PermissionDenied("无权查看完整个人信息")
+        if request.method not in ("GET", "POST"):
+            return HttpResponseNotAllowed(["GET", "POST"])
         obj = self.get_object(request, unquote(object_id))  # None for a malformed key, not a 500
         if obj is None:
             raise Http404("记录不存在")
-        PersonalDataReveal.objects.create(
-            user=request.user, model=self.model._meta.label, object_id=str(obj.pk), field=field
-        )
-        label = self.model._meta.get_field(field).verbose_name
-        return render(
-            request,
-            "admin/regional/reveal.html",
-            {**self.admin_site.each_context(request), "obj": obj, "label": label, "value": getattr(obj, field)},
-        )
+        opts = self.model._meta
+        form = RevealForm(request.POST if request.method == "POST" else None)
+        value = None
+        if form.is_valid():
+            PersonalDataReveal.objects.create(
+                user=request.user,
+                model=opts.label,
+                object_id=str(obj.pk),
+                field=field,
+                reason=form.cleaned_data["reason"],
+            )
+            value = getattr(obj, field)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "查看完整个人信息",
+            "opts": opts,
+            "obj": obj,
+            "masked": mask(getattr(obj, field, ""), self.personal_fields[field]),
+            "label": opts.get_field(field).verbose_name,
+            "form": form,
+            "value": value,
+            "change_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk]),
+        }
+        response = render(request, "admin/regional/reveal.html", context)
+        response["Cache-Control"] = "no-store"  # a revealed value stays out of every cache
+        return response
 
     def masked(self, obj, field: str) -> str:
         value = getattr(obj, field, "")
@@ -97,7 +129,8 @@ class PersonalDataAdminMixin:
         if obj.pk and value:
             info = self.model._meta.app_label, self.model._meta.model_name
             url = reverse("admin:{}_{}_reveal".format(*info), args=[obj.pk, field])
-            return format_html('{} <a href="{}" class="reveal">查看完整信息</a>', shown, url)
+            # A link to the form, never the reveal itself: following it shows and records nothing.
+            return format_html('{} <a href="{}" class="button reveal">查看完整信息</a>', shown, url)
         return shown
 
 
@@ -416,7 +449,7 @@ class ModelLabelFilter(admin.SimpleListFilter):
 
 @admin.register(PersonalDataReveal)
 class PersonalDataRevealAdmin(RecordColumnsMixin, ReadOnlyAdmin):
-    list_display = ("revealed_at", "user", "model_name", "record_link", "field_name")
+    list_display = ("revealed_at", "user", "model_name", "record_link", "field_name", "reason")
 
     @admin.display(description="字段", ordering="field")
     def field_name(self, obj: PersonalDataReveal) -> str:
@@ -429,7 +462,7 @@ class PersonalDataRevealAdmin(RecordColumnsMixin, ReadOnlyAdmin):
             return obj.field
 
     list_filter = (ModelLabelFilter, "revealed_at")
-    search_fields = ("user__username", "object_id")
+    search_fields = ("user__username", "object_id", "reason")
 
 
 @admin.register(AuditEntry)
