@@ -14,7 +14,7 @@ from booking.models import BookingRules
 from booking.rules import BanTier, rules_for
 from regional.roles import REGIONAL_ADMIN
 from tests.base import hospital_make, hospital_rules, region_rules
-from tests.console import staff
+from tests.console import assert_no_english, english_page, english_words, login, shot, staff  # noqa: F401
 from tests.factories import ChannelFactory
 
 ADD = "admin:booking_bookingrules_add"
@@ -24,7 +24,7 @@ CHANGE = "admin:booking_bookingrules_change"
 @pytest.fixture
 def client(db):
     ChannelFactory(code="JKMZWX", name="微信")
-    ChannelFactory(code="JKMYAPP", name="健康APP")
+    ChannelFactory(code="JKMYAPP", name="健康应用")
     client = Client()
     client.force_login(staff(REGIONAL_ADMIN))
     return client
@@ -149,3 +149,62 @@ class BookingRulesFormTests:
         page = client.post(reverse(ADD), blank_form(release_days="3")).content.decode()
         assert "全区域规则已存在：请选择医院，或修改现有的全区域规则" in page
         assert BookingRules.objects.get().release_days == 7
+
+
+# Channel codes are codes. The sidebar's visually hidden table captions ("Model name", "Add link",
+# "Change or view list link") are untranslated in Django 5.2's zh_Hans catalogue; the project
+# locale of #13's "smalls" branch translates them, and then HIDDEN_CAPTIONS can go.
+CODES = {"JKMZWX", "JKMYAPP"}
+HIDDEN_CAPTIONS = {"MODEL", "NAME", "ADD", "LINK", "CHANGE", "OR", "VIEW", "LIST"}  # shown upper-case
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+class BookingRulesBrowserTests:
+    """The regional admin edits the rules in Chromium with an English browser, typing no JSON."""
+
+    def test_the_regional_admin_edits_a_rule_with_no_json(self, english_page, public_url):  # noqa: F811
+        page = english_page
+
+        def no_english() -> None:
+            assert not english_words(page.inner_text("#content"), CODES), page.url  # the form itself: none
+            assert_no_english(page, CODES | HIDDEN_CAPTIONS)
+
+        ChannelFactory(code="JKMZWX", name="微信")
+        ChannelFactory(code="JKMYAPP", name="健康应用")
+        hospital = hospital_make()
+        region = region_rules(release_days=7, forbid_overlap=True)
+        own = hospital_rules(hospital, limit_per_day=1)
+        login(page, public_url, staff(REGIONAL_ADMIN, "区域管理员甲"))
+
+        page.goto(f"{public_url}{reverse(CHANGE, args=[own.pk])}")
+        assert page.locator("select[name=forbid_overlap] option:checked").inner_text() == "沿用区域规则"
+        assert page.locator("select[name=ban_mode] option:checked").inner_text() == "沿用区域规则"
+        no_english()
+
+        page.goto(f"{public_url}{reverse(CHANGE, args=[region.pk])}")
+        page.select_option("select[name=ban_mode]", "set")
+        for name, value in (("ban_1_no_shows", "3"), ("ban_1_within_days", "90"), ("ban_1_ban_days", "30"),
+                            ("ban_2_no_shows", "6"), ("ban_2_within_days", "180"), ("ban_2_ban_days", "180"),
+                            ("quota_JKMZWX", "60"), ("quota_JKMYAPP", "40"), ("limit_per_day", "2")):  # fmt: skip
+            page.fill(f"input[name={name}]", value)
+        page.select_option("select[name=quota_mode]", "set")
+        page.select_option("select[name=forbid_same_doctor_session]", "true")
+        no_english()
+        shot(page, "admin-booking-rules")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 1366, f"页面宽度{width}像素，超出1366"
+        page.click("input[name=_save]")
+        page.wait_for_load_state("load")
+        assert "预约规则已保存，立即生效" in page.inner_text("body")
+        no_english()
+
+        region.refresh_from_db()
+        assert region.ban_tiers == [
+            {"no_shows": 3, "within_days": 90, "ban_days": 30},
+            {"no_shows": 6, "within_days": 180, "ban_days": 180},
+        ]
+        assert region.channel_quotas == {"JKMYAPP": 40, "JKMZWX": 60}
+        assert (region.limit_per_day, region.forbid_same_doctor_session, region.forbid_overlap) == (2, True, True)
+        rules = rules_for(hospital)
+        assert rules.limit_per_day == 1 and rules.ban_tiers == (BanTier(3, 90, 30), BanTier(6, 180, 180))
