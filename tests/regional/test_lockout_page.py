@@ -28,7 +28,7 @@ class LockoutPageTests:
             page.click("input[type=submit]")
             page.wait_for_load_state("load")
         text = page.inner_text("body")
-        assert "登录失败次数过多" in text and "请等待" in text and "秒" in page.inner_text(".wait")
+        assert "登录失败次数过多" in text and "秒后再试" in page.inner_text(".wait")
         assert_no_english(page)
         shot(page, "admin-login-locked")
         page.click("text=返回登录页")
