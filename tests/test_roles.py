@@ -10,6 +10,8 @@ entry there fails `test_every_custom_admin_view_says_which_permission_opens_it`)
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Group, Permission
@@ -17,6 +19,7 @@ from django.core.management import call_command
 from django.test import Client, RequestFactory
 from django.urls import URLPattern, URLResolver, reverse
 
+from regional.locale import ADMIN_JS_TRANSLATIONS
 from regional.roles import (
     COMMISSION,
     FINANCE,
@@ -28,7 +31,7 @@ from regional.roles import (
     ensure_roles,
     missing_permissions,
 )
-from tests.console import staff
+from tests.console import PASSWORD, assert_no_english, english_page, english_words, login, shot, staff  # noqa: F401
 
 # Admin views beyond a model's changelist/add page, by URL name: the permissions any one of which
 # opens them (None: every staff member).
@@ -240,3 +243,44 @@ class RolesAfterFlushTests:
             .permissions.filter(codename="reveal_personal_data")
             .exists()
         )
+
+
+@pytest.mark.django_db
+class PermissionPickerTests:
+    def test_the_admin_script_catalogue_is_chinese_and_complete_for_an_english_browser(self, admin_user):
+        client = Client(HTTP_ACCEPT_LANGUAGE="en-US,en;q=0.9")
+        client.force_login(admin_user)
+        script = client.get(reverse("admin:jsi18n")).content.decode()
+        for msgid, msgstr in ADMIN_JS_TRANSLATIONS.items():  # the catalogue is JSON, non-ASCII escaped
+            assert f"{json.dumps(msgid)}: {json.dumps(msgstr)}" in script, msgid
+        assert json.dumps("可用 %s") in script  # and Django's own translations are still there
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+class GroupPageBrowserTests:
+    def test_a_roles_group_page_reads_chinese_in_an_english_browser(
+        self,
+        english_page,  # noqa: F811
+        public_url,
+        django_user_model,
+    ):
+        from tests.booking.test_rules_form import HIDDEN_CAPTIONS
+
+        page = english_page
+        superuser = django_user_model.objects.create_superuser("平台管理员", password=PASSWORD)
+        login(page, public_url, superuser)
+        group = Group.objects.get(name=ROLES[FINANCE].group)
+        page.goto(f"{public_url}{reverse('admin:auth_group_change', args=[group.pk])}")
+        page.wait_for_selector("#id_permissions_filter")  # SelectFilter2 has built the picker
+        picker = page.inner_text(".selector")
+        assert "可用 权限" in picker and "选中权限，再点击“选择”箭头按钮。" in page.content()
+        assert "可查看预约订单" in picker and "Can " not in picker
+        keys = {
+            "Control",
+            "Command",
+            "Mac",
+        }  # Django's Chinese help names the keys: 按住 Control 键或 Mac 上的 Command 键
+        assert not english_words(page.inner_text("#content"), keys)
+        assert_no_english(page, HIDDEN_CAPTIONS | keys)
+        shot(page, "admin-group-permissions")
