@@ -160,6 +160,8 @@ class RoleJobTests:
                      "/admin/referral/referral/statistics/", "/admin/regional/messagelog/"):  # fmt: skip
             assert client.get(path).status_code == 403, path
         assert client.get("/admin/referral/").status_code == 404
+        refused = client.get("/admin/referral/referral/").content.decode()
+        assert "无权访问" in refused and "Forbidden" not in refused
         assert not any(label.startswith("referral.") for label in ROLES[FINANCE].permissions)
 
     def test_the_hotline_sees_orders_but_cannot_reveal_or_change_rules(self):
