@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from contextvars import ContextVar
 
 from django import forms
 from django.contrib import admin, messages
@@ -54,6 +55,10 @@ def secrets_page(
     response = render(request, "admin/regional/secrets_once.html", context)
     response["Cache-Control"] = "no-store"
     return response
+
+
+# Who is looking at the page being rendered (a ContextVar: the ModelAdmin is shared by every thread).
+_viewer: ContextVar = ContextVar("personal_data_viewer", default=None)
 
 
 class RevealForm(forms.Form):
@@ -123,9 +128,30 @@ class PersonalDataAdminMixin:
         response["Cache-Control"] = "no-store"  # a revealed value stays out of every cache
         return response
 
+    def changeform_view(self, request: HttpRequest, *args, **kwargs):
+        return self._rendered_for(request, super().changeform_view, *args, **kwargs)
+
+    def changelist_view(self, request: HttpRequest, *args, **kwargs):
+        return self._rendered_for(request, super().changelist_view, *args, **kwargs)
+
+    def _rendered_for(self, request: HttpRequest, view, *args, **kwargs):
+        # The columns are computed while the template renders: render here, while the viewer is
+        # known, so that `masked()` offers the button only to whoever may use it.
+        token = _viewer.set(request.user)
+        try:
+            response = view(request, *args, **kwargs)
+            if hasattr(response, "render") and not getattr(response, "is_rendered", True):
+                response.render()
+            return response
+        finally:
+            _viewer.reset(token)
+
     def masked(self, obj, field: str) -> str:
         value = getattr(obj, field, "")
         shown = mask(value, self.personal_fields[field])
+        viewer = _viewer.get()
+        if viewer is not None and not viewer.has_perm("regional.reveal_personal_data"):
+            return shown
         if obj.pk and value:
             info = self.model._meta.app_label, self.model._meta.model_name
             url = reverse("admin:{}_{}_reveal".format(*info), args=[obj.pk, field])

@@ -33,6 +33,13 @@ class RevealTests:
         assert f'href="{url}" class="button reveal">查看完整信息</a>' in page
         assert masked_id(31) in page and fake_id(31) not in page
 
+    def test_a_role_without_the_permission_is_offered_no_button(self, order):
+        client = signed_in(HOTLINE)
+        page = client.get(reverse("admin:booking_order_change", args=[order.pk])).content.decode()
+        assert masked_id(31) in page and "查看完整信息" not in page
+        listing = client.get(reverse("admin:booking_order_changelist")).content.decode()
+        assert "查看完整信息" not in listing
+
     def test_a_get_shows_the_form_and_neither_reveals_nor_records(self, order):
         response = signed_in(REGIONAL_ADMIN).get(reverse("admin:booking_order_reveal", args=[order.pk, "id_card"]))
         text = response.content.decode()
