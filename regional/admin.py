@@ -61,6 +61,12 @@ def secrets_page(
 _viewer: ContextVar = ContextVar("personal_data_viewer", default=None)
 
 
+def _forget_viewer(rendered) -> None:
+    # set, not reset(token): the render may run in another context (ASGI); and return None, or
+    # Django replaces the response by the callback's value.
+    _viewer.set(None)
+
+
 class RevealForm(forms.Form):
     reason = forms.CharField(
         label="查看原因",
@@ -135,16 +141,20 @@ class PersonalDataAdminMixin:
         return self._rendered_for(request, super().changelist_view, *args, **kwargs)
 
     def _rendered_for(self, request: HttpRequest, view, *args, **kwargs):
-        # The columns are computed while the template renders: render here, while the viewer is
-        # known, so that `masked()` offers the button only to whoever may use it.
+        # The columns are computed while the template renders, after the view has returned (and
+        # subclasses add to its context first): the viewer stays known until the render is done,
+        # so that `masked()` offers the button only to whoever may use it.
         token = _viewer.set(request.user)
         try:
             response = view(request, *args, **kwargs)
-            if hasattr(response, "render") and not getattr(response, "is_rendered", True):
-                response.render()
-            return response
-        finally:
+        except BaseException:
             _viewer.reset(token)
+            raise
+        if hasattr(response, "add_post_render_callback") and not response.is_rendered:
+            response.add_post_render_callback(_forget_viewer)
+        else:
+            _viewer.reset(token)
+        return response
 
     def masked(self, obj, field: str) -> str:
         value = getattr(obj, field, "")
