@@ -21,7 +21,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join, strip_tags
 
-from booking import notify
+from booking import notify, rules_form
 from booking.models import (
     BookingRules,
     Channel,
@@ -36,7 +36,7 @@ from booking.models import (
     Schedule,
     WaitlistEntry,
 )
-from booking.rules import parse_ban_tiers, parse_channel_quotas, parse_holidays, rules_cache_clear
+from booking.rules import rules_cache_clear
 from booking.services import channels, outbox, patients, schedules
 from booking.services import staff as staff_services
 from regional.admin import PersonalDataAdminMixin, ReadOnlyAdmin, secrets_page
@@ -874,78 +874,23 @@ class LedgerEntryAdmin(PersonalDataAdminMixin, ReadOnlyAdmin):
 # -- booking rules and no-show bans ------------------------------------------------------------------
 
 
-class BookingRulesForm(forms.ModelForm):
-    class Meta:
-        model = BookingRules
-        fields = (
-            "hospital", "release_days", "release_time", "booking_cutoff_minutes", "limit_per_day", "limit_per_week",
-            "limit_per_month", "forbid_same_doctor_session", "forbid_overlap", "cancel_deadline_time",
-            "cancel_deadline_working_days", "holidays", "ban_tiers", "waitlist_close_minutes", "reminder_time",
-            "channel_quotas", "quota_release_minutes",
-        )  # fmt: skip
-
-    def clean_ban_tiers(self):
-        value = self.cleaned_data.get("ban_tiers")
-        try:
-            parse_ban_tiers(value)
-        except ValueError as exc:
-            raise forms.ValidationError(f"爽约处罚档位格式不正确：{exc}") from exc
-        return value
-
-    def clean_channel_quotas(self):
-        value = self.cleaned_data.get("channel_quotas")
-        try:
-            parse_channel_quotas(value)
-        except ValueError as exc:
-            raise forms.ValidationError(f"渠道号源配额格式不正确：{exc}") from exc
-        return value
-
-    def clean_holidays(self):
-        value = self.cleaned_data.get("holidays") or ""
-        try:
-            parse_holidays(value)
-        except ValueError as exc:
-            raise forms.ValidationError("节假日应每行一个日期，格式如2026-10-01") from exc
-        return value
-
-    def clean(self):
-        data = super().clean()
-        if data.get("release_time") is not None and data.get("release_days") is None and not data.get("hospital"):
-            self.add_error("release_days", "设置放号时间时需同时设置提前放号天数")
-        return data
-
-
 @admin.register(BookingRules)
 class BookingRulesAdmin(admin.ModelAdmin):
-    """The region's rules (hospital left empty) and each hospital's overrides; saving takes effect
-    at once (the cached rules are dropped)."""
+    """The region's rules (hospital left empty) and each hospital's overrides, one labelled field per
+    rule (booking/rules_form.py); saving takes effect at once (the cached rules are dropped)."""
 
-    form = BookingRulesForm
     list_display = (
-        "scope", "release_days", "release_time", "booking_cutoff_minutes", "limit_per_day", "limit_per_week",
-        "limit_per_month", "cancel_deadline_time", "updated_at",
+        "scope", "rule_release_days", "rule_release_time", "rule_booking_cutoff_minutes", "rule_limit_per_day",
+        "rule_limit_per_week", "rule_limit_per_month", "rule_cancel_deadline_time", "updated_at",
     )  # fmt: skip
     list_select_related = ("hospital",)
-    fieldsets = (
-        (None, {"fields": ("hospital",)}),
-        ("放号与预约时间", {"fields": ("release_days", "release_time", "booking_cutoff_minutes")}),
-        (
-            "患者预约限制",
-            {
-                "fields": (
-                    "limit_per_day",
-                    "limit_per_week",
-                    "limit_per_month",
-                    "forbid_same_doctor_session",
-                    "forbid_overlap",
-                )  # fmt: skip
-            },
-        ),
-        ("退号截止", {"fields": ("cancel_deadline_time", "cancel_deadline_working_days", "holidays")}),
-        ("爽约处罚", {"fields": ("ban_tiers",)}),
-        ("候补与提醒", {"fields": ("waitlist_close_minutes", "reminder_time")}),
-        ("渠道号源配额", {"fields": ("channel_quotas", "quota_release_minutes")}),
-    )
+
+    def get_form(self, request: HttpRequest, obj=None, change=False, **kwargs):
+        kwargs["form"] = rules_form.rules_form_class(obj)
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_fieldsets(self, request: HttpRequest, obj=None):
+        return rules_form.rules_fieldsets(rules_form.rules_form_class(obj))
 
     @admin.display(description="适用范围", ordering="hospital")
     def scope(self, obj: BookingRules) -> str:
@@ -963,6 +908,27 @@ class BookingRulesAdmin(admin.ModelAdmin):
     def delete_queryset(self, request: HttpRequest, queryset) -> None:
         super().delete_queryset(request, queryset)
         rules_cache_clear()
+
+
+def _rule_column(name: str):
+    """A list column that says what a blank means: inherited by a hospital, off in the region's row."""
+    field = BookingRules._meta.get_field(name)
+
+    @admin.display(description=field.verbose_name, ordering=name)
+    def column(self, obj: BookingRules) -> str:
+        value = getattr(obj, name)
+        if value is None:
+            return rules_form.INHERIT_LABEL if obj.hospital_id else rules_form.OFF_LABEL
+        return value.strftime("%H:%M") if hasattr(value, "strftime") else str(value)
+
+    return column
+
+
+for _name in (
+    "release_days", "release_time", "booking_cutoff_minutes", "limit_per_day", "limit_per_week", "limit_per_month",
+    "cancel_deadline_time",
+):  # fmt: skip
+    setattr(BookingRulesAdmin, f"rule_{_name}", _rule_column(_name))
 
 
 class NoShowBanForm(forms.ModelForm):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from contextvars import ContextVar
 from urllib.parse import urlencode
 
 from django import forms
@@ -64,11 +65,33 @@ def secrets_page(
     return response
 
 
+# Who is looking at the page being rendered (a ContextVar: the ModelAdmin is shared by every thread).
+_viewer: ContextVar = ContextVar("personal_data_viewer", default=None)
+
+
+def _forget_viewer(rendered) -> None:
+    # set, not reset(token): the render may run in another context (ASGI); and return None, or
+    # Django replaces the response by the callback's value.
+    _viewer.set(None)
+
+
+class RevealForm(forms.Form):
+    reason = forms.CharField(
+        label="查看原因",
+        max_length=300,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="例如：患者来电核对身份，工单号12345。原因与查看人、时间一并记录。",
+        error_messages={"required": "请填写查看原因", "max_length": "查看原因不能超过300个字"},
+    )
+
+
 class PersonalDataAdminMixin:
     """Masked display of personal data, with a recorded reveal for users holding the permission.
 
     Declare `personal_fields = {"id_card": "id", "phone": "phone"}`; use `masked_<field>` in
-    list_display/readonly_fields, and the change page gets a 查看完整信息 link per field.
+    list_display/readonly_fields, and the change page gets a 查看完整信息 button per field. The button
+    opens a form asking the reason (GET: nothing is shown or recorded); the value is shown only in
+    the answer to that form's POST, which records who, when, which record and why.
     """
 
     personal_fields: dict[str, str] = {}
@@ -86,27 +109,72 @@ class PersonalDataAdminMixin:
 
     def reveal_view(self, request: HttpRequest, object_id: str, field: str) -> HttpResponse:
         if field not in self.personal_fields or not request.user.has_perm("regional.reveal_personal_data"):
-            return HttpResponse("无权查看完整个人信息", status=403, content_type="text/plain; charset=utf-8")
+            raise PermissionDenied("无权查看完整个人信息")
+        if request.method not in ("GET", "POST"):
+            return HttpResponseNotAllowed(["GET", "POST"])
         obj = self.get_object(request, unquote(object_id))  # None for a malformed key, not a 500
         if obj is None:
             raise Http404("记录不存在")
-        PersonalDataReveal.objects.create(
-            user=request.user, model=self.model._meta.label, object_id=str(obj.pk), field=field
-        )
-        label = self.model._meta.get_field(field).verbose_name
-        return render(
-            request,
-            "admin/regional/reveal.html",
-            {**self.admin_site.each_context(request), "obj": obj, "label": label, "value": getattr(obj, field)},
-        )
+        opts = self.model._meta
+        form = RevealForm(request.POST if request.method == "POST" else None)
+        value = None
+        if form.is_valid():
+            PersonalDataReveal.objects.create(
+                user=request.user,
+                model=opts.label,
+                object_id=str(obj.pk),
+                field=field,
+                reason=form.cleaned_data["reason"],
+            )
+            value = getattr(obj, field)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "查看完整个人信息",
+            "opts": opts,
+            "obj": obj,
+            "masked": mask(getattr(obj, field, ""), self.personal_fields[field]),
+            "label": opts.get_field(field).verbose_name,
+            "form": form,
+            "value": value,
+            "change_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk]),
+        }
+        response = render(request, "admin/regional/reveal.html", context)
+        response["Cache-Control"] = "no-store"  # a revealed value stays out of every cache
+        return response
+
+    def changeform_view(self, request: HttpRequest, *args, **kwargs):
+        return self._rendered_for(request, super().changeform_view, *args, **kwargs)
+
+    def changelist_view(self, request: HttpRequest, *args, **kwargs):
+        return self._rendered_for(request, super().changelist_view, *args, **kwargs)
+
+    def _rendered_for(self, request: HttpRequest, view, *args, **kwargs):
+        # The columns are computed while the template renders, after the view has returned (and
+        # subclasses add to its context first): the viewer stays known until the render is done,
+        # so that `masked()` offers the button only to whoever may use it.
+        token = _viewer.set(request.user)
+        try:
+            response = view(request, *args, **kwargs)
+        except BaseException:
+            _viewer.reset(token)
+            raise
+        if hasattr(response, "add_post_render_callback") and not response.is_rendered:
+            response.add_post_render_callback(_forget_viewer)
+        else:
+            _viewer.reset(token)
+        return response
 
     def masked(self, obj, field: str) -> str:
         value = getattr(obj, field, "")
         shown = mask(value, self.personal_fields[field])
+        viewer = _viewer.get()
+        if viewer is not None and not viewer.has_perm("regional.reveal_personal_data"):
+            return shown
         if obj.pk and value:
             info = self.model._meta.app_label, self.model._meta.model_name
             url = reverse("admin:{}_{}_reveal".format(*info), args=[obj.pk, field])
-            return format_html('{} <a href="{}" class="reveal">查看完整信息</a>', shown, url)
+            # A link to the form, never the reveal itself: following it shows and records nothing.
+            return format_html('{} <a href="{}" class="button reveal">查看完整信息</a>', shown, url)
         return shown
 
 
@@ -674,7 +742,7 @@ class ModelLabelFilter(admin.SimpleListFilter):
 
 @admin.register(PersonalDataReveal)
 class PersonalDataRevealAdmin(RecordColumnsMixin, ReadOnlyAdmin):
-    list_display = ("revealed_at", "user", "model_name", "record_link", "field_name")
+    list_display = ("revealed_at", "user", "model_name", "record_link", "field_name", "reason")
 
     @admin.display(description="字段", ordering="field")
     def field_name(self, obj: PersonalDataReveal) -> str:
@@ -687,7 +755,7 @@ class PersonalDataRevealAdmin(RecordColumnsMixin, ReadOnlyAdmin):
             return obj.field
 
     list_filter = (ModelLabelFilter, "revealed_at")
-    search_fields = ("user__username", "object_id")
+    search_fields = ("user__username", "object_id", "reason")
 
 
 @admin.register(AuditEntry)

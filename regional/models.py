@@ -339,6 +339,8 @@ class PersonalDataReveal(models.Model):
     model = models.CharField("数据类型", max_length=100)
     object_id = models.CharField("记录", max_length=64)
     field = models.CharField("字段", max_length=64)
+    # Asked on every reveal (a POST): why this person's full value was needed.
+    reason = models.CharField("查看原因", max_length=300, default="", blank=True)
     revealed_at = models.DateTimeField("时间", default=timezone.now)
 
     class Meta:

@@ -29,7 +29,7 @@ _WORD = re.compile(r"[A-Za-z][A-Za-z']+")
 
 def staff(role_key: str, username: str | None = None) -> User:
     """A staff account in exactly one role's group (the groups are re-made: a flush empties them)."""
-    ensure_roles()
+    ensure_roles(warn=False)  # a codename still missing fails tests/test_roles.py, not every test
     role = ROLES[role_key]
     user = User.objects.create_user(username or role_key, password=PASSWORD, is_staff=True)
     user.groups.add(Group.objects.get(name=role.group))

@@ -91,8 +91,12 @@ class OrderAdminTests:
             *Permission.objects.filter(codename__in=["view_order", "reveal_personal_data"])
         )
         client.force_login(User.objects.get(username="auditor"))
-        assert fake_id(1) in client.get(url).content.decode()
-        assert PersonalDataReveal.objects.get().field == "id_card"
+        form = client.get(url).content.decode()  # the form asking the reason: nothing revealed yet
+        assert "查看原因" in form and fake_id(1) not in form and not PersonalDataReveal.objects.exists()
+        answer = client.post(url, {"reason": "患者来电核对身份"}).content.decode()
+        assert fake_id(1) in answer
+        reveal = PersonalDataReveal.objects.get()
+        assert (reveal.field, reveal.reason) == ("id_card", "患者来电核对身份")
 
     def test_orders_cannot_be_added_changed_or_deleted_here(self, admin_client, orders):
         order = Order.objects.first()

@@ -108,14 +108,19 @@ class ReferralAdminTests:
         url = f"{CHANGELIST}{referral.pk}/reveal/id_no/"
         assert viewer.get(url).status_code == 403
         assert not PersonalDataReveal.objects.exists()
-        response = admin_client.get(url)
+        assert viewer.post(url, {"reason": "核对"}).status_code == 403
+        form = admin_client.get(url)
+        assert form.status_code == 200 and START_VALUES["sfzh"] not in form.content.decode()
+        assert not PersonalDataReveal.objects.exists()  # a followed link reveals and records nothing
+        response = admin_client.post(url, {"reason": "转诊单信息核对"})
         assert response.status_code == 200 and START_VALUES["sfzh"] in response.content.decode()
         reveal = PersonalDataReveal.objects.get()
-        assert (reveal.user, reveal.model, reveal.object_id, reveal.field) == (
+        assert (reveal.user, reveal.model, reveal.object_id, reveal.field, reveal.reason) == (
             admin_user,
             "referral.Referral",
             str(referral.pk),
             "id_no",
+            "转诊单信息核对",
         )
 
     def test_staff_cancel_through_the_service(self, referral, admin_client):
