@@ -766,7 +766,55 @@ class AuditEntryAdmin(RecordColumnsMixin, ReadOnlyAdmin):
     list_filter = ("action", ModelLabelFilter, "at")
     search_fields = ("actor", "object_id", "model", "reason")
     date_hierarchy = "at"
-    readonly_fields = ("at", "user", "actor", "action", "model_name", "record_link", "before", "after", "reason")
+    readonly_fields = (
+        "at",
+        "user",
+        "actor",
+        "action",
+        "model_name",
+        "record_link",
+        "before_text",
+        "after_text",
+        "reason",
+    )
+
+    @admin.display(description="变更前")
+    def before_text(self, obj: AuditEntry) -> str:
+        return _audit_values(obj.model, obj.before)
+
+    @admin.display(description="变更后")
+    def after_text(self, obj: AuditEntry) -> str:
+        return _audit_values(obj.model, obj.after)
+
+
+def _audit_values(model_label: str, values: dict | None) -> str:
+    """Recorded values as staff read them: each field by its Chinese name, a choice by its label."""
+    from django.apps import apps
+    from django.core.exceptions import FieldDoesNotExist
+    from django.utils.html import format_html_join
+
+    if not values:
+        return "-"
+    try:
+        model = apps.get_model(model_label)
+    except (LookupError, ValueError):
+        model = None
+    rows = []
+    for name, value in values.items():
+        label, shown = name, value
+        try:
+            field = model._meta.get_field(name) if model is not None else None
+        except FieldDoesNotExist:
+            field = None
+        if field is not None:
+            label = str(getattr(field, "verbose_name", name))
+            choices = dict(getattr(field, "flatchoices", None) or ())
+            if value in choices:
+                shown = choices[value]
+        if isinstance(shown, bool):
+            shown = "是" if shown else "否"
+        rows.append((label, "-" if shown in (None, "") else shown))
+    return format_html_join("", "<div><strong>{}</strong>：<code>{}</code></div>", rows)
 
 
 @admin.register(InboundTransaction)

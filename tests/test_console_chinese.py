@@ -34,18 +34,7 @@ pytestmark = pytest.mark.slow
 
 # page label -> why it is still English. Labels: "<app>.<model>:<page>", "app:<app>", "view:<url name>".
 # Each is owned by another helper of #13; the integrator removes an entry once its branch is merged.
-XFAIL: dict[str, str] = {
-    "auth.group:add": "权限名称仍为 Django 生成的英文（Can add …）：角色与权限由 roles 分支改为中文",
-    "auth.group:change": "权限名称仍为 Django 生成的英文（Can add …）：角色与权限由 roles 分支改为中文",
-    "auth.user:change": "权限名称仍为 Django 生成的英文（Can add …）：角色与权限由 roles 分支改为中文",
-    "regional.hospital:change": "医院接口设置的帮助文字为英文（Expected … element, qualified）：医院管理归 hospital 分支",
-    "regional.inboundtransaction:changelist": "已处理的访问流水号列表表头为英文（CREATED AT …）：归 message-log 分支",
-    "regional.inboundtransaction:change": "已处理的访问流水号详情为英文（Body hash …）：归 message-log 分支",
-    "regional.messagelog:changelist": "接口报文日志以代码显示接口（referral），未附中文名称：归 message-log 分支",
-    "regional.auditentry:change": "审计记录的变更内容显示字段名和原始值（status: draft）：regional/admin.py 不在本分支",
-    "reconciliation.statementsource:add": "对账单来源的帮助文字含英文键（encoding, merchant）：归 reconciliation 分支",
-    "reconciliation.statementsource:change": "对账单来源的帮助文字含英文键（encoding, merchant）：归 reconciliation 分支",
-}
+XFAIL: dict[str, str] = {}
 # Names of keys and formats that Chinese text itself uses (按住 Control 键或 Mac 上的 Command 键; .xlsx),
 # and the demo administrator's user name (data, made by seed_demo).
 ALLOWED = {"Control", "Command", "Mac", "xlsx", "demo"}
@@ -61,7 +50,8 @@ def visible_text(content: bytes) -> str:
     """The prose a person reads on a page: text, button labels, placeholders, titles, option texts."""
     doc = html.fromstring(content.decode("utf-8"))  # as bytes, lxml guesses Latin-1 without a meta charset
     # Raw messages and data shown verbatim (message bodies, JSON in a textarea) are not the UI's words.
-    for node in doc.xpath("//script|//style|//noscript|//template|//pre|//code|//textarea"):
+    # <bdi> isolates data values (the password summary's algorithm and salt).
+    for node in doc.xpath("//script|//style|//noscript|//template|//pre|//code|//textarea|//bdi"):
         node.drop_tree()
     # Time-zone names (Africa/El Aaiun) are the IANA database's proper names, like product names.
     for node in doc.xpath("//select[contains(@name, 'timezone')]/option"):
@@ -70,7 +60,17 @@ def visible_text(content: bytes) -> str:
     parts += doc.xpath("//title/text()")
     parts += doc.xpath("//input[@type='submit' or @type='button' or @type='reset']/@value")
     parts += doc.xpath("//@placeholder|//@title")
-    return " ".join(prose_words(" ".join(parts)))
+    return " ".join(prose_words(_unglossed(" ".join(parts))))
+
+
+# A technical term glossed in full-width brackets after its Chinese name (带命名空间（qualified）,
+# 医院信息（HospitalInfo）), and template placeholders or JSON keys in a help text ({date}, "encoding"),
+# are the integrator's codes, not the page's prose.
+_GLOSS = re.compile(r"（[^（）]*）|\{[A-Za-z_]+\}|\"[A-Za-z_]+\"")
+
+
+def _unglossed(text: str) -> str:
+    return _GLOSS.sub(lambda m: re.sub(r"[A-Za-z][\w.:/-]*", " ", m.group(0)), text)
 
 
 def prose_words(text: str) -> list[str]:
@@ -90,6 +90,10 @@ class TokenFilterTests:
     def test_it_keeps_english_prose_and_drops_codes_and_identifiers(self):
         text = "Select 预约订单 to view; By 状态 Dec. 4, 2026 NK W20261201 HospitalInfo booking.deliver_locks referral-query"
         assert english_words(" ".join(prose_words(text))) == ["By", "Dec", "Select", "to", "view"]
+
+    def test_a_term_glossed_in_brackets_or_a_placeholder_is_a_code_but_prose_beside_it_is_not(self):
+        text = _unglossed('带命名空间（qualified：.NET、Spyne 等） 可含 {merchant} 占位符 {"encoding": 1} Save changes')
+        assert english_words(" ".join(prose_words(text))) == ["Save", "changes"]
 
     def test_scripts_and_raw_messages_are_not_read_but_buttons_and_options_are(self):
         page = (
