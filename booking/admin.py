@@ -270,7 +270,7 @@ class ChannelAdmin(admin.ModelAdmin):
 
     @admin.display(description="令牌尾号")
     def token_hint_display(self, obj: Channel) -> str:
-        return f"…{obj.token_hint}" if obj.token_hint else "-"
+        return format_html("<code>…{}</code>", obj.token_hint) if obj.token_hint else "-"
 
     def save_model(self, request: HttpRequest, obj: Channel, form, change: bool) -> None:
         if change:

@@ -93,6 +93,7 @@ def celery_worker(django_db_setup, django_db_blocker, live_server):
     )  # fmt: skip
     saved = {k: app.conf[k] for k in ("broker_url", "result_backend", "task_always_eager")}
     app.conf.update(broker_url=redis, result_backend=redis, task_always_eager=False)
+    base.forget_broker_connections()  # a ping made before the switch must not keep the old broker
     saved_redis = settings.REDIS_URL
     settings.REDIS_URL = redis
     try:
@@ -110,6 +111,7 @@ def celery_worker(django_db_setup, django_db_blocker, live_server):
         yield proc
     finally:
         app.conf.update(saved)
+        base.forget_broker_connections()
         settings.REDIS_URL = saved_redis
         proc.terminate()
         try:

@@ -22,6 +22,8 @@ from tests.booking.test_admin import shown_secrets
 from tests.console import PASSWORD, staff
 from tests.factories import session
 
+pytestmark = pytest.mark.usefixtures("fresh_state")  # tasks in process (unless the real worker runs them)
+
 HEALTH = "/admin/regional/messagelog/health/"
 
 
