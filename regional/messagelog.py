@@ -75,6 +75,27 @@ def log_message(
 ) -> None:
     """Store one call in the message log; a failure here never fails the call itself."""
     seconds = time.monotonic() - started
+    record_call(interface=interface, hospital=hospital, hospital_no=hospital_no, direction=direction, ok=ok,
+                seconds=seconds)  # fmt: skip
+    try:
+        entry = log_entry(
+            direction=direction, interface=interface, hospital=hospital, hospital_no=hospital_no,
+            transaction_id=transaction_id, ok=ok, error=error, seconds=seconds, remote_addr=remote_addr,
+            request=request, response=response, result_code=result_code,
+        )  # fmt: skip
+        # Inside a caller's transaction, a savepoint: a failed log write must not poison it.
+        # Outside one, a plain autocommit insert (no BEGIN/COMMIT round trips on the hot path).
+        in_transaction = transaction.get_connection().in_atomic_block
+        with transaction.atomic() if in_transaction else contextlib.nullcontext():
+            entry.save(force_insert=True)
+    except Exception:
+        logger.exception("message log write failed for %s", interface.name)
+
+
+def record_call(
+    *, interface: Interface, hospital: Hospital | None, hospital_no: str, direction: str, ok: bool, seconds: float
+) -> None:
+    """The call's metrics (Prometheus), for a log entry written by `log_message` or by its caller."""
     record_interface_call(
         side=interface.side,
         interface=interface.name,
@@ -83,34 +104,15 @@ def log_message(
         ok=ok,
         seconds=seconds,
     )
-    try:
-        # Inside a caller's transaction, a savepoint: a failed log write must not poison it.
-        # Outside one, a plain autocommit insert (no BEGIN/COMMIT round trips on the hot path).
-        in_transaction = transaction.get_connection().in_atomic_block
-        with transaction.atomic() if in_transaction else contextlib.nullcontext():
-            _write_log(
-                direction=direction,
-                interface=interface,
-                hospital=hospital,
-                hospital_no=hospital_no,
-                transaction_id=transaction_id,
-                ok=ok,
-                error=error,
-                seconds=seconds,
-                remote_addr=remote_addr,
-                request=request,
-                response=response,
-                result_code=result_code,
-            )
-    except Exception:
-        logger.exception("message log write failed for %s", interface.name)
 
 
-def _write_log(
+def log_entry(
     *, direction, interface, hospital, hospital_no, transaction_id, ok, error, seconds, remote_addr, request, response,
-    result_code,
-) -> None:  # fmt: skip
-    MessageLog.objects.create(
+    result_code=None,
+) -> MessageLog:  # fmt: skip
+    """The unsaved log entry of one call, masked and capped: `log_message` saves it, and the inbound
+    pipeline writes it in the same statement as the call's replay record (regional.inbound)."""
+    return MessageLog(
         direction=direction,
         side=interface.side,
         interface=interface.name,

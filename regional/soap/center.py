@@ -66,14 +66,20 @@ def center_endpoint(request: HttpRequest) -> HttpResponse:
         token = username_token(request.soap_envelope)
     except PasswordDigestRefused as exc:
         return soap_fault(str(exc), 401)
-    caller = auth.authenticate(request, username_token=token)
+    # The rate limit counts the identity the caller claims, and reads the credential cache's generation,
+    # in one Redis round trip; a caller that then fails to authenticate is not counted after all.
+    key = f"hospital:{auth.claimed_identity(request, username_token=token)}"
+    limit = settings.RATE_LIMIT_HOSPITAL_PER_MINUTE
+    allowed, generation = ratelimit.allow_reading(key, limit=limit, read=auth.GENERATION_KEY)
+    caller = auth.authenticate(request, username_token=token, generation=auth.decode_generation(generation))
     if caller is None:
+        if limit > 0:
+            ratelimit.forgive(key)
         response = HttpResponse("未授权：请使用HTTP Basic或WS-Security UsernameToken认证", status=401)
         response["WWW-Authenticate"] = 'Basic realm="regional-center", charset="UTF-8"'
         response["Content-Type"] = "text/plain; charset=utf-8"
         return response
-    who = caller.hospital.hospital_no if caller.hospital else caller.address
-    if not ratelimit.allow(f"hospital:{who}", limit=settings.RATE_LIMIT_HOSPITAL_PER_MINUTE):
+    if not allowed:
         response = soap_fault("请求过于频繁：超过每分钟调用上限，请稍后重试", 429)
         response["Retry-After"] = str(ratelimit.retry_after())
         return response
