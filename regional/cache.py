@@ -72,4 +72,11 @@ def shared_redis(backend=None) -> SharedRedis | None:
         from django.core.cache import caches
 
         backend = caches["default"]
-    return SharedRedis(backend) if isinstance(backend, RedisCache) else None
+    if not isinstance(backend, RedisCache):
+        return None
+    # One per backend instance (Django keeps one per thread): building a Redis client costs more than
+    # the round trip it is for.
+    shared = backend.__dict__.get("_regional_shared")
+    if shared is None:
+        shared = backend.__dict__["_regional_shared"] = SharedRedis(backend)
+    return shared
