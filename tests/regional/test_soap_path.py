@@ -224,3 +224,29 @@ class ReplayInOneRoundTripTests:
         assert len(set(answers)) == 1 and "<ResultCode>0</ResultCode>" in answers[0]
         assert InboundTransaction.objects.filter(transaction_id="p-3").count() == 1
         assert MessageLog.objects.filter(transaction_id="p-3").count() == 6
+
+
+@pytest.mark.django_db(transaction=True)
+class DirectCallTests:
+    def test_the_plain_envelope_is_answered_byte_for_byte_as_spyne_answers_it(self, hospital):
+        client = Client()
+        direct = client.post(
+            "/ws/center", hospital_info("d-1"), content_type="text/xml", HTTP_AUTHORIZATION=basic("H0001")
+        )
+        # An (empty) header sends the same call through Spyne.
+        through_spyne = hospital_info("d-2").replace(b"<e:Body>", b"<e:Header/><e:Body>")
+        spyne = client.post("/ws/center", through_spyne, content_type="text/xml", HTTP_AUTHORIZATION=basic("H0001"))
+        assert direct.status_code == spyne.status_code == 200
+        assert direct.content == spyne.content and direct["Content-Type"] == spyne["Content-Type"]
+        assert "<ResultCode>0</ResultCode>" in answer(direct)
+        assert MessageLog.objects.filter(transaction_id__in=["d-1", "d-2"], ok=True).count() == 2
+
+    def test_a_refused_message_is_answered_alike_on_both_paths(self, hospital):
+        client = Client()
+        wrong = envelope("<Request><TransactionId>d-3</TransactionId><HospitalNo>H0002</HospitalNo></Request>")
+        direct = client.post("/ws/center", wrong, content_type="text/xml", HTTP_AUTHORIZATION=basic("H0001"))
+        spyne = client.post(
+            "/ws/center", wrong.replace(b"<e:Body>", b"<e:Header/><e:Body>"), content_type="text/xml",
+            HTTP_AUTHORIZATION=basic("H0001"),
+        )  # fmt: skip
+        assert direct.content == spyne.content and "<ResultCode>1</ResultCode>" in answer(direct)
