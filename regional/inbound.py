@@ -238,14 +238,23 @@ def _insert(record: InboundTransaction, entry: MessageLog | None) -> bool:
     return True
 
 
+_INSERTS: dict[type, tuple[str, list]] = {}
+
+
 def _insert_sql(obj) -> tuple[str, list]:
-    meta = obj._meta
-    fields = [f for f in meta.concrete_fields if not f.primary_key]
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(f.column) for f in fields)
-    placeholders = ", ".join(["%s"] * len(fields))
-    params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
-    return f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders})", params
+    known = _INSERTS.get(type(obj))
+    if known is None:  # the statement's text, once per model
+        meta = obj._meta
+        fields = [f for f in meta.concrete_fields if not f.primary_key]
+        quote = connection.ops.quote_name
+        columns = ", ".join(quote(f.column) for f in fields)
+        placeholders = ", ".join(["%s"] * len(fields))
+        known = _INSERTS[type(obj)] = (
+            f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders})",
+            fields,
+        )
+    sql, fields = known
+    return sql, [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
 
 
 def _log_for(interface, hospital, data, tx_id, caller, started, root) -> Callable[[str], MessageLog]:

@@ -36,6 +36,8 @@ def masked_xml(source: etree._Element | str | bytes, message: Message | None) ->
         except XmlReadError:
             text = source.decode("utf-8", "replace") if isinstance(source, bytes) else source
             return _cap(mask_text(_mask_unparsed(text, sensitive)))
+    elif not sensitive:  # nothing to mask by element: the tree as it is
+        return _cap(mask_text(etree.tostring(source, encoding="unicode")))
     else:
         root = etree.fromstring(etree.tostring(source))  # never alter the caller's tree
     for element in root.iter():
