@@ -126,6 +126,9 @@ def profile() -> None:
             client.post("/ws/center", data=message(2, 0), content_type="text/xml; charset=utf-8")
         for q in captured.captured_queries:
             print(f"{q['time']}s  {q['sql'][:160]}")
+        # regional.inbound writes the replay record and the log entry in the COMMIT's round trip, on
+        # psycopg's pipeline, which Django's query log does not see.
+        print("+ INSERT replay record + message log entry, with COMMIT (one round trip, pipeline mode)")
         profiler = cProfile.Profile()
         profiler.enable()
         for i in range(300):
