@@ -3,10 +3,16 @@ lxml and updates the one row in a transaction (bench/urls.py, `/bench/bare-upser
 on the same gunicorn (deploy/gunicorn.conf.py, 2 workers × GUNICORN_THREADS threads).
 
 Figures: requests/s and p50/p99 with CLIENTS concurrent clients for SECONDS each, and the latency of
-one call alone (sequential, p50), for both; the ratio is subject / baseline.
+one call alone (sequential, p50), for both; the ratio is subject / baseline. Beside them, a browse
+request (`GET /api/v1/schedules/…` with a channel token against the bare view running its query,
+`/bench/bare-schedules`) under the same server, for choosing the worker model (deploy/WORKERS.md).
 
     .venv/bin/python -m bench.bench_soap [seconds]
     .venv/bin/python -m bench.bench_soap profile   # one call's queries, then the top frames of 300 calls (cProfile)
+
+The server is deploy/gunicorn.conf.py; GUNICORN_WORKER_CLASS (gthread, sync, or
+uvicorn.workers.UvicornWorker, which serves config.asgi), GUNICORN_THREADS and BENCH_WEB_WORKERS
+change its worker model. Redis runs as in production (rate limits, the credential cache).
 """
 
 from __future__ import annotations
@@ -34,7 +40,8 @@ def message(n: int, i: int) -> bytes:
     return soap_envelope("HospitalInfo", xml)
 
 
-def load(url: str, auth, clients: int, seconds: float) -> dict:
+def load(url: str, auth, clients: int, seconds: float, *, get: dict | None = None) -> dict:
+    """POST a fresh HospitalInfo per request, or with `get` (headers) GET the url."""
     import requests
 
     latencies: list[float] = []
@@ -48,11 +55,17 @@ def load(url: str, auth, clients: int, seconds: float) -> dict:
         while time.monotonic() < stop_at:
             i += 1
             started = time.perf_counter()
-            r = session.post(url, data=message(n, i), auth=auth, headers={"Content-Type": "text/xml; charset=utf-8"})
+            if get is not None:
+                r = session.get(url, headers=get)
+                assert r.status_code == 200, r.text[:300]
+            else:
+                r = session.post(
+                    url, data=message(n, i), auth=auth, headers={"Content-Type": "text/xml; charset=utf-8"}
+                )
+                assert b"<ResultCode>0</ResultCode>" in r.content.replace(b"&lt;", b"<").replace(b"&gt;", b">"), r.text[
+                    :300
+                ]
             ms = (time.perf_counter() - started) * 1000
-            assert b"<ResultCode>0</ResultCode>" in r.content.replace(b"&lt;", b"<").replace(b"&gt;", b">"), r.text[
-                :300
-            ]
             with lock:
                 latencies.append(ms)
                 statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
@@ -88,6 +101,11 @@ def profile() -> None:
     os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
     os.environ.setdefault("RATE_LIMIT_HOSPITAL_PER_MINUTE", "0")
     from bench.common import postgres_django
+    from tests import services
+
+    os.environ.setdefault("REDIS_URL", services.start_redis() or "")  # as in production: the credential cache
+    if not os.environ["REDIS_URL"]:
+        del os.environ["REDIS_URL"]
 
     with postgres_django():
         import base64
@@ -108,6 +126,9 @@ def profile() -> None:
             client.post("/ws/center", data=message(2, 0), content_type="text/xml; charset=utf-8")
         for q in captured.captured_queries:
             print(f"{q['time']}s  {q['sql'][:160]}")
+        # regional.inbound writes the replay record and the log entry in the COMMIT's round trip, on
+        # psycopg's pipeline, which Django's query log does not see.
+        print("+ INSERT replay record + message log entry, with COMMIT (one round trip, pipeline mode)")
         profiler = cProfile.Profile()
         profiler.enable()
         for i in range(300):
@@ -123,7 +144,14 @@ def main() -> None:
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 10
     from bench.stack import Stack
 
-    stack = Stack()
+    class SoapStack(Stack):
+        def command(self, name: str) -> list[str]:
+            command = super().command(name)
+            if name == "web" and "uvicorn" in os.environ.get("GUNICORN_WORKER_CLASS", ""):
+                command[-1] = "config.asgi"
+            return command
+
+    stack = SoapStack(web_workers=int(os.environ.get("BENCH_WEB_WORKERS", 2)))
     stack.start_services()
     import django
 
@@ -131,26 +159,41 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    from booking.services.channels import channel_issue_token
     from regional.services import hospital_onboard
 
     hospital_onboard(hospital_no=HOSPITAL_NO, name="压测医院", secret=SECRET)
+    _, token = channel_issue_token(code="BENCHCH")
     stack.start("web")
     base = f"http://127.0.0.1:{stack.web_port}"
     subject = (f"{base}/ws/center", (HOSPITAL_NO, SECRET))
     bare = (f"{base}/bench/bare-upsert", None)
+    query = f"hospital={HOSPITAL_NO}&department=D1&date=2026-12-02"
+    browse = f"{base}/api/v1/schedules/?{query}"
+    bare_browse = f"{base}/bench/bare-schedules?{query}"
+    channel = {"Authorization": f"Token {token}"}
     for url, auth in (subject, bare):  # warm-up
         load(url, auth, CLIENTS, 2)
     results = {}
     for name, (url, auth) in (("subject", subject), ("baseline", bare)):
         results[name] = {**load(url, auth, CLIENTS, seconds), "alone_p50_ms": alone(url, auth)}
+    load(browse, None, CLIENTS, 1, get=channel)
+    browsing = {
+        "subject": load(browse, None, CLIENTS, seconds / 2, get=channel),
+        "baseline": load(bare_browse, None, CLIENTS, seconds / 2, get={}),
+    }
+    browsing["throughput_ratio"] = round(browsing["subject"]["per_second"] / browsing["baseline"]["per_second"], 2)
     print(
         json.dumps(
             {
                 "benchmark": f"HospitalInfo over SOAP vs a bare lxml + one-row update view, {CLIENTS} clients",
+                "worker_class": os.environ.get("GUNICORN_WORKER_CLASS", "gthread"),
+                "workers": stack.web_workers,
                 "threads_per_worker": os.environ.get("GUNICORN_THREADS", 4),
                 **results,
                 "throughput_ratio": round(results["subject"]["per_second"] / results["baseline"]["per_second"], 2),
                 "goal": "≥ 0.5",
+                "browse (empty page, same server)": browsing,
             },
             ensure_ascii=False,
             indent=2,

@@ -11,8 +11,11 @@ class RegionalConfig(AppConfig):
 
         from regional import operations  # noqa: F401  (registers the 5.x handlers)
         from regional.audit import install_admin_audit
+        from regional.auth import connect_signals
         from regional.locale import install_admin_catalog
         from regional.roles import roles_after_migrate
+
+        connect_signals()  # the credential cache's invalidation
 
         install_admin_audit()
         # The admin's widgets read their words from /admin/jsi18n/: Chinese, and complete.

@@ -47,3 +47,36 @@ class ResilientRedisCache(RedisCache):
     incr = _resilient(ValueError)(RedisCache.incr)
     decr = _resilient(ValueError)(RedisCache.decr)
     clear = _resilient(None)(RedisCache.clear)
+
+
+class SharedRedis:
+    """The Redis client behind a Django Redis cache, for what needs Redis itself in one round trip
+    (pipelines: the rate limit with the credential generation) rather than Django's one-call-per-value
+    API. Keys go through the cache's own prefixing (`key`), so both see the same values."""
+
+    def __init__(self, backend: RedisCache):
+        self.backend = backend
+        self.client = backend._cache.get_client(write=True)
+
+    def key(self, name: str) -> str:
+        return self.backend.make_and_validate_key(name)
+
+    def __getattr__(self, name: str):
+        return getattr(self.client, name)
+
+
+def shared_redis(backend=None) -> SharedRedis | None:
+    """The shared Redis of the default cache (or of `backend`), or None when the cache is not Redis
+    (the embedded mode's in-process cache, which other processes do not see)."""
+    if backend is None:
+        from django.core.cache import caches
+
+        backend = caches["default"]
+    if not isinstance(backend, RedisCache):
+        return None
+    # One per backend instance (Django keeps one per thread): building a Redis client costs more than
+    # the round trip it is for.
+    shared = backend.__dict__.get("_regional_shared")
+    if shared is None:
+        shared = backend.__dict__["_regional_shared"] = SharedRedis(backend)
+    return shared

@@ -45,11 +45,13 @@ def masked_xml(source: etree._Element | str | bytes, message: Message | None) ->
         except XmlReadError:
             text = source.decode("utf-8", "replace") if isinstance(source, bytes) else source
             return _cap(mask_text(_mask_unparsed(text, sensitive)))
-    # A copy in either case: the caller's tree is never altered.
     budget = LOG_TEXT_LIMIT // 32  # elements: about what the log keeps of a record list
     note = ""
-    if sum(1 for _ in itertools.islice(root.iter(), budget + 1)) <= budget:
-        root = etree.fromstring(etree.tostring(root))
+    small = sum(1 for _ in itertools.islice(root.iter(), budget + 1)) <= budget
+    if small and not sensitive:  # nothing to mask by element: the tree as it is
+        return _cap(mask_text(etree.tostring(root, encoding="unicode")))
+    if small:
+        root = etree.fromstring(etree.tostring(root))  # a copy: the caller's tree is never altered
     else:
         # Whole children while they fit the budget; a big container that does not fit is entered,
         # and from the first child that does not fit on, the message is left out of the log.
@@ -116,6 +118,27 @@ def log_message(
     `failure` is a MessageLog.Failure: whose fault a failed call was (the dashboard counts a
     hospital's own invalid messages apart from broken interfaces)."""
     seconds = time.monotonic() - started
+    record_call(interface=interface, hospital=hospital, hospital_no=hospital_no, direction=direction, ok=ok,
+                seconds=seconds)  # fmt: skip
+    try:
+        entry = log_entry(
+            direction=direction, interface=interface, hospital=hospital, hospital_no=hospital_no,
+            transaction_id=transaction_id, ok=ok, error=error, seconds=seconds, remote_addr=remote_addr,
+            request=request, response=response, result_code=result_code, failure="" if ok else failure,
+        )  # fmt: skip
+        # Inside a caller's transaction, a savepoint: a failed log write must not poison it.
+        # Outside one, a plain autocommit insert (no BEGIN/COMMIT round trips on the hot path).
+        in_transaction = transaction.get_connection().in_atomic_block
+        with transaction.atomic() if in_transaction else contextlib.nullcontext():
+            entry.save(force_insert=True)
+    except Exception:
+        logger.exception("message log write failed for %s", interface.name)
+
+
+def record_call(
+    *, interface: Interface, hospital: Hospital | None, hospital_no: str, direction: str, ok: bool, seconds: float
+) -> None:
+    """The call's metrics (Prometheus), for a log entry written by `log_message` or by its caller."""
     record_interface_call(
         side=interface.side,
         interface=interface.name,
@@ -124,35 +147,15 @@ def log_message(
         ok=ok,
         seconds=seconds,
     )
-    try:
-        # Inside a caller's transaction, a savepoint: a failed log write must not poison it.
-        # Outside one, a plain autocommit insert (no BEGIN/COMMIT round trips on the hot path).
-        in_transaction = transaction.get_connection().in_atomic_block
-        with transaction.atomic() if in_transaction else contextlib.nullcontext():
-            _write_log(
-                direction=direction,
-                interface=interface,
-                hospital=hospital,
-                hospital_no=hospital_no,
-                transaction_id=transaction_id,
-                ok=ok,
-                error=error,
-                seconds=seconds,
-                remote_addr=remote_addr,
-                request=request,
-                response=response,
-                result_code=result_code,
-                failure="" if ok else failure,
-            )
-    except Exception:
-        logger.exception("message log write failed for %s", interface.name)
 
 
-def _write_log(
+def log_entry(
     *, direction, interface, hospital, hospital_no, transaction_id, ok, error, seconds, remote_addr, request, response,
-    result_code, failure,
-) -> None:  # fmt: skip
-    MessageLog.objects.create(
+    result_code=None, failure="",
+) -> MessageLog:  # fmt: skip
+    """The unsaved log entry of one call, masked and capped: `log_message` saves it, and the inbound
+    pipeline writes it in the same statement as the call's replay record (regional.inbound)."""
+    return MessageLog(
         direction=direction,
         side=interface.side,
         interface=interface.name,
