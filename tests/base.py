@@ -126,6 +126,17 @@ def shared_state_clear() -> None:
     hospital_wsdl.clear_clients()
 
 
+def drop_dead_connections() -> None:
+    """Close this context's database connections that a PostgreSQL restart killed. Playwright's
+    sync API runs the test inside its own context, where Django keeps connections of its own: one
+    opened by an earlier browser test would otherwise be handed back dead."""
+    from django.db import connections
+
+    for connection in connections.all(initialized_only=True):
+        if connection.connection is not None and not connection.in_atomic_block and not connection.is_usable():
+            connection.close()
+
+
 def forget_broker_connections() -> None:
     """Celery caches its broker connection pool on first use, eager calls included (they borrow a
     producer since Celery 5.3). Dropped after each in-process test, so that the Celery worker

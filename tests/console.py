@@ -13,6 +13,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 
 from regional.roles import ROLES, ensure_roles
+from tests.base import drop_dead_connections
 from tests.referral.test_browser import ARTIFACTS, LAUNCH_ARGS, VIEWPORT, require_chromium
 
 PASSWORD = "console-test-password-1"  # noqa: S105 - throwaway test accounts
@@ -52,6 +53,7 @@ def english_page(monkeypatch, settings):
             context = browser.new_context(
                 viewport=VIEWPORT, locale="en-US", extra_http_headers={"Accept-Language": "en-US,en;q=0.9"}
             )
+            drop_dead_connections()
             yield context.new_page()
             context.close()
         finally:

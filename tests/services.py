@@ -203,14 +203,6 @@ def postgres_start() -> None:
         _as_service_user([pg["pg_ctl"], "-D", pg["data"], "-o", pg["options"], "-l", pg["log"], "-w", "start"]),
         check=True, capture_output=True, env=pg["env"],
     )  # fmt: skip
-    # The restart cut every session: this process's kept connections are dead, and the tests that run
-    # next must not inherit one ("terminating connection due to administrator command").
-    from django.db import connections
-
-    for connection in connections.all(initialized_only=True):
-        connection.close_if_unusable_or_obsolete()
-        if connection.connection is not None and not connection.in_atomic_block:
-            connection.close()
 
 
 # -- a real application server for load ------------------------------------------------------------

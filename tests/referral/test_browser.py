@@ -12,7 +12,7 @@ import requests
 
 from referral import services
 from referral.models import Referral
-from tests.base import RECEIVER_NO, SECRET, SENDER_NO, SERVLET, answer, query_xml, start_xml
+from tests.base import RECEIVER_NO, SECRET, SENDER_NO, SERVLET, answer, drop_dead_connections, query_xml, start_xml
 from tests.services import MISSING
 
 
@@ -70,6 +70,7 @@ def page(monkeypatch, settings):
         browser = p.chromium.launch(executable_path=executable, args=LAUNCH_ARGS)
         try:
             context = browser.new_context(viewport=VIEWPORT, locale="zh-CN")
+            drop_dead_connections()
             yield context.new_page()
             context.close()
         finally:
