@@ -2,6 +2,8 @@
 sandbox hospital), then the same load with faults, then the checks that nothing went wrong.
 
     .venv/bin/python -m bench.bench_load [seconds]
+    .venv/bin/python -m bench.bench_load profile   # one lock's queries, its cost above the hospital
+                                                   # call, then the top frames of 100 locks (cProfile)
 
 1. Mixed load from a second process on loopback for a fixed time: channel browsing, locks,
    payments, cancellations and hospital pushes (SOAP): throughput and p50/p95/p99 per endpoint.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import random
 import sys
 import threading
@@ -220,6 +223,24 @@ def reads_vs_bare(config: dict, seconds: float, out: multiprocessing.Queue) -> N
         for t in threads:
             t.join()
     out.put(dict(samples))
+
+
+def wait_quiet(timeout: float = 60) -> float:
+    """Seconds until the worker has sent what the load phases queued (notifications, outbox): the lock
+    is then timed on a quiet stack, not against a worker draining a backlog on the same two cores."""
+    from booking.models import OutboxMessage, PatientNotification
+    from regional.delivery import DeliveryStatus
+
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        busy = (
+            PatientNotification.objects.filter(status=DeliveryStatus.PENDING).exists()
+            or OutboxMessage.objects.filter(status=DeliveryStatus.PENDING).exists()
+        )
+        if not busy:
+            break
+        time.sleep(1)
+    return round(time.monotonic() - started, 1)
 
 
 def lock_above_hospital_call(config: dict, locks: int = 40) -> dict:
@@ -434,7 +455,107 @@ def recover_and_check(timeout: float = 240) -> dict:
     }
 
 
+def profile_lock(locks: int = 100) -> None:
+    """The lock path in this process (the REST view through the sandbox hospital over HTTP, on the
+    stack's PostgreSQL, Redis and Celery worker): what it costs above the hospital call, and where."""
+    import cProfile
+    import pstats
+
+    stack = Stack()
+    stack.start_services()
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from booking.models import Schedule
+    from regional import hospital_client
+
+    call_command("migrate", verbosity=0)
+    for name in ("web", "sandbox", "worker"):
+        stack.start(name)
+    config = seed(stack)
+    schedule = (
+        Schedule.objects.select_related("hospital")
+        .filter(status=Schedule.NORMAL, work_date__gt=__import__("datetime").date.today())
+        .order_by("-remaining")
+        .first()
+    )
+    client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Token {config['token']}")
+    seq = iter(range(43_000_000, 44_000_000))
+    calls: list[float] = []
+    real_call = hospital_client.call
+
+    def timed_call(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return real_call(*args, **kwargs)
+        finally:
+            calls.append((time.perf_counter() - started) * 1000)
+
+    hospital_client.call = timed_call
+
+    def lock() -> float:
+        i = next(seq)
+        body = {
+            "hospital_no": schedule.hospital.hospital_no,
+            "work_id": schedule.work_id,
+            "patient": {"name": "压测患者", "id_card": fake_id(i), "phone": f"135{i % 10**8:08d}"},
+        }
+        started = time.perf_counter()
+        r = client.post("/api/v1/orders/", data=body, content_type="application/json")
+        assert r.status_code == 201, r.content[:300]
+        return (time.perf_counter() - started) * 1000
+
+    try:
+        for _ in range(10):
+            lock()
+        with CaptureQueriesContext(connection) as captured:
+            lock()
+        print(f"# one lock: {len(captured.captured_queries)} queries")
+        for q in captured.captured_queries:
+            print(f"{q['time']}s  {q['sql'][:150]}")
+        calls.clear()
+        spent: dict[str, list[float]] = defaultdict(list)
+
+        def timed_query(execute, sql, params, many, context):
+            started = time.perf_counter()
+            try:
+                return execute(sql, params, many, context)
+            finally:
+                spent[" ".join(sql.split()[:6])[:90]].append((time.perf_counter() - started) * 1000)
+
+        with connection.execute_wrapper(timed_query):
+            totals = [lock() for _ in range(40)]
+        print("# the database, per lock: total ms, calls, statement")
+        for sql, times in sorted(spent.items(), key=lambda kv: -sum(kv[1])):
+            print(f"{sum(times) / 40:7.2f} {len(times) / 40:4.1f}  {sql}")
+        above = [t - c for t, c in zip(totals, calls, strict=True)]
+        print(
+            f"# 40 locks: lock p50 {percentile(totals, 50):.1f} ms, hospital call p50 {percentile(calls, 50):.1f} ms,"
+            f" cost above the call p50 {percentile(above, 50):.1f} ms (goal ≤ 50 ms)"
+        )
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(locks):
+            lock()
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+        dump = os.path.join(stack.logs, "lock.prof")
+        profiler.dump_stats(dump)
+        print(f"# the whole profile: {dump} (python -m pstats)")
+    finally:
+        hospital_client.call = real_call
+        stack.stop_all()
+
+
 def main() -> None:
+    if sys.argv[1:] == ["profile"]:
+        return profile_lock()
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 60
     stack = Stack()
     stack.start_services()
@@ -459,7 +580,7 @@ def main() -> None:
         "throughput_ratio": round(browse["per_second"] / bare["per_second"], 2),
         "goal": "≥ 0.5",
     }
-    report["lock_vs_hospital_call"] = lock_above_hospital_call(config)
+    report["lock_vs_hospital_call"] = {"waited_for_quiet_s": wait_quiet(), **lock_above_hospital_call(config)}
     events: list = []
     faults = inject_faults(stack, seconds, events)
     report["load_with_faults"] = run_in_process(generate, config, seconds)

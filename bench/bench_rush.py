@@ -14,6 +14,7 @@ answer 409). Also counted: database queries of one refusal (in process) and Redi
 refusal (the Redis server's own command statistics over the refusal phase).
 
     .venv/bin/python -m bench.bench_rush
+    .venv/bin/python -m bench.bench_rush profile   # the same, then the top frames of 500 refusals (cProfile)
 """
 
 from __future__ import annotations
@@ -209,6 +210,17 @@ def main() -> None:
             with CaptureQueriesContext(connection) as captured:
                 response = client.post("/api/v1/orders/", body, content_type="application/json")
             assert response.status_code == 409, response.content
+            if sys.argv[1:] == ["profile"]:
+                import cProfile
+                import pstats
+
+                profiler = cProfile.Profile()
+                profiler.enable()
+                for _ in range(500):
+                    client.post("/api/v1/orders/", body, content_type="application/json")
+                profiler.disable()
+                pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(35)
+                pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(20)
         finally:
             stop_gunicorn(proc)
             stop_gunicorn(his_proc)

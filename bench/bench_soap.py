@@ -136,6 +136,9 @@ def profile() -> None:
         profiler.disable()
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
         pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
+        dump = os.path.join(os.environ["REGIONAL_VAR_DIR"], "soap.prof")
+        profiler.dump_stats(dump)
+        print(f"# the whole profile: {dump} (python -m pstats)")
 
 
 def main() -> None:

@@ -66,3 +66,29 @@ def _copy_upsert(model, objects, unique_fields, update_fields) -> int:
         count = raw.rowcount
         raw.execute(f"DROP TABLE {temp}")
     return count
+
+
+_UPDATES: dict[tuple[type, tuple[str, ...]], tuple[str, list]] = {}
+
+
+def update_row(obj: models.Model, field_names: Sequence[str]) -> bool:
+    """UPDATE `field_names` of `obj`'s row by primary key, as `save(update_fields=…)` writes them
+    (auto_now filled, values prepared by each field), without the signals; False when no row has that
+    key. The statement's text is built once per model and set of fields: Model.save() compiled it
+    again each time, and for a one-row push that was the largest cost left."""
+    key = (type(obj), tuple(field_names))
+    known = _UPDATES.get(key)
+    if known is None:
+        meta = obj._meta
+        fields = [meta.get_field(name) for name in field_names]
+        quote = connection.ops.quote_name
+        assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+        known = _UPDATES[key] = (
+            f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s",
+            fields,
+        )
+    sql, fields = known
+    params = [f.get_db_prep_save(f.pre_save(obj, False), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, obj.pk])
+        return cursor.rowcount == 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 
-from django.core.cache.backends.redis import RedisCache
+from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 from redis.exceptions import RedisError
 
 logger = logging.getLogger("regional.cache")
@@ -33,7 +33,25 @@ def _resilient(fallback):
     return wrap
 
 
+class _ReusedClients(RedisCacheClient):
+    """Django builds a new Redis client around the same pool for every cache call; building one
+    (its table of response callbacks) cost more than the round trip it was for. Clients are safe to
+    share between threads; the pool underneath is the one Django keeps."""
+
+    def get_client(self, key=None, *, write=False):
+        pool = self._get_connection_pool(write)
+        clients = self.__dict__.setdefault("_clients", {})
+        client = clients.get(id(pool))
+        if client is None:
+            client = clients[id(pool)] = self._client(connection_pool=pool)
+        return client
+
+
 class ResilientRedisCache(RedisCache):
+    def __init__(self, server, params):
+        super().__init__(server, params)
+        self._class = _ReusedClients
+
     get = _resilient(lambda args, kwargs: kwargs.get("default", args[1] if len(args) > 1 else None))(RedisCache.get)
     get_many = _resilient({})(RedisCache.get_many)
     has_key = _resilient(False)(RedisCache.has_key)

@@ -11,9 +11,10 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
 from django.db import transaction
+from django.db.models.signals import post_save
 from pypinyin import Style, lazy_pinyin
 
-from regional.bulk import upsert
+from regional.bulk import update_row, upsert
 from regional.errors import DomainError
 from regional.models import Department, Doctor, Hospital, HospitalCredential
 
@@ -95,28 +96,41 @@ def _interface_setting(attr: str, value: str) -> str:
     return value
 
 
+_HOSPITAL_INFO = (
+    ("short_name", "HospitalShortName"),
+    ("degree_code", "DegreeCode"),
+    ("degree_name", "DegreeName"),
+    ("phone", "Phone"),
+    ("address", "Addr"),
+    ("description", "Desc"),
+    ("website", "Website"),
+    ("bus_route", "BusRoute"),
+)
+_HOSPITAL_INFO_FIELDS = ("name", *(attr for attr, _ in _HOSPITAL_INFO), "seq_no", "is_deleted", "updated_at")
+
+
 # No savepoint: called inside the inbound pipeline's transaction, an error here fails the whole message
 # anyway, and the SAVEPOINT/RELEASE pair were two of a HospitalInfo push's nine round trips.
 @transaction.atomic(savepoint=False)
 def hospital_info_apply(*, hospital: Hospital, info: dict) -> Hospital:
-    """5.1: the hospital's own description of itself; `IsDelete` is a soft delete."""
+    """5.1: the hospital's own description of itself; `IsDelete` is a soft delete. Only the columns
+    the message describes are written (the interface settings staff keep on the row are not), and
+    the receivers of a save are told as for `save(update_fields=…)` (the credential cache)."""
     hospital.name = info["HospitalName"]
-    for attr, key in (
-        ("short_name", "HospitalShortName"),
-        ("degree_code", "DegreeCode"),
-        ("degree_name", "DegreeName"),
-        ("phone", "Phone"),
-        ("address", "Addr"),
-        ("description", "Desc"),
-        ("website", "Website"),
-        ("bus_route", "BusRoute"),
-    ):
+    for attr, key in _HOSPITAL_INFO:
         setattr(hospital, attr, info.get(key) or "")
+    fields = _HOSPITAL_INFO_FIELDS
     if info.get("Image") is not None:
         hospital.image = info["Image"]
+        fields = (*fields, "image")
     hospital.seq_no = info.get("SeqNo")
     hospital.is_deleted = bool(info.get("IsDelete"))
-    hospital.save()
+    if not update_row(hospital, fields):
+        raise DomainError(f"医院{hospital.hospital_no}不存在")
+    post_save.send(
+        sender=Hospital, instance=hospital, created=False, update_fields=frozenset(fields), raw=False,
+        using=transaction.get_connection().alias,
+    )  # fmt: skip
     return hospital
 
 

@@ -275,7 +275,10 @@ class OrderListCreate(ChannelMixin, generics.GenericAPIView):
             patient=patients.Patient(**data["patient"]),
             idempotency_key=request.headers.get("Idempotency-Key", ""),
         )
-        prefetch_related_objects([order], "ledger")
+        if created:  # a number just locked has no payment or refund yet: nothing to read back
+            order._prefetched_objects_cache = {"ledger": order.ledger.none()}
+        else:
+            prefetch_related_objects([order], "ledger")
         response = Response(OrderOut(order).data, status=201 if created else 200)
         if not created:
             response["Idempotent-Replayed"] = "true"

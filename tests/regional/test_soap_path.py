@@ -113,6 +113,39 @@ class CredentialCacheTests:
         assert auth.read_generation() != before
         assert auth.check_secret("H0001", SECRET).endpoint_url == "http://127.0.0.1:9/his"
 
+    def test_hospital_info_writes_only_its_own_columns_over_a_stale_cached_copy(self, hospital, shared_cache):
+        client = Client()
+        client.post("/ws/center", hospital_info("o-1"), content_type="text/xml", HTTP_AUTHORIZATION=basic("H0001"))
+        # Another worker's staff change that this process's cache has not seen yet (no signal here).
+        type(hospital).objects.filter(pk=hospital.pk).update(
+            endpoint_url="http://127.0.0.1:9/his", soap_encoding="GBK", interface_version="2.0"
+        )
+        response = client.post(
+            "/ws/center", hospital_info("o-2", "又改名医院"), content_type="text/xml", HTTP_AUTHORIZATION=basic("H0001")
+        )
+        assert "<ResultCode>0</ResultCode>" in answer(response)
+        hospital.refresh_from_db()
+        assert hospital.name == "又改名医院"
+        assert (hospital.endpoint_url, hospital.soap_encoding, hospital.interface_version) == (
+            "http://127.0.0.1:9/his",
+            "GBK",
+            "2.0",
+        )
+
+    def test_a_hospital_deleting_itself_invalidates_the_cache(self, hospital, shared_cache):
+        client = Client()
+        client.post("/ws/center", hospital_info("d-1"), content_type="text/xml", HTTP_AUTHORIZATION=basic("H0001"))
+        before = auth.read_generation()
+        deleted = envelope(
+            "<Request><TransactionId>d-2</TransactionId><HospitalNo>H0001</HospitalNo>"
+            "<HospitalName>测试第一医院</HospitalName><IsDelete>1</IsDelete></Request>"
+        )
+        response = client.post("/ws/center", deleted, content_type="text/xml", HTTP_AUTHORIZATION=basic("H0001"))
+        assert "<ResultCode>0</ResultCode>" in answer(response)
+        hospital.refresh_from_db()
+        assert hospital.is_deleted
+        assert auth.read_generation() != before
+
     def test_the_cached_hospital_is_a_copy_that_a_rolled_back_handler_cannot_change(self, hospital, shared_cache):
         generation = auth.read_generation()
         first = auth.check_secret("H0001", SECRET, generation=generation)
