@@ -96,6 +96,54 @@ def bare_schedules_by_day(request):
     return HttpResponse(json.dumps({"next": None, "results": results}, default=str), content_type="application/json")
 
 
+def _page(cursor, keys: tuple[str, ...]) -> HttpResponse:
+    rows = cursor.fetchall()
+    results = [dict(zip(keys, row, strict=True)) for row in rows[:50]]
+    body = json.dumps({"next": None, "previous": None, "results": results}, default=str, ensure_ascii=False)
+    return HttpResponse(body, content_type="application/json")
+
+
+def bare_hospitals(request):
+    """The hospital list's baseline: the columns the channel sees, one page."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT hospital_no, name, short_name, degree_code || degree_name, degree_name, address, phone"
+            " FROM regional_hospital WHERE NOT is_deleted ORDER BY hospital_no LIMIT 51"
+        )
+        return _page(cursor, ("hospital_no", "name", "short_name", "level", "degree_name", "address", "phone"))
+
+
+def bare_departments(request):
+    """A hospital's departments, the baseline: one query by hospital number, one page."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT d.department_id, d.name, d.name_abbr, d.parent_department_id, d.location, d.is_outpatient"
+            " FROM regional_department d JOIN regional_hospital h ON h.id = d.hospital_id"
+            " WHERE h.hospital_no = %s AND NOT h.is_deleted AND NOT d.is_deleted ORDER BY d.department_id, d.id LIMIT 51",
+            [request.GET["hospital"]],
+        )
+        return _page(
+            cursor, ("department_id", "name", "name_abbr", "parent_department_id", "location", "is_outpatient")
+        )
+
+
+def bare_doctors(request):
+    """Doctors by hospital and department, the baseline: the columns the channel sees, one page."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT h.hospital_no, doc.doctor_id, doc.name, doc.name_abbr, doc.department_code, dep.name, doc.title,"
+            " doc.is_expert, doc.skill FROM regional_doctor doc JOIN regional_hospital h ON h.id = doc.hospital_id"
+            " JOIN regional_department dep ON dep.id = doc.department_id"
+            " WHERE NOT doc.is_deleted AND h.hospital_no = %s AND dep.department_id = %s ORDER BY doc.id LIMIT 51",
+            [request.GET["hospital"], request.GET["department"]],
+        )
+        return _page(
+            cursor,
+            ("hospital_no", "doctor_id", "name", "name_abbr", "department_id", "department_name", "title",
+             "is_expert", "skill"),
+        )  # fmt: skip
+
+
 @csrf_exempt
 def bare_lock_refusal(request):
     """The rush's refusal baseline: read the JSON body, one query for the session's count, answer
@@ -120,5 +168,8 @@ urlpatterns = [
     path("bench/bare-upsert", bare_upsert),
     path("bench/bare-schedules-by-day", bare_schedules_by_day),
     path("bench/bare-lock-refusal", bare_lock_refusal),
+    path("bench/bare-hospitals", bare_hospitals),
+    path("bench/bare-departments", bare_departments),
+    path("bench/bare-doctors", bare_doctors),
     *platform,
 ]

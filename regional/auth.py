@@ -39,7 +39,7 @@ CACHE_MAX_AGE = 60.0
 # the message (the image only when sent, and the cache never holds it), so a cached copy that is
 # older in these fields never writes them back.
 MASTER_DATA_FIELDS = frozenset(
-    {"name", "short_name", "degree_code", "degree_name", "phone", "address", "description", "image", "website",
+    {"name", "short_name", "degree_code", "degree_name", "phone", "address", "description", "website",
      "bus_route", "seq_no", "updated_at"}
 )  # fmt: skip
 # The hospital whose own message is being applied (set by regional.inbound around the handler).
@@ -139,7 +139,6 @@ def _credential(hospital_no: str, generation: str | None) -> HospitalCredential 
     # so what is stored here under the older one is dropped at the next call.
     credential = (
         HospitalCredential.objects.select_related("hospital")
-        .defer("hospital__image")
         .filter(hospital__hospital_no=hospital_no, is_active=True)
         .first()
     )
@@ -174,7 +173,7 @@ def _hospital_saved(sender, instance: Hospital, **kwargs) -> None:
     if acting_hospital.get() == instance.pk and cached is not None and cached.pk == instance.pk:
         names = [f.attname for f in Hospital._meta.concrete_fields if f.name not in MASTER_DATA_FIELDS]
         if all(getattr(cached, name) == getattr(instance, name) for name in names):
-            values = {f: getattr(instance, f) for f in MASTER_DATA_FIELDS - {"image"}}
+            values = {f: getattr(instance, f) for f in MASTER_DATA_FIELDS}
             transaction.on_commit(lambda: cached.__dict__.update(values))
             return
     _credential_changed(sender)

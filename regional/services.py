@@ -16,7 +16,7 @@ from pypinyin import Style, lazy_pinyin
 
 from regional.bulk import update_row, upsert
 from regional.errors import DomainError
-from regional.models import Department, Doctor, Hospital, HospitalCredential
+from regional.models import Department, Doctor, DoctorIcon, Hospital, HospitalCredential, HospitalImage
 
 BATCH = 2000
 
@@ -119,18 +119,19 @@ def hospital_info_apply(*, hospital: Hospital, info: dict) -> Hospital:
     hospital.name = info["HospitalName"]
     for attr, key in _HOSPITAL_INFO:
         setattr(hospital, attr, info.get(key) or "")
-    fields = _HOSPITAL_INFO_FIELDS
-    if info.get("Image") is not None:
-        hospital.image = info["Image"]
-        fields = (*fields, "image")
     hospital.seq_no = info.get("SeqNo")
     hospital.is_deleted = bool(info.get("IsDelete"))
-    if not update_row(hospital, fields):
+    if not update_row(hospital, _HOSPITAL_INFO_FIELDS):
         raise DomainError(f"医院{hospital.hospital_no}不存在")
     post_save.send(
-        sender=Hospital, instance=hospital, created=False, update_fields=frozenset(fields), raw=False,
+        sender=Hospital, instance=hospital, created=False, update_fields=frozenset(_HOSPITAL_INFO_FIELDS), raw=False,
         using=transaction.get_connection().alias,
     )  # fmt: skip
+    if info.get("Image") is not None:  # absent: the picture sent before stays
+        HospitalImage.objects.bulk_create(
+            [HospitalImage(hospital=hospital, image=info["Image"])],
+            update_conflicts=True, unique_fields=["hospital"], update_fields=["image", "updated_at"],
+        )  # fmt: skip
     return hospital
 
 
@@ -230,8 +231,9 @@ def departments_ensure(*, hospital: Hospital, named: dict[str, str]) -> dict[str
 def doctors_apply(*, hospital: Hospital, records: Sequence[dict]) -> int:
     """5.3: upsert doctors by (hospital, DoctorId); a department named only here is created."""
     departments = departments_ensure(hospital=hospital, named={r["DepartmentId"]: r["DepartmentName"] for r in records})
-    rows = {}
+    rows, icons = {}, {}
     for r in records:
+        icons[r["DoctorId"]] = r.get("Icon")
         rows[r["DoctorId"]] = Doctor(
             hospital=hospital,
             doctor_id=r["DoctorId"],
@@ -251,18 +253,34 @@ def doctors_apply(*, hospital: Hospital, records: Sequence[dict]) -> int:
             department_code=r["DepartmentId"],
             department_id=departments.get(r["DepartmentId"]),
             is_expert=_flag(r.get("IsZJ")),
-            icon=r.get("Icon"),
             seq_no=r.get("SeqNo"),
             is_deleted=bool(r.get("IsDelete")),
         )
-    return _doctors_upsert(list(rows.values()), len(records))
+    count = _doctors_upsert(list(rows.values()), len(records))
+    _doctor_icons_apply(hospital=hospital, icons=icons)
+    return count
+
+
+def _doctor_icons_apply(*, hospital: Hospital, icons: Mapping[str, bytes | None]) -> None:
+    """The photos of the doctors just sent: stored where sent, removed where the record has none
+    (as the record's other fields, the record is the doctor's whole description)."""
+    without = [doctor_id for doctor_id, icon in icons.items() if icon is None]
+    if without:
+        DoctorIcon.objects.filter(doctor__hospital=hospital, doctor__doctor_id__in=without).delete()
+    sent = {doctor_id: icon for doctor_id, icon in icons.items() if icon is not None}
+    if sent:
+        pks = dict(Doctor.objects.filter(hospital=hospital, doctor_id__in=list(sent)).values_list("doctor_id", "pk"))
+        DoctorIcon.objects.bulk_create(
+            [DoctorIcon(doctor_id=pks[doctor_id], icon=icon) for doctor_id, icon in sent.items()],
+            batch_size=20, update_conflicts=True, unique_fields=["doctor"], update_fields=["icon", "updated_at"],
+        )  # fmt: skip
 
 
 def _doctors_upsert(doctors: list[Doctor], count: int) -> int:
     update_fields = [
         "name", "name_abbr", "sex_code", "sex_name", "education_code", "education_name", "position_code",
         "position_name", "practice_year", "skill", "description", "title_code", "title", "department_code",
-        "department", "is_expert", "icon", "seq_no", "is_deleted", "updated_at",
+        "department", "is_expert", "seq_no", "is_deleted", "updated_at",
     ]  # fmt: skip
     upsert(Doctor, doctors, unique_fields=["hospital", "doctor_id"], update_fields=update_fields)
     return count

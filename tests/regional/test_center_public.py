@@ -63,7 +63,7 @@ class HospitalInfoTests:
         assert result == {"ResultCode": "0", "ErrorMsg": "", "HospitalNo": "H0001"}
         stored = Hospital.objects.get(hospital_no="H0001")
         assert stored.degree_name == "三级甲等" and stored.level == 3
-        assert bytes(stored.image) == b"\x89PNG\r\n demo"
+        assert bytes(stored.picture.image) == b"\x89PNG\r\n demo"
         log = MessageLog.objects.get(interface="HospitalInfo")
         assert log.ok and log.hospital_id == stored.pk and log.transaction_id == "H0001_0001"
 
@@ -124,7 +124,7 @@ class DepartmentAndDoctorInfoTests:
         result = answer(center_client().service.DoctorInfo(xml))
         assert result == {"ResultCode": "0", "ErrorMsg": "", "Count": "2", "HospitalNo": "H0001"}
         first, second = Doctor.objects.order_by("doctor_id")
-        assert first.is_expert and bytes(first.icon) == b"icon-bytes" and first.title == "主任医师"
+        assert first.is_expert and bytes(first.portrait.icon) == b"icon-bytes" and first.title == "主任医师"
         assert second.is_deleted and not second.is_expert
 
     def test_departments_form_a_tree_and_get_pinyin(self, hospital, center_client):
