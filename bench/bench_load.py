@@ -230,9 +230,12 @@ def reads_vs_bare(config: dict, seconds: float, out: multiprocessing.Queue) -> N
                     params["department"] = department
                 url = config["base"] + path.format(hospital=hospital_no)
                 started = time.perf_counter()
-                r = session.get(url, params=params, headers=auth, timeout=30)
+                try:
+                    status = session.get(url, params=params, headers=auth, timeout=30).status_code
+                except requests.RequestException:
+                    status = 0
                 with lock:
-                    samples[name].append(((time.perf_counter() - started) * 1000, r.status_code))
+                    samples[name].append(((time.perf_counter() - started) * 1000, status))
 
         threads = [threading.Thread(target=worker, args=(n,)) for n in range(THREADS)]
         for t in threads:

@@ -22,13 +22,48 @@ def hospitals() -> QuerySet[Hospital]:
     return Hospital.objects.filter(is_deleted=False).order_by("seq_no", "hospital_no")
 
 
+def hospital_rows(*, columns: tuple[str, ...]) -> CompiledValues:
+    """`hospitals()` as `.values(*columns)` rows for a cursor page, compiled once."""
+    return CompiledValues(("hospitals", columns), lambda: hospitals().values(*columns), {}, model=Hospital)
+
+
 def departments(*, hospital: Hospital) -> QuerySet[Department]:
     return Department.objects.filter(hospital=hospital, is_deleted=False).order_by("seq_no", "department_id")
 
 
+def department_rows(*, columns: tuple[str, ...], hospital_no: str) -> CompiledValues:
+    """The departments of a registered hospital as rows, compiled once: none for an unknown hospital."""
+    return CompiledValues(
+        ("departments", columns),
+        lambda hospital_no: Department.objects.filter(
+            hospital__hospital_no=hospital_no, hospital__is_deleted=False, is_deleted=False
+        ).values(*columns),
+        {"hospital_no": (hospital_no or "").strip()},
+        model=Department,
+    )
+
+
 def doctors(*, hospital_no: str = "", department_id: str = "", q: str = "") -> QuerySet[Doctor]:
     """Doctors by hospital, department and a name or pinyin-initials search (`张` or `ZSF`)."""
-    query = Doctor.objects.filter(is_deleted=False).select_related("hospital", "department")
+    return _doctors(hospital_no=hospital_no, department_id=department_id, q=q).select_related("hospital", "department")
+
+
+def doctor_rows(
+    *, columns: tuple[str, ...], hospital_no: str = "", department_id: str = "", q: str = ""
+) -> CompiledValues:
+    """`doctors(...)` as `.values(*columns)` rows for a cursor page, compiled once per combination of
+    filters (a name search, whose LIKE pattern the compiler builds, goes through the ORM each time)."""
+    filters = {"hospital_no": hospital_no, "department_id": department_id, "q": (q or "").strip()}
+    return CompiledValues(
+        ("doctors", columns),
+        lambda **values: _doctors(**values).values(*columns),
+        {k: v for k, v in filters.items() if v},
+        model=Doctor,
+    )
+
+
+def _doctors(*, hospital_no: str = "", department_id: str = "", q: str = "") -> QuerySet[Doctor]:
+    query = Doctor.objects.filter(is_deleted=False)
     if hospital_no:
         query = query.filter(hospital__hospital_no=hospital_no)
     if department_id:

@@ -17,6 +17,15 @@ from regional.messages.codes import OutpatientType
 from regional.pii import EncryptedTextField
 
 
+def degree_level(degree_code: str, degree_name: str) -> int:
+    """1–3 from a hospital's degree (一级/二级/三级); 0 unknown."""
+    text = f"{degree_code}{degree_name}"
+    for level, marks in ((3, ("三级", "3")), (2, ("二级", "2")), (1, ("一级", "1"))):
+        if any(mark in text for mark in marks):
+            return level
+    return 0
+
+
 class Hospital(models.Model):
     """A medical institution of the region (机构), identified by its HospitalNo.
 
@@ -90,11 +99,7 @@ class Hospital(models.Model):
     @property
     def level(self) -> int:
         """1–3 from the degree (一级/二级/三级), for telling up- from down-referrals; 0 unknown."""
-        text = f"{self.degree_code}{self.degree_name}"
-        for level, marks in ((3, ("三级", "3")), (2, ("二级", "2")), (1, ("一级", "1"))):
-            if any(mark in text for mark in marks):
-                return level
-        return 0
+        return degree_level(self.degree_code, self.degree_name)
 
 
 def hash_secret(secret: str, key: str | None = None) -> str:

@@ -17,7 +17,7 @@ from rest_framework import serializers
 
 from booking.models import Order, Schedule
 from regional.messages.codes import PayChannel
-from regional.models import Department, Doctor, Hospital
+from regional.models import Department, Doctor, Hospital, degree_level
 from regional.pii import mask
 
 # -- in ---------------------------------------------------------------------------------------------
@@ -123,11 +123,32 @@ class HospitalOut(serializers.ModelSerializer):
         model = Hospital
         fields = ["hospital_no", "name", "short_name", "level", "degree_name", "address", "phone"]
 
+    # What a list page loads, as `.values()` rows (as ScheduleOut: no model objects, no DRF field walk).
+    COLUMNS = ("hospital_no", "name", "short_name", "degree_code", "degree_name", "address", "phone")
+
+    def to_representation(self, instance: Hospital | dict) -> dict:
+        row = instance if isinstance(instance, dict) else {c: getattr(instance, c) for c in self.COLUMNS}
+        return {
+            "hospital_no": row["hospital_no"],
+            "name": row["name"],
+            "short_name": row["short_name"],
+            "level": degree_level(row["degree_code"], row["degree_name"]),
+            "degree_name": row["degree_name"],
+            "address": row["address"],
+            "phone": row["phone"],
+        }
+
 
 class DepartmentOut(serializers.ModelSerializer):
     class Meta:
         model = Department
         fields = ["department_id", "name", "name_abbr", "parent_department_id", "location", "is_outpatient"]
+
+    COLUMNS = ("id", "department_id", "name", "name_abbr", "parent_department_id", "location", "is_outpatient")
+
+    def to_representation(self, instance: Department | dict) -> dict:
+        row = instance if isinstance(instance, dict) else {c: getattr(instance, c) for c in self.COLUMNS}
+        return {name: row[name] for name in self.Meta.fields}
 
 
 class DoctorOut(serializers.ModelSerializer):
@@ -142,8 +163,28 @@ class DoctorOut(serializers.ModelSerializer):
             "is_expert", "skill",
         ]  # fmt: skip
 
+    COLUMNS = (
+        "id", "hospital__hospital_no", "doctor_id", "name", "name_abbr", "department_code", "department__name",
+        "title", "is_expert", "skill",
+    )  # fmt: skip
+
     def get_department_name(self, obj: Doctor) -> str:
         return obj.department.name if obj.department_id else ""
+
+    def to_representation(self, instance: Doctor | dict) -> dict:
+        if not isinstance(instance, dict):
+            return super().to_representation(instance)
+        return {
+            "hospital_no": instance["hospital__hospital_no"],
+            "doctor_id": instance["doctor_id"],
+            "name": instance["name"],
+            "name_abbr": instance["name_abbr"],
+            "department_id": instance["department_code"],
+            "department_name": instance["department__name"] or "",
+            "title": instance["title"],
+            "is_expert": bool(instance["is_expert"]),
+            "skill": instance["skill"],
+        }
 
 
 class ScheduleOut(serializers.ModelSerializer):

@@ -124,7 +124,7 @@ class HospitalList(ChannelMixin, generics.ListAPIView):
     pagination_class = HospitalPagination
 
     def get_queryset(self):
-        return selectors.hospitals()
+        return selectors.hospital_rows(columns=HospitalOut.COLUMNS)
 
 
 @extend_schema(tags=["浏览"], summary="医院的科室", responses={200: DepartmentOut(many=True), **ERRORS})
@@ -133,7 +133,13 @@ class DepartmentList(ChannelMixin, generics.ListAPIView):
     pagination_class = DepartmentPagination
 
     def get_queryset(self):
-        return selectors.departments(hospital=hospital_by_no(self.kwargs["hospital_no"]))
+        return selectors.department_rows(columns=DepartmentOut.COLUMNS, hospital_no=self.kwargs["hospital_no"])
+
+    def list(self, request: Request, *args, **kwargs) -> Response:
+        response = super().list(request, *args, **kwargs)
+        if not response.data["results"]:
+            hospital_by_no(self.kwargs["hospital_no"])  # no departments, or no such hospital: 404
+        return response
 
 
 @extend_schema(
@@ -152,8 +158,11 @@ class DoctorList(ChannelMixin, generics.ListAPIView):
 
     def get_queryset(self):
         params = self.request.query_params
-        return selectors.doctors(
-            hospital_no=params.get("hospital", ""), department_id=params.get("department", ""), q=params.get("q", "")
+        return selectors.doctor_rows(
+            columns=DoctorOut.COLUMNS,
+            hospital_no=params.get("hospital", ""),
+            department_id=params.get("department", ""),
+            q=params.get("q", ""),
         )
 
 
