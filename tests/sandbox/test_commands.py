@@ -162,7 +162,10 @@ class SeedDemoTests:
             "draft", "submitted", "accepted", "rejected", "completed",
         }  # fmt: skip
         # Elsewhere the refusal says which rule opens the waitlist and where staff set it.
-        closed = Schedule.objects.filter(hospital__hospital_no="DEMO001", status=Schedule.NORMAL).first()
+        # A session still to come, whatever the time of day the test runs at (this morning's is over
+        # in the afternoon, and refused for that first).
+        sessions = Schedule.objects.filter(hospital__hospital_no="DEMO001", status=Schedule.NORMAL)
+        closed = next(s for s in sessions.order_by("work_date", "start_time") if s.is_bookable(timezone.now()))
         with pytest.raises(DomainError) as refused:
             waitlist_join(
                 channel=Channel.objects.get(code="JKMZWX"), schedule_id=closed.pk, patient=demo_day.patient(900)
